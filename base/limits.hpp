@@ -1,0 +1,28 @@
+#pragma once
+// Upper bounds, in one place, for every input, queue and batch. A limit that is reached gives an
+// error value or backpressure, never unbounded growth.
+
+#include <cstddef>
+#include <cstdint>
+
+namespace pevledger::limits {
+
+// SPEC section 6: a longer command line is refused with line_too_long.
+inline constexpr std::size_t command_line_bytes_max = 65536;
+// Identifiers (utility, account, premise, device, session, card, tariff, command id).
+inline constexpr std::size_t identifier_bytes_max = 256;
+inline constexpr std::size_t tou_windows_max = 64;
+inline constexpr std::size_t whitelist_cards_max = 100000;
+// Group commit: requests waiting for the log writer before `append` blocks the caller.
+inline constexpr std::size_t log_queue_requests_max = 256;
+// Group commit: one synced WriteBatch carries at most this many requests and bytes.
+inline constexpr std::size_t log_batch_requests_max = 1024;
+inline constexpr std::size_t log_batch_bytes_max = 32u << 20;
+// Events one command may produce (a bill run produces one per account and line group).
+inline constexpr std::size_t events_per_command_max = 1u << 22;
+// Command lines the ingest path decides before one synced group commit.
+inline constexpr std::size_t ingest_group_lines_max = 4096;
+// Business time accepted: years 1970 to 9999.
+inline constexpr std::int64_t unix_seconds_max = 253402300799;
+
+}  // namespace pevledger::limits

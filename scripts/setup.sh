@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages pevledger builds with, when any is missing. Idempotent.
+set -euo pipefail
+packages=(
+  build-essential cmake ccache pkg-config tzdata
+  libcaf-dev librocksdb-dev libflatbuffers-dev flatbuffers-compiler liburing-dev
+  librapidcheck-dev libgtest-dev libbenchmark-dev libhowardhinnant-date-dev libssl-dev
+  nlohmann-json3-dev libcli11-dev
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
