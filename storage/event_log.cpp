@@ -1,0 +1,398 @@
+#include "storage/event_log.hpp"
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "base/limits.hpp"
+
+namespace pevledger::storage {
+namespace {
+
+constexpr const char* cf_names[] = {"default", "events", "streams", "commands",
+                                    "projections"};
+enum cf_index { cf_default = 0, cf_events, cf_streams, cf_commands, cf_projections, cf_count };
+constexpr std::string_view watermark_key = "projection_watermark";
+// Stream heads cached in memory; past this the cache is dropped and refilled from the index.
+constexpr std::size_t stream_head_cache_max = 1u << 20;
+
+void put_be64(std::string& out, std::uint64_t v) {
+  for (int i = 7; i >= 0; --i) out.push_back(static_cast<char>((v >> (i * 8)) & 0xff));
+}
+std::uint64_t get_be64(std::string_view s) {
+  PEV_ASSERT(s.size() >= 8);
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<std::uint8_t>(s[i]);
+  return v;
+}
+std::string seq_key(log_seq seq) {
+  std::string k;
+  put_be64(k, seq.value());
+  return k;
+}
+std::string stream_key(std::string_view stream, std::uint64_t stream_seq) {
+  std::string k(stream);
+  k.push_back('\0');
+  put_be64(k, stream_seq);
+  return k;
+}
+status io_error(const rocksdb::Status& s, std::string_view what) {
+  return {errc::io_error, std::string(what) + ": " + s.ToString()};
+}
+std::span<const std::uint8_t> as_bytes(const rocksdb::Slice& s) {
+  return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
+}
+
+// Closing a handle can only fail on a handle we never opened; nothing is lost either way.
+void ignore_rocksdb(const rocksdb::Status&) {}
+
+struct pending_append {
+  append_batch batch;
+  std::size_t bytes = 0;
+  std::promise<result<append_receipt>> done;
+};
+
+}  // namespace
+
+struct event_log::impl {
+  std::unique_ptr<rocksdb::DB> db;
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs;
+  log_options options;
+
+  // Durable head; written by the writer thread after each successful group commit.
+  mutable std::mutex head_mu;
+  log_seq head_seq{0};
+  digest head_hash{};
+
+  std::mutex queue_mu;
+  std::condition_variable queue_not_empty;
+  std::condition_variable queue_not_full;
+  std::deque<std::unique_ptr<pending_append>> queue;
+  bool stopping = false;
+  bool failed = false;
+
+  // Owned by the writer thread only.
+  std::unordered_map<std::string, std::uint64_t> stream_heads;
+  flatbuffers::FlatBufferBuilder fbb{4096};
+  std::thread writer;
+
+  ~impl() {
+    {
+      std::lock_guard lock(queue_mu);
+      stopping = true;
+    }
+    queue_not_empty.notify_all();
+    if (writer.joinable()) writer.join();
+    for (auto* cf : cfs)
+      if (db) ignore_rocksdb(db->DestroyColumnFamilyHandle(cf));
+    cfs.clear();
+    db.reset();
+  }
+
+  result<std::uint64_t> stream_head(const std::string& stream) {
+    if (auto it = stream_heads.find(stream); it != stream_heads.end()) return it->second;
+    if (stream_heads.size() >= stream_head_cache_max) stream_heads.clear();
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cfs[cf_streams]));
+    it->SeekForPrev(stream_key(stream, UINT64_MAX));
+    std::uint64_t head = 0;
+    if (it->Valid()) {
+      const auto key = it->key().ToStringView();
+      if (key.size() == stream.size() + 9 && key.substr(0, stream.size()) == stream && key[stream.size()] == '\0')
+        head = get_be64(key.substr(stream.size() + 1));
+    }
+    if (!it->status().ok()) return io_error(it->status(), "reading stream index");
+    stream_heads.emplace(stream, head);
+    return head;
+  }
+
+  // Packs a group of appends into one WriteBatch; on success returns each batch's receipt.
+  result<std::vector<append_receipt>> commit_group(std::vector<std::unique_ptr<pending_append>>& group) {
+    rocksdb::WriteBatch wb;
+    log_seq seq;
+    digest hash;
+    {
+      std::lock_guard lock(head_mu);
+      seq = head_seq;
+      hash = head_hash;
+    }
+    std::unordered_map<std::string, std::uint64_t> touched;  // stream heads inside this group
+    std::vector<append_receipt> receipts;
+    receipts.reserve(group.size());
+    bool has_projections = false;
+    for (auto& p : group) {
+      const log_seq first(seq.value() + 1);
+      for (auto& cmd : p->batch.commands) {
+        const log_seq cmd_first(seq.value() + 1);
+        PEV_ASSERT(cmd.events.size() <= limits::events_per_command_max);
+        for (auto& ev : cmd.events) {
+          auto t = touched.find(ev.stream);
+          if (t == touched.end()) {
+            auto h = stream_head(ev.stream);
+            if (!h) return h.error();
+            t = touched.emplace(ev.stream, h.value()).first;
+          }
+          const std::uint64_t stream_seq = ++t->second;
+          seq = log_seq(seq.value() + 1);
+          hash = build_record(fbb, {seq, stream_seq, hash}, ev.stream, cmd.at, cmd.command_id, ev.body);
+          wb.Put(cfs[cf_events], seq_key(seq),
+                 rocksdb::Slice(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize()));
+          wb.Put(cfs[cf_streams], stream_key(ev.stream, stream_seq), seq_key(seq));
+        }
+        if (!cmd.indexed) continue;
+        std::string outcome;
+        put_be64(outcome, cmd_first.value());
+        const auto count = static_cast<std::uint32_t>(seq.value() + 1 - cmd_first.value());
+        for (int i = 3; i >= 0; --i) outcome.push_back(static_cast<char>((count >> (i * 8)) & 0xff));
+        wb.Put(cfs[cf_commands], cmd.command_id, outcome);
+      }
+      for (auto& put : p->batch.projections) {
+        wb.Put(cfs[cf_projections], put.key, put.value);
+        has_projections = true;
+      }
+      receipts.push_back({first, seq});
+    }
+    if (has_projections) wb.Put(cfs[cf_default], std::string(watermark_key), seq_key(seq));
+    rocksdb::WriteOptions wo;
+    wo.sync = options.sync;
+    if (auto s = db->Write(wo, &wb); !s.ok()) return io_error(s, "group commit");
+    for (auto& [stream, head] : touched) stream_heads[stream] = head;
+    std::lock_guard lock(head_mu);
+    head_seq = seq;
+    head_hash = hash;
+    return receipts;
+  }
+
+  void writer_loop() {
+    for (;;) {
+      std::vector<std::unique_ptr<pending_append>> group;
+      {
+        std::unique_lock lock(queue_mu);
+        queue_not_empty.wait(lock, [&] { return stopping || !queue.empty(); });
+        if (queue.empty()) return;  // stopping, and everything queued is written
+        std::size_t bytes = 0;
+        while (!queue.empty() && group.size() < limits::log_batch_requests_max &&
+               (group.empty() || bytes + queue.front()->bytes <= limits::log_batch_bytes_max)) {
+          bytes += queue.front()->bytes;
+          group.push_back(std::move(queue.front()));
+          queue.pop_front();
+        }
+      }
+      queue_not_full.notify_all();
+      bool already_failed;
+      {
+        std::lock_guard lock(queue_mu);
+        already_failed = failed;
+      }
+      if (already_failed) {
+        for (auto& p : group) p->done.set_value(status(errc::log_closed, "the log stopped after a failed write"));
+        continue;
+      }
+      auto receipts = commit_group(group);
+      if (!receipts) {
+        {
+          std::lock_guard lock(queue_mu);
+          failed = true;
+        }
+        for (auto& p : group) p->done.set_value(receipts.error());
+        continue;
+      }
+      PEV_ASSERT(receipts->size() == group.size());
+      for (std::size_t i = 0; i < group.size(); ++i) group[i]->done.set_value((*receipts)[i]);
+    }
+  }
+
+  result<stored_record> read(log_seq seq) const {
+    std::string value;
+    auto s = db->Get(rocksdb::ReadOptions(), cfs[cf_events], seq_key(seq), &value);
+    if (s.IsNotFound()) return status(errc::corruption, "record " + std::to_string(seq.value()) + " is missing");
+    if (!s.ok()) return io_error(s, "reading record " + std::to_string(seq.value()));
+    stored_record out;
+    out.bytes.assign(value.begin(), value.end());
+    PEV_RETURN_IF_ERROR(verify_record(out.bytes, seq));
+    return out;
+  }
+};
+
+event_log::event_log(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+event_log::~event_log() = default;
+
+result<std::unique_ptr<event_log>> event_log::open(const std::string& dir, log_options options) {
+  auto p = std::make_unique<impl>();
+  p->options = options;
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = options.create_if_missing;
+  db_options.create_missing_column_families = options.create_if_missing;
+  db_options.max_background_jobs = 2;
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const char* name : cf_names) {
+    rocksdb::ColumnFamilyOptions cf_options;
+    if (std::string_view(name) == "events") cf_options.write_buffer_size = 128u << 20;
+    descriptors.emplace_back(name, cf_options);
+  }
+  rocksdb::DB* raw = nullptr;
+  auto s = rocksdb::DB::Open(db_options, dir, descriptors, &p->cfs, &raw);
+  if (!s.ok()) return io_error(s, "opening " + dir);
+  p->db.reset(raw);
+  PEV_ASSERT(p->cfs.size() == cf_count);
+
+  // The head is the last record; it must verify, or the log is not safe to extend.
+  std::unique_ptr<rocksdb::Iterator> it(p->db->NewIterator(rocksdb::ReadOptions(), p->cfs[cf_events]));
+  it->SeekToLast();
+  if (!it->status().ok()) return io_error(it->status(), "finding the log head");
+  if (it->Valid()) {
+    const log_seq last(get_be64(it->key().ToStringView()));
+    PEV_RETURN_IF_ERROR(verify_record(as_bytes(it->value()), last));
+    p->head_seq = last;
+    p->head_hash = record_hash(*schema::GetRecord(it->value().data()));
+  }
+  it.reset();
+  p->writer = std::thread([raw_impl = p.get()] { raw_impl->writer_loop(); });
+  return std::unique_ptr<event_log>(new event_log(std::move(p)));
+}
+
+std::future<result<append_receipt>> event_log::append(append_batch batch) {
+  auto pending = std::make_unique<pending_append>();
+  for (const auto& c : batch.commands)
+    for (const auto& e : c.events) pending->bytes += e.body.size() + e.stream.size() + c.command_id.size() + 160;
+  for (const auto& p : batch.projections) pending->bytes += p.key.size() + p.value.size();
+  pending->batch = std::move(batch);
+  auto future = pending->done.get_future();
+  {
+    std::unique_lock lock(impl_->queue_mu);
+    impl_->queue_not_full.wait(lock, [&] {
+      return impl_->stopping || impl_->queue.size() < limits::log_queue_requests_max;
+    });
+    if (impl_->stopping || impl_->failed) {
+      pending->done.set_value(status(errc::log_closed, "the log is closed or stopped after a failed write"));
+      return future;
+    }
+    impl_->queue.push_back(std::move(pending));
+  }
+  impl_->queue_not_empty.notify_one();
+  return future;
+}
+
+result<append_receipt> event_log::append_and_wait(append_batch batch) { return append(std::move(batch)).get(); }
+
+log_seq event_log::last_seq() const {
+  std::lock_guard lock(impl_->head_mu);
+  return impl_->head_seq;
+}
+
+digest event_log::last_hash() const {
+  std::lock_guard lock(impl_->head_mu);
+  return impl_->head_hash;
+}
+
+result<std::optional<command_outcome>> event_log::find_command(std::string_view id) const {
+  std::string value;
+  auto s = impl_->db->Get(rocksdb::ReadOptions(), impl_->cfs[cf_commands], rocksdb::Slice(id.data(), id.size()),
+                          &value);
+  if (s.IsNotFound()) return std::optional<command_outcome>();
+  if (!s.ok()) return io_error(s, "reading the command index");
+  if (value.size() != 12) return status(errc::corruption, "command index entry for '" + std::string(id) + "' is malformed");
+  command_outcome out;
+  out.first = log_seq(get_be64(value));
+  for (int i = 8; i < 12; ++i) out.events = (out.events << 8) | static_cast<std::uint8_t>(value[i]);
+  return std::optional<command_outcome>(out);
+}
+
+result<std::optional<std::string>> event_log::get_projection(std::string_view key) const {
+  std::string value;
+  auto s = impl_->db->Get(rocksdb::ReadOptions(), impl_->cfs[cf_projections], rocksdb::Slice(key.data(), key.size()),
+                          &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return io_error(s, "reading a projection");
+  return std::optional<std::string>(std::move(value));
+}
+
+status event_log::scan_projections(std::string_view prefix,
+                                   const std::function<status(std::string_view, std::string_view)>& visit) const {
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cfs[cf_projections]));
+  for (it->Seek(rocksdb::Slice(prefix.data(), prefix.size())); it->Valid(); it->Next()) {
+    const auto key = it->key().ToStringView();
+    if (key.substr(0, prefix.size()) != prefix) break;
+    PEV_RETURN_IF_ERROR(visit(key, it->value().ToStringView()));
+  }
+  if (!it->status().ok()) return io_error(it->status(), "scanning projections");
+  return status::ok();
+}
+
+result<log_seq> event_log::projection_watermark() const {
+  std::string value;
+  auto s = impl_->db->Get(rocksdb::ReadOptions(), impl_->cfs[cf_default], std::string(watermark_key), &value);
+  if (s.IsNotFound()) return log_seq(0);
+  if (!s.ok()) return io_error(s, "reading the projection watermark");
+  if (value.size() != 8) return status(errc::corruption, "projection watermark is malformed");
+  return log_seq(get_be64(value));
+}
+
+result<stored_record> event_log::read(log_seq seq) const { return impl_->read(seq); }
+
+status event_log::scan(log_seq first, log_seq last, const std::function<status(const schema::Record&)>& visit) const {
+  if (first.value() == 0) first = log_seq(1);
+  if (last < first) return status::ok();
+  digest prev{};
+  if (first.value() > 1) {
+    auto before = impl_->read(log_seq(first.value() - 1));
+    if (!before) return before.error();
+    prev = record_hash(before->record());
+  }
+  rocksdb::ReadOptions ro;
+  ro.readahead_size = 4u << 20;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->cfs[cf_events]));
+  std::uint64_t expected = first.value();
+  for (it->Seek(seq_key(first)); it->Valid() && expected <= last.value(); it->Next(), ++expected) {
+    const std::uint64_t key_seq = get_be64(it->key().ToStringView());
+    if (key_seq != expected)
+      return {errc::corruption, "record " + std::to_string(expected) + " is missing (next stored is " +
+                                    std::to_string(key_seq) + ")"};
+    const auto bytes = as_bytes(it->value());
+    PEV_RETURN_IF_ERROR(verify_record(bytes, log_seq(expected)));
+    const schema::Record* r = schema::GetRecord(bytes.data());
+    if (record_prev_hash(*r) != prev)
+      return {errc::corruption, "record " + std::to_string(expected) + ": previous hash breaks the chain"};
+    prev = record_hash(*r);
+    PEV_RETURN_IF_ERROR(visit(*r));
+  }
+  if (!it->status().ok()) return io_error(it->status(), "scanning the log");
+  if (expected <= last.value() && expected <= last_seq().value())
+    return {errc::corruption, "record " + std::to_string(expected) + " is missing"};
+  return status::ok();
+}
+
+result<std::vector<log_seq>> event_log::stream_records(std::string_view stream) const {
+  std::vector<log_seq> out;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cfs[cf_streams]));
+  const std::string prefix = std::string(stream) + '\0';
+  for (it->Seek(prefix); it->Valid(); it->Next()) {
+    const auto key = it->key().ToStringView();
+    if (key.substr(0, prefix.size()) != prefix) break;
+    out.emplace_back(get_be64(it->value().ToStringView()));
+  }
+  if (!it->status().ok()) return io_error(it->status(), "reading stream index");
+  return out;
+}
+
+status event_log::overwrite_record_for_test(log_seq seq, std::span<const std::uint8_t> bytes) {
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  auto s = impl_->db->Put(wo, impl_->cfs[cf_events], seq_key(seq),
+                          rocksdb::Slice(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  return s.ok() ? status::ok() : io_error(s, "overwriting a record");
+}
+
+status event_log::delete_record_for_test(log_seq seq) {
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  auto s = impl_->db->Delete(wo, impl_->cfs[cf_events], seq_key(seq));
+  return s.ok() ? status::ok() : io_error(s, "deleting a record");
+}
+
+}  // namespace pevledger::storage

@@ -1,0 +1,127 @@
+#pragma once
+// The event log: one append-only, hash-chained sequence of records in RocksDB.
+//
+// Column families and their keys (integers are 8-byte big-endian, so keys sort numerically):
+//   events       global_seq                      -> Record bytes (schema/events.fbs)
+//   streams      stream '\0' stream_seq          -> global_seq
+//   commands     command id                      -> first global_seq (8) + event count (4)
+//   projections  key chosen by the engine        -> value chosen by the engine
+//   default      "projection_watermark"          -> global_seq the projections include
+//
+// Writes are group commits: `append` queues a batch and returns a future; one writer thread packs
+// every waiting batch (up to limits::log_batch_*_max) into a single WriteBatch, writes it with a
+// synced WAL, and only then fulfils the futures. A batch's events, its command ids and its
+// projection values are in the same WriteBatch, so no crash can separate them. When the queue holds
+// limits::log_queue_requests_max batches, `append` blocks: that is the backpressure.
+//
+// Sharp edge: after a failed write the log refuses every further append (`log_closed`); reopen it.
+// Every read verifies the record it returns (structure, hash, chain, contiguity).
+
+#include <functional>
+#include <future>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.hpp"
+#include "base/strong_types.hpp"
+#include "storage/record.hpp"
+
+namespace pevledger::storage {
+
+struct event_to_append {
+  std::string stream;               // e.g. "account/u_west-a0"
+  std::vector<std::uint8_t> body;   // a finished EventBody FlatBuffer
+};
+
+// The events one command produced. The command id goes into the idempotency index unless
+// `indexed` is false: the audit records of a refused command carry its id but do not take it.
+struct command_to_append {
+  std::string command_id;
+  unix_seconds at;
+  std::vector<event_to_append> events;
+  bool indexed = true;
+};
+
+struct projection_put {
+  std::string key;
+  std::string value;
+};
+
+struct append_batch {
+  std::vector<command_to_append> commands;
+  // Projection values that include every event of this batch; written with the watermark.
+  std::vector<projection_put> projections;
+};
+
+// The global sequences a batch received: [first, last]; last = first - 1 when it held no events.
+struct append_receipt {
+  log_seq first;
+  log_seq last;
+};
+
+// What the idempotency index knows of a command id.
+struct command_outcome {
+  log_seq first;
+  std::uint32_t events = 0;
+};
+
+struct log_options {
+  bool sync = true;  // fsync the WAL on every group commit; only benchmarks of the limit turn it off
+  bool create_if_missing = true;
+};
+
+// A record read back and verified; `bytes` owns the data `record` points into.
+struct stored_record {
+  std::vector<std::uint8_t> bytes;
+  [[nodiscard]] const schema::Record& record() const { return *schema::GetRecord(bytes.data()); }
+  [[nodiscard]] const schema::EventBody& body() const { return *record().body_nested_root(); }
+};
+
+class event_log {
+ public:
+  [[nodiscard]] static result<std::unique_ptr<event_log>> open(const std::string& dir, log_options options = {});
+  // Drains the queue, then closes the database.
+  ~event_log();
+  event_log(const event_log&) = delete;
+  event_log& operator=(const event_log&) = delete;
+
+  // Queues a batch for the next group commit. Blocks while the queue is full.
+  [[nodiscard]] std::future<result<append_receipt>> append(append_batch batch);
+  [[nodiscard]] result<append_receipt> append_and_wait(append_batch batch);
+
+  // The last durable sequence (0 for an empty log) and its hash.
+  [[nodiscard]] log_seq last_seq() const;
+  [[nodiscard]] digest last_hash() const;
+
+  [[nodiscard]] result<std::optional<command_outcome>> find_command(std::string_view id) const;
+  [[nodiscard]] result<std::optional<std::string>> get_projection(std::string_view key) const;
+  // Visits every projection whose key starts with `prefix`, in key order.
+  [[nodiscard]] status scan_projections(std::string_view prefix,
+                                        const std::function<status(std::string_view, std::string_view)>& visit) const;
+  [[nodiscard]] result<log_seq> projection_watermark() const;
+
+  // Reads and verifies one record.
+  [[nodiscard]] result<stored_record> read(log_seq seq) const;
+  // Visits records from `first` to `last` (inclusive) in order, verifying each one, the chain
+  // between them and that no sequence is missing. Stops at the first error `visit` returns.
+  [[nodiscard]] status scan(log_seq first, log_seq last,
+                            const std::function<status(const schema::Record&)>& visit) const;
+  // Global sequences of a stream's records, in stream order.
+  [[nodiscard]] result<std::vector<log_seq>> stream_records(std::string_view stream) const;
+
+  // For tests of tamper detection: overwrite or delete the stored bytes of one record, bypassing
+  // the chain. Never used by the engine.
+  [[nodiscard]] status overwrite_record_for_test(log_seq seq, std::span<const std::uint8_t> bytes);
+  [[nodiscard]] status delete_record_for_test(log_seq seq);
+
+ private:
+  struct impl;
+  explicit event_log(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace pevledger::storage

@@ -1,0 +1,107 @@
+#include "storage/record.hpp"
+
+#include <openssl/evp.h>
+
+#include <cstring>
+
+namespace pevledger::storage {
+namespace {
+
+schema::Digest to_fb(const digest& d) {
+  schema::Digest out;
+  for (std::size_t i = 0; i < d.size(); ++i) out.mutable_bytes()->Mutate(i, d[i]);
+  return out;
+}
+
+digest from_fb(const schema::Digest& d) {
+  digest out;
+  for (std::size_t i = 0; i < out.size(); ++i) out[i] = d.bytes()->Get(i);
+  return out;
+}
+
+// Hash of a record's bytes with its hash field taken as 32 zero bytes.
+digest hash_with_zeroed_field(std::span<const std::uint8_t> bytes, const schema::Digest* field) {
+  const auto* field_bytes = reinterpret_cast<const std::uint8_t*>(field);
+  const std::size_t offset = static_cast<std::size_t>(field_bytes - bytes.data());
+  PEV_ASSERT(offset + sizeof(schema::Digest) <= bytes.size());
+  std::vector<std::uint8_t> copy(bytes.begin(), bytes.end());
+  std::memset(copy.data() + offset, 0, sizeof(schema::Digest));
+  return sha256(copy);
+}
+
+}  // namespace
+
+digest sha256(std::span<const std::uint8_t> bytes) {
+  digest out{};
+  unsigned int len = 0;
+  const int ok = EVP_Digest(bytes.data(), bytes.size(), out.data(), &len, EVP_sha256(), nullptr);
+  PEV_ASSERT(ok == 1 && len == out.size());
+  return out;
+}
+
+std::string to_hex(const digest& d) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(64);
+  for (std::uint8_t b : d) {
+    out.push_back(hex[b >> 4]);
+    out.push_back(hex[b & 15]);
+  }
+  return out;
+}
+
+digest record_hash(const schema::Record& r) { return from_fb(*r.hash()); }
+digest record_prev_hash(const schema::Record& r) { return from_fb(*r.prev_hash()); }
+
+digest build_record(flatbuffers::FlatBufferBuilder& fbb, const record_position& pos, std::string_view stream,
+                    unix_seconds at, std::string_view command_id, std::span<const std::uint8_t> body) {
+  PEV_ASSERT(pos.global.value() >= 1);
+  const auto* body_root = flatbuffers::GetRoot<schema::EventBody>(body.data());
+  const auto event_type = static_cast<std::uint8_t>(body_root->event_type());
+  PEV_ASSERT(event_type != 0);
+
+  fbb.Clear();
+  const auto stream_off = fbb.CreateString(stream.data(), stream.size());
+  const auto command_off = fbb.CreateString(command_id.data(), command_id.size());
+  // A nested buffer keeps its own alignment only if the vector starts 8-aligned.
+  fbb.ForceVectorAlignment(body.size(), sizeof(std::uint8_t), 8);
+  const auto body_off = fbb.CreateVector(body.data(), body.size());
+  const schema::Digest zero = to_fb(digest{});
+  const schema::Digest prev = to_fb(pos.prev_hash);
+  schema::RecordBuilder rb(fbb);
+  rb.add_global_seq(pos.global.value());
+  rb.add_stream_seq(pos.stream_seq);
+  rb.add_at(at.value());
+  rb.add_stream(stream_off);
+  rb.add_command_id(command_off);
+  rb.add_event_type(event_type);
+  rb.add_body(body_off);
+  rb.add_prev_hash(&prev);
+  rb.add_hash(&zero);
+  fbb.Finish(rb.Finish());
+
+  std::span<std::uint8_t> bytes(fbb.GetBufferPointer(), fbb.GetSize());
+  schema::Record* record = schema::GetMutableRecord(bytes.data());
+  const digest h = sha256(bytes);  // the hash field is still zero here
+  schema::Digest* field = record->mutable_hash();
+  for (std::size_t i = 0; i < h.size(); ++i) field->mutable_bytes()->Mutate(i, h[i]);
+  PEV_DEBUG_ASSERT(verify_record(bytes, pos.global).is_ok());
+  return h;
+}
+
+status verify_record(std::span<const std::uint8_t> bytes, log_seq expected) {
+  const std::string where = "record " + std::to_string(expected.value()) + ": ";
+  flatbuffers::Verifier verifier(bytes.data(), bytes.size());
+  if (!schema::VerifyRecordBuffer(verifier)) return {errc::corruption, where + "does not verify as a Record"};
+  const schema::Record* r = schema::GetRecord(bytes.data());
+  if (r->global_seq() != expected.value())
+    return {errc::corruption, where + "carries sequence " + std::to_string(r->global_seq())};
+  const schema::EventBody* body = r->body_nested_root();
+  if (body == nullptr || static_cast<std::uint8_t>(body->event_type()) != r->event_type())
+    return {errc::corruption, where + "event type differs from its body"};
+  if (hash_with_zeroed_field(bytes, r->hash()) != record_hash(*r))
+    return {errc::corruption, where + "hash does not match its bytes"};
+  return status::ok();
+}
+
+}  // namespace pevledger::storage
