@@ -1,0 +1,348 @@
+#include "actors/apply.hpp"
+
+#include "actors/rating.hpp"
+
+namespace pevledger::actors {
+namespace {
+
+namespace fb = pevledger::schema;
+
+std::string s(const flatbuffers::String* str) { return str == nullptr ? std::string() : str->str(); }
+
+std::int32_t month_index(const flatbuffers::String* text) {
+  auto m = parse_month(text->string_view());
+  PEV_ASSERT(m.has_value());  // decide wrote it
+  return m->index();
+}
+
+// Looks up an entity an event refers to; decide checked it exists, so absence is a bug.
+template <class Map>
+typename Map::mapped_type& must(Map& map, const std::string& key) {
+  auto it = map.find(key);
+  PEV_ASSERT(it != map.end());
+  return it->second;
+}
+
+void on(ledger_state& st, const fb::UtilityRegistered& e, unix_seconds) {
+  utility_state u;
+  u.timezone = s(e.timezone());
+  auto zone = find_zone(u.timezone);
+  PEV_ASSERT(zone.has_value());  // checked by decide; the tz database is part of the build
+  u.zone = zone.value();
+  u.comm_timeout_s = e.comm_timeout_s();
+  u.prepaid_reserve = e.prepaid_reserve_micro();
+  st.utilities.emplace(s(e.utility()), std::move(u));
+}
+
+void on(ledger_state& st, const fb::TariffPublished& e, unix_seconds at) {
+  tariff_version v;
+  v.in_force_from = at;
+  v.kind = e.kind();
+  v.base_price = e.base_price_micro_per_kwh();
+  if (e.windows() != nullptr)
+    for (const fb::TouWindow* w : *e.windows())
+      v.windows.push_back({s(w->name()), w->weekday_mask(), w->from_min(), w->to_min(), w->price_micro_per_kwh()});
+  if (e.cpp_price_micro_per_kwh()) v.cpp_price = *e.cpp_price_micro_per_kwh();
+  tariff_state& t = must(st.utilities, s(e.utility())).tariffs[s(e.tariff())];
+  PEV_ASSERT(t.versions.size() + 1 == e.version());
+  t.versions.push_back(std::move(v));
+}
+
+void on(ledger_state& st, const fb::HourlyPricePublished& e, unix_seconds) {
+  must(must(st.utilities, s(e.utility())).tariffs, s(e.tariff())).hourly[e.hour_start()] = e.price_micro_per_kwh();
+}
+
+void on(ledger_state& st, const fb::CriticalPeakDeclared& e, unix_seconds) {
+  must(st.utilities, s(e.utility())).critical_peaks.push_back({unix_seconds(e.start()), unix_seconds(e.end())});
+}
+
+void on(ledger_state& st, const fb::LoadControlDeclared& e, unix_seconds) {
+  must(st.utilities, s(e.utility())).load_controls.push_back({unix_seconds(e.start()), unix_seconds(e.end())});
+}
+
+void on(ledger_state& st, const fb::AccountOpened& e, unix_seconds) {
+  account_state a;
+  a.utility = s(e.utility());
+  a.customer = s(e.customer());
+  a.kind = e.kind();
+  must(st.utilities, a.utility).accounts.push_back(s(e.account()));
+  st.accounts.emplace(s(e.account()), std::move(a));
+}
+
+void on(ledger_state& st, const fb::AccountToppedUp& e, unix_seconds) {
+  must(st.accounts, s(e.account())).topups_micro += e.amount_micro();
+}
+
+void on(ledger_state& st, const fb::PremiseRegistered& e, unix_seconds) {
+  premise_state p;
+  p.utility = s(e.utility());
+  p.account = s(e.account());
+  p.default_tariff = s(e.default_tariff());
+  p.guest_policy = e.guest_policy();
+  p.kind = e.kind();
+  st.premises.emplace(s(e.premise()), std::move(p));
+}
+
+void on(ledger_state& st, const fb::StationStateChanged& e, unix_seconds) {
+  must(st.premises, s(e.premise())).station = e.state();
+}
+
+void on(ledger_state& st, const fb::DeviceCommissioned& e, unix_seconds) {
+  const std::string did = s(e.device());
+  premise_state& p = must(st.premises, s(e.premise()));
+  (e.kind() == fb::DeviceKind::eumd ? p.eumds : p.escis).push_back(did);
+  st.devices.emplace(did, device_state{s(e.premise()), e.kind(), e.interval_s()});
+}
+
+void on(ledger_state& st, const fb::DeviceConfigured& e, unix_seconds) {
+  must(st.devices, s(e.device())).interval_s = e.interval_s();
+}
+
+void on(ledger_state& st, const fb::PevEnrolled& e, unix_seconds) {
+  pev_state p;
+  p.account = s(e.account());
+  p.utility = s(e.utility());
+  p.tariff = s(e.tariff());
+  p.home_premise = s(e.home_premise());
+  p.allow_roaming = e.allow_roaming();
+  st.pevs.emplace(s(e.pev()), std::move(p));
+}
+
+void on(ledger_state& st, const fb::VinRegistered& e, unix_seconds) {
+  st.clearinghouse[s(e.pev())] = {s(e.home_utility()), s(e.account())};
+}
+
+void on(ledger_state& st, const fb::PevSetUp& e, unix_seconds) {
+  pev_state& p = must(st.pevs, s(e.pev()));
+  p.set_up = true;
+  p.setup_premise = s(e.premise());
+}
+
+void on(ledger_state& st, const fb::CardAssigned& e, unix_seconds at) {
+  st.cards[s(e.card())].history.push_back({s(e.account()), at, std::nullopt});
+}
+
+void on(ledger_state& st, const fb::CardRevoked& e, unix_seconds at) {
+  card_state& c = must(st.cards, s(e.card()));
+  PEV_ASSERT(!c.current().revoked_at);
+  c.history.back().revoked_at = at;
+}
+
+void on(ledger_state& st, const fb::WhitelistPushed& e, unix_seconds) {
+  premise_state& p = must(st.premises, s(e.premise()));
+  p.list.version = e.version();
+  p.list.cards.clear();
+  if (e.cards() != nullptr)
+    for (const auto* card : *e.cards()) p.list.cards.insert(card->str());
+}
+
+void on(ledger_state& st, const fb::SessionPlugged& e, unix_seconds at) {
+  session_state ss;
+  ss.premise = s(e.premise());
+  ss.utility = s(e.utility());
+  ss.eumd = s(e.eumd());
+  ss.began = at;
+  must(st.utilities, ss.utility).undecided_sessions.insert(s(e.session()));
+  st.sessions.emplace(s(e.session()), std::move(ss));
+}
+
+void on(ledger_state& st, const fb::SessionStarted& e, unix_seconds at) {
+  session_state ss;
+  ss.premise = s(e.premise());
+  ss.utility = s(e.utility());
+  ss.is_public = true;
+  ss.began = at;
+  ss.card = s(e.card());
+  ss.online = e.online();
+  ss.card_account = s(e.account());
+  must(st.utilities, ss.utility).undecided_sessions.insert(s(e.session()));
+  st.sessions.emplace(s(e.session()), std::move(ss));
+}
+
+void on(ledger_state& st, const fb::BindReceived& e, unix_seconds) {
+  session_state& ss = must(st.sessions, s(e.session()));
+  if (ss.decision) return;  // a bind after the decision changes nothing
+  ss.bound = true;
+  ss.bound_pev = s(e.pev());
+}
+
+void on(ledger_state& st, const fb::SessionDecided& e, unix_seconds) {
+  const std::string sid = s(e.session());
+  session_state& ss = must(st.sessions, sid);
+  PEV_ASSERT(!ss.decision.has_value());
+  session_decision d;
+  d.payer = e.payer();
+  d.reason = e.reason();
+  d.pev = s(e.pev());
+  d.payer_account = s(e.payer_account());
+  d.payer_utility = s(e.payer_utility());
+  d.tariff = s(e.tariff());
+  d.tariff_utility = s(e.tariff_utility());
+  d.credit_account = s(e.credit_account());
+  d.credit_tariff = s(e.credit_tariff());
+  d.roaming = e.roaming();
+  d.reserved_micro = e.reserved_micro();
+  ss.decision = std::move(d);
+  ss.held.clear();  // the LineBooked events that follow book them
+  must(st.utilities, ss.utility).undecided_sessions.erase(sid);
+}
+
+void on(ledger_state& st, const fb::EnergyGranted& e, unix_seconds) {
+  std::optional<std::int64_t> price;
+  if (e.price_micro_per_kwh()) price = *e.price_micro_per_kwh();
+  must(st.sessions, s(e.session()))
+      .grants.push_back({e.wh(), unix_seconds(e.depart()), unix_seconds(e.start()), price});
+}
+
+void on(ledger_state& st, const fb::PevTotalReported& e, unix_seconds) {
+  must(st.sessions, s(e.session())).pev_total_wh = e.wh();
+}
+
+void post_session(ledger_state& st, const std::string& account_id, const std::string& sid) {
+  if (account_id.empty()) return;
+  account_state& a = must(st.accounts, account_id);
+  if (auto it = a.unposted_micro.find(sid); it != a.unposted_micro.end()) {
+    a.posted_micro += it->second;
+    a.unposted_micro.erase(it);
+  }
+}
+
+void on(ledger_state& st, const fb::SessionUnplugged& e, unix_seconds) {
+  const std::string sid = s(e.session());
+  session_state& ss = must(st.sessions, sid);
+  PEV_ASSERT(!ss.unplugged && ss.decision.has_value());
+  ss.unplugged = true;
+  // A session's amounts post at unplug, on every account it booked to.
+  post_session(st, ss.decision->payer_account, sid);
+  post_session(st, ss.decision->credit_account, sid);
+  post_session(st, must(st.premises, ss.premise).account, sid);
+}
+
+void on(ledger_state& st, const fb::IntervalRecorded& e, unix_seconds) {
+  const fb::IntervalReading& r = *e.reading();
+  interval_reading reading;
+  reading.device = s(r.device());
+  reading.start = unix_seconds(r.start());
+  reading.content.session = s(r.session());
+  reading.content.seconds = r.seconds();
+  reading.content.wh = r.wh();
+  if (r.register_wh()) reading.content.register_wh = *r.register_wh();
+  auto [slot, inserted] = st.intervals_by_device[reading.device].emplace(r.start(), reading.content);
+  PEV_ASSERT(inserted);
+  session_state& ss = must(st.sessions, reading.content.session);
+  ss.eumd_wh += r.wh();
+  if (!ss.decision) ss.held.push_back(reading);
+  ss.readings.emplace(r.start(), std::move(reading));
+}
+
+void on(ledger_state& st, const fb::IntervalDuplicated& e, unix_seconds) {
+  ++must(st.sessions, s(e.session())).duplicates;
+}
+
+void on(ledger_state& st, const fb::AnomalyRecorded& e, unix_seconds) {
+  auto it = st.sessions.find(s(e.session()));
+  if (it == st.sessions.end()) return;
+  it->second.anomalies.push_back(
+      {e.kind(), unix_seconds(e.interval_start()), e.expected_wh(), e.observed_wh(), s(e.detail())});
+}
+
+void on(ledger_state& st, const fb::LineBooked& e, unix_seconds) {
+  account_state& a = must(st.accounts, s(e.account()));
+  const std::string sid = s(e.session());
+  line_key key{sid, e.kind(), s(e.tariff()), s(e.window()), e.kind() == fb::LineKind::adjustment ? e.adjusts() : fb::LineKind::charge,
+               e.original_period() != nullptr ? month_index(e.original_period()) : 0};
+  line_total& t = a.lines[month_index(e.period())][key];
+  t.wh += e.wh();
+  t.amount_micro += e.amount_micro();
+  const session_state& ss = must(st.sessions, sid);
+  if (ss.unplugged) a.posted_micro += e.amount_micro();
+  else a.unposted_micro[sid] += e.amount_micro();
+  if (e.settlement_period() != nullptr) {
+    // A roaming credit: the home utility owes the roaming utility what it credited.
+    settlement_pair_total& owed =
+        st.roaming_credits[month_index(e.settlement_period())][{s(e.counterpart_utility()), a.utility}];
+    owed.wh += e.wh();
+    owed.amount_micro -= e.amount_micro();
+  }
+}
+
+void on(ledger_state& st, const fb::ReservationHeld& e, unix_seconds) {
+  account_state& a = must(st.accounts, s(e.account()));
+  a.reserved_micro += e.amount_micro();
+  a.reservations[s(e.session())] += e.amount_micro();
+}
+
+void on(ledger_state& st, const fb::ReservationReleased& e, unix_seconds) {
+  account_state& a = must(st.accounts, s(e.account()));
+  a.reserved_micro -= e.amount_micro();
+  a.reservations.erase(s(e.session()));
+  PEV_ASSERT(a.reserved_micro >= 0);
+}
+
+void on(ledger_state& st, const fb::BillIssued& e, unix_seconds) {
+  must(st.accounts, s(e.account())).bills[month_index(e.period())] = {e.total_micro(), e.total_cents(), e.line_count()};
+}
+
+void on(ledger_state& st, const fb::BillRunCompleted& e, unix_seconds) {
+  must(st.utilities, s(e.utility())).billed_periods.insert(month_index(e.period()));
+}
+
+void on(ledger_state& st, const fb::SettlementIssued& e, unix_seconds) {
+  const std::int32_t period = month_index(e.period());
+  std::vector<settlement_entry> entries;
+  if (e.entries() != nullptr)
+    for (const fb::SettlementEntry* x : *e.entries())
+      entries.push_back({s(x->home_utility()), s(x->roaming_utility()), x->wh(), x->amount_micro(), x->net()});
+  st.settled_periods.insert(period);
+  st.statements[period] = std::move(entries);
+}
+
+}  // namespace
+
+void apply(ledger_state& st, const schema::EventBody& body, unix_seconds at) {
+  using E = fb::Event;
+  switch (body.event_type()) {
+#define PEV_APPLY(name) \
+  case E::name:         \
+    return on(st, *body.event_as_##name(), at);
+    PEV_APPLY(UtilityRegistered)
+    PEV_APPLY(TariffPublished)
+    PEV_APPLY(HourlyPricePublished)
+    PEV_APPLY(CriticalPeakDeclared)
+    PEV_APPLY(LoadControlDeclared)
+    PEV_APPLY(AccountOpened)
+    PEV_APPLY(AccountToppedUp)
+    PEV_APPLY(PremiseRegistered)
+    PEV_APPLY(StationStateChanged)
+    PEV_APPLY(DeviceCommissioned)
+    PEV_APPLY(DeviceConfigured)
+    PEV_APPLY(PevEnrolled)
+    PEV_APPLY(VinRegistered)
+    PEV_APPLY(PevSetUp)
+    PEV_APPLY(CardAssigned)
+    PEV_APPLY(CardRevoked)
+    PEV_APPLY(WhitelistPushed)
+    PEV_APPLY(SessionPlugged)
+    PEV_APPLY(SessionStarted)
+    PEV_APPLY(BindReceived)
+    PEV_APPLY(SessionDecided)
+    PEV_APPLY(EnergyGranted)
+    PEV_APPLY(PevTotalReported)
+    PEV_APPLY(SessionUnplugged)
+    PEV_APPLY(IntervalRecorded)
+    PEV_APPLY(IntervalDuplicated)
+    PEV_APPLY(AnomalyRecorded)
+    PEV_APPLY(LineBooked)
+    PEV_APPLY(ReservationHeld)
+    PEV_APPLY(ReservationReleased)
+    PEV_APPLY(BillIssued)
+    PEV_APPLY(BillRunCompleted)
+    PEV_APPLY(SettlementIssued)
+#undef PEV_APPLY
+    case E::NONE:
+      break;
+  }
+  PEV_ASSERT(false && "event type outside the schema");
+}
+
+}  // namespace pevledger::actors

@@ -1,0 +1,32 @@
+#pragma once
+// decide: the pure half of every entity's behaviour. Given the ledger state and one command, it
+// returns the events that record the command's consequences, or the refusal. It never mutates
+// the state; the engine appends the events and then applies them (actors/apply.hpp).
+
+#include <string>
+#include <vector>
+
+#include "actors/ledger_state.hpp"
+#include "base/status.hpp"
+#include "schema/command_parser.hpp"
+
+namespace pevledger::actors {
+
+struct event_out {
+  std::string stream;              // "account/<id>", "session/<id>", "clearinghouse", ...
+  std::vector<std::uint8_t> body;  // a finished EventBody FlatBuffer
+};
+
+struct decision {
+  // ok: the command is accepted and `events` record it. Otherwise the command is refused and
+  // `events` holds only audit records the refusal leaves behind (an interval conflict's anomaly).
+  status refusal;
+  std::vector<event_out> events;
+  // Accepted, but a repeat of something already recorded (same interval again, a period billed or
+  // settled again): counted as a duplicate, never applied twice.
+  bool duplicate = false;
+};
+
+[[nodiscard]] decision decide(const ledger_state& state, const schema::command& command);
+
+}  // namespace pevledger::actors

@@ -1,0 +1,251 @@
+#pragma once
+// The state of every entity of the domain (SPEC section 2), as plain structs. Each entity's state
+// changes only through `apply` (actors/apply.cpp) and is read by `decide` (actors/decide.cpp); both
+// are pure. The CAF actors (a later layer) own slices of this state; replay folds the whole log
+// into one ledger_state without any actor system.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "base/strong_types.hpp"
+#include "base/time.hpp"
+#include "schema/events_generated.h"
+
+namespace date {
+class time_zone;
+}
+
+namespace pevledger::actors {
+
+struct time_range {
+  unix_seconds start;
+  unix_seconds end;  // exclusive
+  [[nodiscard]] bool contains(unix_seconds t) const { return start <= t && t < end; }
+};
+
+struct tou_window {
+  std::string name;
+  std::uint8_t weekday_mask = 0;  // bit 0 = Monday
+  int from_min = 0;
+  int to_min = 0;
+  std::int64_t price = 0;
+};
+
+struct tariff_version {
+  unix_seconds in_force_from;
+  schema::TariffKind kind = schema::TariffKind::flat;
+  std::int64_t base_price = 0;
+  std::vector<tou_window> windows;
+  std::optional<std::int64_t> cpp_price;
+};
+
+struct tariff_state {
+  std::vector<tariff_version> versions;           // in publication order
+  std::map<std::int64_t, std::int64_t> hourly;    // UTC hour start -> price (real-time tariffs)
+};
+
+struct utility_state {
+  std::string timezone;
+  const date::time_zone* zone = nullptr;
+  std::int64_t comm_timeout_s = 60;
+  std::int64_t prepaid_reserve = 5'000'000;
+  std::unordered_map<std::string, tariff_state> tariffs;
+  std::vector<time_range> critical_peaks;
+  std::vector<time_range> load_controls;
+  std::set<std::int32_t> billed_periods;          // month_period::index()
+  std::vector<std::string> accounts;              // in opening order: a bill run's order
+  std::set<std::string> undecided_sessions;       // sessions at its premises not yet decided
+};
+
+// The identity of one aggregated bill line (SPEC section 7: per session, kind, tariff, window).
+struct line_key {
+  std::string session;
+  schema::LineKind kind = schema::LineKind::charge;
+  std::string tariff;
+  std::string window;
+  schema::LineKind adjusts = schema::LineKind::charge;  // meaningful for adjustments only
+  std::int32_t original_period = 0;                     // likewise
+  auto operator<=>(const line_key&) const = default;
+};
+
+struct line_total {
+  std::int64_t wh = 0;
+  std::int64_t amount_micro = 0;
+};
+
+struct issued_bill {
+  std::int64_t total_micro = 0;
+  std::int64_t total_cents = 0;
+  std::uint32_t line_count = 0;
+};
+
+struct account_state {
+  std::string utility;
+  std::string customer;
+  schema::AccountKind kind = schema::AccountKind::postpaid;
+  std::int64_t topups_micro = 0;
+  std::int64_t posted_micro = 0;    // sum of posted line amounts (debits positive)
+  std::int64_t reserved_micro = 0;  // open prepaid reservations
+  std::map<std::string, std::int64_t> reservations;     // session -> amount
+  std::map<std::string, std::int64_t> unposted_micro;   // session -> booked before its unplug
+  std::map<std::int32_t, std::map<line_key, line_total>> lines;  // bill period -> lines
+  std::map<std::int32_t, issued_bill> bills;
+
+  [[nodiscard]] std::int64_t balance_micro() const { return topups_micro - posted_micro; }
+  [[nodiscard]] std::int64_t available_micro() const { return balance_micro() - reserved_micro; }
+};
+
+struct whitelist {
+  std::int64_t version = -1;  // none pushed yet
+  std::set<std::string> cards;
+};
+
+struct premise_state {
+  std::string utility;
+  std::string account;
+  std::string default_tariff;
+  schema::GuestPolicy guest_policy = schema::GuestPolicy::host_pays;
+  schema::PremiseKind kind = schema::PremiseKind::residential;
+  schema::StationState station = schema::StationState::created;
+  std::vector<std::string> eumds;  // in commissioning order; the first is "the premise's EUMD"
+  std::vector<std::string> escis;
+  whitelist list;
+};
+
+struct device_state {
+  std::string premise;
+  schema::DeviceKind kind = schema::DeviceKind::esci;
+  std::int64_t interval_s = 900;
+};
+
+struct pev_state {
+  std::string account;
+  std::string utility;
+  std::string tariff;
+  std::string home_premise;
+  bool allow_roaming = true;
+  bool set_up = false;
+  std::string setup_premise;
+};
+
+struct vin_registration {
+  std::string home_utility;
+  std::string account;
+};
+
+struct card_assignment {
+  std::string account;
+  unix_seconds assigned_at;
+  std::optional<unix_seconds> revoked_at;
+};
+
+struct card_state {
+  std::vector<card_assignment> history;  // the last one is current
+  [[nodiscard]] const card_assignment& current() const { return history.back(); }
+};
+
+struct interval_content {
+  std::string session;
+  std::int64_t seconds = 0;
+  std::int64_t wh = 0;
+  std::optional<std::int64_t> register_wh;
+  auto operator<=>(const interval_content&) const = default;
+};
+
+struct interval_reading {
+  std::string device;
+  unix_seconds start;
+  interval_content content;
+};
+
+struct energy_grant {
+  std::int64_t wh = 0;
+  unix_seconds depart;
+  unix_seconds start;
+  std::optional<std::int64_t> price;
+};
+
+struct anomaly_note {
+  schema::AnomalyKind kind = schema::AnomalyKind::interval_conflict;
+  unix_seconds interval_start;
+  std::int64_t expected_wh = 0;
+  std::int64_t observed_wh = 0;
+  std::string detail;
+};
+
+// Who pays for a session, once decided (SPEC section 3).
+struct session_decision {
+  schema::Payer payer = schema::Payer::main_meter;
+  schema::FallbackReason reason = schema::FallbackReason::none;
+  std::string pev;
+  std::string payer_account;
+  std::string payer_utility;
+  std::string tariff;
+  std::string tariff_utility;
+  std::string credit_account;
+  std::string credit_tariff;
+  bool roaming = false;
+  std::int64_t reserved_micro = 0;
+};
+
+struct session_state {
+  std::string premise;
+  std::string utility;  // the premise's utility
+  std::string eumd;     // empty: the premise has no EUMD (residential)
+  bool is_public = false;
+  unix_seconds began;   // plug-in, or start at a public station
+  // Public stations.
+  std::string card;
+  std::string card_account;
+  bool online = false;
+  // Binding.
+  bool bound = false;
+  std::string bound_pev;
+  std::optional<session_decision> decision;
+  bool unplugged = false;
+  // Metering: readings in start order, and those waiting for the decision to be priced.
+  std::map<std::int64_t, interval_reading> readings;
+  std::vector<interval_reading> held;
+  std::int64_t eumd_wh = 0;
+  std::uint32_t duplicates = 0;
+  std::vector<anomaly_note> anomalies;
+  std::optional<std::int64_t> pev_total_wh;
+  std::vector<energy_grant> grants;
+};
+
+struct settlement_pair_total {
+  std::int64_t wh = 0;
+  std::int64_t amount_micro = 0;  // owed by the home utility: positive
+};
+
+struct settlement_entry {
+  std::string home_utility;
+  std::string roaming_utility;
+  std::int64_t wh = 0;
+  std::int64_t amount_micro = 0;
+  bool net = false;
+};
+
+struct ledger_state {
+  std::unordered_map<std::string, utility_state> utilities;
+  std::unordered_map<std::string, account_state> accounts;
+  std::unordered_map<std::string, premise_state> premises;
+  std::unordered_map<std::string, device_state> devices;
+  std::unordered_map<std::string, pev_state> pevs;
+  std::unordered_map<std::string, vin_registration> clearinghouse;
+  std::unordered_map<std::string, card_state> cards;
+  std::unordered_map<std::string, session_state> sessions;
+  // Interval identity: (EUMD, start) -> first content seen.
+  std::unordered_map<std::string, std::map<std::int64_t, interval_content>> intervals_by_device;
+  // Roaming credits waiting for settlement: settlement period -> (home, roaming) -> totals.
+  std::map<std::int32_t, std::map<std::pair<std::string, std::string>, settlement_pair_total>> roaming_credits;
+  std::set<std::int32_t> settled_periods;
+  std::map<std::int32_t, std::vector<settlement_entry>> statements;  // issued, by period
+};
+
+}  // namespace pevledger::actors

@@ -1,0 +1,30 @@
+#pragma once
+// Projections: the JSON documents of SPEC section 7 (bill, balance, settlement, session report),
+// rendered from the ledger state. Pure functions: the live engine stores them with the events they
+// follow, and replay renders them again from the log alone to compare.
+
+#include <string>
+#include <vector>
+
+#include "actors/ledger_state.hpp"
+
+namespace pevledger::actors {
+
+// Keys of the stored projections.
+[[nodiscard]] std::string balance_key(const std::string& account);
+[[nodiscard]] std::string bill_key(const std::string& account, std::int32_t period);
+[[nodiscard]] std::string settlement_key(std::int32_t period);
+[[nodiscard]] std::string session_key(const std::string& session);
+
+// Each expects the entity to exist (callers check and refuse unknown ones).
+[[nodiscard]] std::string balance_json(const ledger_state& state, const std::string& account);
+// The issued bill, or a preview of the lines booked so far when the period is not billed.
+[[nodiscard]] std::string bill_json(const ledger_state& state, const std::string& account, std::int32_t period);
+// The issued statement, or a preview of the credits counted in the period so far.
+[[nodiscard]] std::string settlement_json(const ledger_state& state, std::int32_t period);
+[[nodiscard]] std::string session_json(const ledger_state& state, const std::string& session);
+
+// Every projection the state holds, as (key, JSON): what a replay compares with the stored ones.
+[[nodiscard]] std::vector<std::pair<std::string, std::string>> all_projections(const ledger_state& state);
+
+}  // namespace pevledger::actors
