@@ -1,0 +1,182 @@
+// The pevledger command-line tool: argument parsing and output only; the work is the engine's.
+//
+// Exit codes: 0 success; 1 the thing asked for does not exist (unknown account, session, ...);
+// 2 usage or storage error; 3 `ingest` refused at least one line.
+
+#include <CLI/CLI.hpp>
+
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/text_output.hpp"
+#include "pevledger/engine.hpp"
+#include "replay/replay.hpp"
+
+namespace {
+
+using pevledger::errc;
+
+constexpr int exit_ok = 0;
+constexpr int exit_not_found = 1;
+constexpr int exit_usage = 2;
+constexpr int exit_refused = 3;
+
+int fail(const pevledger::status& s) {
+  std::cerr << "pevledger: " << s.describe() << '\n';
+  switch (s.code()) {
+    case errc::unknown_account:
+    case errc::unknown_session:
+    case errc::unknown_utility:
+      return exit_not_found;
+    default:
+      return exit_usage;
+  }
+}
+
+std::unique_ptr<pevledger::engine> open_engine(const std::string& db, int& code) {
+  auto e = pevledger::engine::open(db);
+  if (!e) {
+    code = fail(e.error());
+    return nullptr;
+  }
+  return std::move(e.value());
+}
+
+int run_ingest(const std::string& db, const std::string& file) {
+  int code = exit_ok;
+  auto engine = open_engine(db, code);
+  if (!engine) return code;
+  std::ifstream file_in;
+  std::istream* in = &std::cin;
+  if (file != "-") {
+    file_in.open(file, std::ios::binary);
+    if (!file_in) {
+      std::cerr << "pevledger: cannot open '" << file << "'\n";
+      return exit_usage;
+    }
+    in = &file_in;
+  }
+  auto summary = engine->ingest(*in, [](const pevledger::line_refusal& r) {
+    nlohmann::ordered_json j;
+    j["line"] = r.line;
+    j["id"] = r.id ? nlohmann::ordered_json(*r.id) : nlohmann::ordered_json(nullptr);
+    j["error"] = std::string(pevledger::to_string(r.error));
+    j["message"] = r.message;
+    std::cerr << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+  });
+  if (!summary) return fail(summary.error());
+  nlohmann::ordered_json j;
+  j["accepted"] = summary->accepted;
+  j["duplicates"] = summary->duplicates;
+  j["refused"] = summary->refused;
+  std::cout << j.dump() << std::endl;
+  return summary->refused > 0 ? exit_refused : exit_ok;
+}
+
+// Runs a query that returns one JSON document, printed as JSON or as text for people.
+int run_query(const std::string& db, const std::string& format,
+              const std::function<pevledger::result<std::string>(pevledger::engine&)>& query,
+              const std::function<std::string(const std::string&)>& as_text) {
+  int code = exit_ok;
+  auto engine = open_engine(db, code);
+  if (!engine) return code;
+  auto doc = query(*engine);
+  if (!doc) return fail(doc.error());
+  std::cout << (format == "json" ? doc.value() : as_text(doc.value())) << std::endl;
+  return exit_ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"pevledger: settlement core for plug-in electric vehicle charging"};
+  app.require_subcommand(1);
+  std::string db = "pevledger.db";
+  std::string format = "text";
+  auto add_db = [&](CLI::App* sub) {
+    sub->add_option("--db", db, "database directory (created by ingest when missing)")->capture_default_str();
+  };
+  auto add_format = [&](CLI::App* sub) {
+    sub->add_option("--format", format, "text for people, json for programs")
+        ->check(CLI::IsMember({"text", "json"}))
+        ->capture_default_str();
+  };
+
+  std::string file;
+  auto* ingest = app.add_subcommand("ingest", "apply JSON command lines (FILE, or - for standard input)");
+  add_db(ingest);
+  ingest->add_option("FILE", file, "command file, or - for standard input")->required();
+
+  std::string account, period, session;
+  auto* bill = app.add_subcommand("bill", "an account's bill for a period: issued, or a preview before bill.run");
+  add_db(bill);
+  add_format(bill);
+  bill->add_option("--account", account, "account id")->required();
+  bill->add_option("--period", period, "billing month, YYYY-MM, in the utility's zone")->required();
+
+  auto* balance = app.add_subcommand("balance", "an account's balance and open reservations");
+  add_db(balance);
+  add_format(balance);
+  balance->add_option("--account", account, "account id")->required();
+
+  auto* settlement = app.add_subcommand("settlement", "the roaming settlement statement of a period");
+  add_db(settlement);
+  add_format(settlement);
+  settlement->add_option("--period", period, "YYYY-MM")->required();
+
+  auto* session_cmd = app.add_subcommand("session", "a charging session's report");
+  add_db(session_cmd);
+  add_format(session_cmd);
+  session_cmd->add_option("--session", session, "session id")->required();
+
+  auto* export_cmd = app.add_subcommand("export", "every event as JSON lines, in log order");
+  add_db(export_cmd);
+
+  std::string until;
+  bool verify = false;
+  auto* replay = app.add_subcommand("replay", "rebuild every projection from the log alone");
+  add_db(replay);
+  add_format(replay);
+  replay->add_option("--until", until, "stop after this sequence number, or at this time (YYYY-MM-DDTHH:MM:SSZ)");
+  replay->add_flag("--verify", verify, "check the hash chain and compare with the stored projections");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return exit_usage;
+  }
+
+  if (*ingest) return run_ingest(db, file);
+  if (*bill)
+    return run_query(db, format, [&](pevledger::engine& e) { return e.bill(account, period); },
+                     pevledger::cli::bill_text);
+  if (*balance)
+    return run_query(db, format, [&](pevledger::engine& e) { return e.balance(account); },
+                     pevledger::cli::balance_text);
+  if (*settlement)
+    return run_query(db, format, [&](pevledger::engine& e) { return e.settlement(period); },
+                     pevledger::cli::settlement_text);
+  if (*session_cmd)
+    return run_query(db, format, [&](pevledger::engine& e) { return e.session(session); },
+                     pevledger::cli::session_text);
+  if (*export_cmd) {
+    int code = exit_ok;
+    auto engine = open_engine(db, code);
+    if (!engine) return code;
+    if (auto s = engine->export_events(std::cout); !s.is_ok()) return fail(s);
+    return exit_ok;
+  }
+  if (*replay) {
+    auto report = pevledger::replay::run(db, until, verify);
+    if (!report) return fail(report.error());
+    std::cout << (format == "json" ? report->json : report->text) << std::endl;
+    return report->ok ? exit_ok : exit_refused;
+  }
+  return exit_usage;
+}

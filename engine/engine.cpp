@@ -1,0 +1,262 @@
+#include "pevledger/engine.hpp"
+
+#include <deque>
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <set>
+#include <unordered_set>
+
+#include "actors/apply.hpp"
+#include "actors/decide.hpp"
+#include "actors/projections.hpp"
+#include "base/limits.hpp"
+#include "base/time.hpp"
+#include "engine/line_reader.hpp"
+#include "schema/command_parser.hpp"
+#include "schema/event_text.hpp"
+#include "storage/event_log.hpp"
+
+namespace pevledger {
+namespace {
+
+namespace fb = pevledger::schema;
+
+// Group commits in flight while the next group is decided: one being written, one being filled.
+constexpr std::size_t groups_in_flight_max = 2;
+
+// A group of decided lines on its way to the log.
+struct group_in_flight {
+  std::future<result<storage::append_receipt>> done;
+  std::vector<std::string> ids;  // command ids the group takes
+  std::uint64_t lines_through = 0;
+};
+
+// The projections an event makes stale.
+void mark_dirty(const fb::EventBody& body, std::string_view stream, std::set<std::string>& dirty) {
+  if (stream.starts_with("account/")) dirty.insert(actors::balance_key(std::string(stream.substr(8))));
+  if (stream.starts_with("session/")) dirty.insert(actors::session_key(std::string(stream.substr(8))));
+  if (const auto* bill = body.event_as_BillIssued())
+    dirty.insert(actors::bill_key(bill->account()->str(), parse_month(bill->period()->string_view())->index()));
+  if (const auto* st = body.event_as_SettlementIssued())
+    dirty.insert(actors::settlement_key(parse_month(st->period()->string_view())->index()));
+}
+
+}  // namespace
+
+struct engine::impl {
+  std::unique_ptr<storage::event_log> log;
+  std::unique_ptr<fb::command_parser> parser;
+  actors::ledger_state state;
+  bool folded = false;
+
+  // Folds the whole log into the state: recovery uses the same apply as live processing.
+  status fold() {
+    if (folded) return status::ok();
+    PEV_RETURN_IF_ERROR(log->scan(log_seq(1), log->last_seq(), [&](const fb::Record& r) {
+      actors::apply(state, *r.body_nested_root(), unix_seconds(r.at()));
+      return status::ok();
+    }));
+    folded = true;
+    return status::ok();
+  }
+
+  // The stored value of a projection, if any.
+  result<std::optional<std::string>> stored(const std::string& key) { return log->get_projection(key); }
+
+  std::vector<storage::projection_put> render(const std::set<std::string>& dirty) {
+    std::vector<storage::projection_put> puts;
+    puts.reserve(dirty.size());
+    for (const std::string& key : dirty) {
+      const auto slash = key.find('/');
+      const std::string kind = key.substr(0, slash);
+      const std::string rest = key.substr(slash + 1);
+      if (kind == "balance") {
+        puts.push_back({key, actors::balance_json(state, rest)});
+      } else if (kind == "session") {
+        puts.push_back({key, actors::session_json(state, rest)});
+      } else if (kind == "settlement") {
+        puts.push_back({key, actors::settlement_json(state, parse_month(rest)->index())});
+      } else {
+        PEV_ASSERT(kind == "bill");
+        const auto cut = rest.rfind('/');
+        puts.push_back({key, actors::bill_json(state, rest.substr(0, cut), parse_month(rest.substr(cut + 1))->index())});
+      }
+    }
+    return puts;
+  }
+};
+
+engine::engine(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+engine::~engine() = default;
+
+result<std::unique_ptr<engine>> engine::open(const std::string& dir, engine_options options) {
+  auto p = std::make_unique<impl>();
+  storage::log_options log_options;
+  log_options.sync = options.sync;
+  auto log = storage::event_log::open(dir, log_options);
+  if (!log) return log.error();
+  p->log = std::move(log.value());
+  auto parser = fb::command_parser::create();
+  if (!parser) return parser.error();
+  p->parser = std::move(parser.value());
+  return std::unique_ptr<engine>(new engine(std::move(p)));
+}
+
+result<ingest_summary> engine::ingest(std::istream& in, const std::function<void(const line_refusal&)>& on_refusal,
+                                      const std::function<void(std::uint64_t)>& on_durable) {
+  impl& m = *impl_;
+  PEV_RETURN_IF_ERROR(m.fold());
+  ingest_summary summary;
+  engine_detail::line_reader reader(in, limits::command_line_bytes_max);
+  std::deque<group_in_flight> in_flight;
+  std::unordered_set<std::string> ids_in_flight;  // taken, not yet durable
+
+  storage::append_batch batch;
+  std::vector<std::string> batch_ids;
+  std::set<std::string> dirty;
+  std::size_t batch_lines = 0;
+  std::uint64_t line_no = 0;
+
+  auto wait_oldest = [&]() -> status {
+    group_in_flight g = std::move(in_flight.front());
+    in_flight.pop_front();
+    auto receipt = g.done.get();
+    if (!receipt) return receipt.error();
+    for (const auto& id : g.ids) ids_in_flight.erase(id);
+    if (on_durable) on_durable(g.lines_through);
+    return status::ok();
+  };
+  auto submit = [&]() -> status {
+    if (batch.commands.empty()) return status::ok();
+    batch.projections = m.render(dirty);
+    if (in_flight.size() >= groups_in_flight_max) PEV_RETURN_IF_ERROR(wait_oldest());
+    in_flight.push_back({m.log->append(std::move(batch)), std::move(batch_ids), line_no});
+    batch = {};
+    batch_ids.clear();
+    dirty.clear();
+    batch_lines = 0;
+    return status::ok();
+  };
+  auto refuse = [&](errc code, std::string message, std::optional<std::string> id) {
+    ++summary.refused;
+    if (on_refusal) on_refusal({line_no, std::move(id), code, std::move(message)});
+  };
+
+  std::string line;
+  bool too_long = false;
+  fb::parse_failure failure;
+  while (reader.next(line, too_long)) {
+    ++line_no;
+    if (too_long) {
+      refuse(errc::line_too_long,
+             "line is over " + std::to_string(limits::command_line_bytes_max) + " bytes", std::nullopt);
+      continue;
+    }
+    if (fb::command_parser::is_blank(line)) continue;
+    std::optional<fb::command> cmd = m.parser->parse(line, failure);
+    if (!cmd) {
+      refuse(failure.error.code(), failure.error.message(), failure.id);
+      continue;
+    }
+    // Idempotency: an id already taken (durable, in flight, or in this group) is a duplicate.
+    bool seen = ids_in_flight.count(cmd->id) != 0;
+    if (!seen) {
+      auto known = m.log->find_command(cmd->id);
+      if (!known) return known.error();
+      seen = known->has_value();
+    }
+    if (seen) {
+      ++summary.duplicates;
+      continue;
+    }
+    actors::decision d = actors::decide(m.state, *cmd);
+    storage::command_to_append record{cmd->id, cmd->at, {}, d.refusal.is_ok()};
+    record.events.reserve(d.events.size());
+    // Every recorded event is applied, the audit records of a refusal included: replay will.
+    for (auto& e : d.events) {
+      const auto* body = flatbuffers::GetRoot<fb::EventBody>(e.body.data());
+      actors::apply(m.state, *body, cmd->at);
+      mark_dirty(*body, e.stream, dirty);
+      record.events.push_back({std::move(e.stream), std::move(e.body)});
+    }
+    if (d.refusal.is_ok()) {
+      d.duplicate ? ++summary.duplicates : ++summary.accepted;
+      ids_in_flight.insert(cmd->id);
+      batch_ids.push_back(cmd->id);
+    } else {
+      refuse(d.refusal.code(), d.refusal.message(), cmd->id);
+    }
+    if (!record.events.empty() || record.indexed) batch.commands.push_back(std::move(record));
+    if (++batch_lines >= limits::ingest_group_lines_max) PEV_RETURN_IF_ERROR(submit());
+  }
+  if (in.bad()) return status(errc::io_error, "reading the command stream failed");
+  PEV_RETURN_IF_ERROR(submit());
+  while (!in_flight.empty()) PEV_RETURN_IF_ERROR(wait_oldest());
+  return summary;
+}
+
+result<std::string> engine::bill(std::string_view account, std::string_view period) {
+  auto p = parse_month(period);
+  if (!p) return status(errc::usage, "--period must be YYYY-MM");
+  const std::string id(account);
+  auto stored = impl_->stored(actors::bill_key(id, p->index()));
+  if (!stored) return stored.error();
+  if (stored->has_value()) return std::move(**stored);  // issued: immutable
+  PEV_RETURN_IF_ERROR(impl_->fold());
+  if (impl_->state.accounts.count(id) == 0) return status(errc::unknown_account, "unknown account '" + id + "'");
+  return actors::bill_json(impl_->state, id, p->index());
+}
+
+result<std::string> engine::balance(std::string_view account) {
+  const std::string id(account);
+  auto stored = impl_->stored(actors::balance_key(id));
+  if (!stored) return stored.error();
+  if (!stored->has_value()) return status(errc::unknown_account, "unknown account '" + id + "'");
+  return std::move(**stored);
+}
+
+result<std::string> engine::settlement(std::string_view period) {
+  auto p = parse_month(period);
+  if (!p) return status(errc::usage, "--period must be YYYY-MM");
+  auto stored = impl_->stored(actors::settlement_key(p->index()));
+  if (!stored) return stored.error();
+  if (stored->has_value()) return std::move(**stored);
+  PEV_RETURN_IF_ERROR(impl_->fold());
+  return actors::settlement_json(impl_->state, p->index());
+}
+
+result<std::string> engine::session(std::string_view session) {
+  const std::string id(session);
+  auto stored = impl_->stored(actors::session_key(id));
+  if (!stored) return stored.error();
+  if (!stored->has_value()) return status(errc::unknown_session, "unknown session '" + id + "'");
+  return std::move(**stored);
+}
+
+status engine::export_events(std::ostream& out) const {
+  auto printer = fb::event_printer::create();
+  if (!printer) return printer.error();
+  return impl_->log->scan(log_seq(1), impl_->log->last_seq(), [&](const fb::Record& r) -> status {
+    const auto* body = r.body();
+    auto text = printer.value()->body_json({body->data(), body->size()});
+    if (!text) return text.error();
+    nlohmann::ordered_json j;
+    j["seq"] = r.global_seq();
+    j["stream"] = r.stream()->str();
+    j["stream_seq"] = r.stream_seq();
+    j["at"] = format_timestamp(unix_seconds(r.at()));
+    j["command_id"] = r.command_id()->str();
+    const auto parsed = nlohmann::ordered_json::parse(text.value());
+    j["type"] = parsed.at("event_type");
+    j["event"] = parsed.at("event");
+    j["prev_hash"] = storage::to_hex(storage::record_prev_hash(r));
+    j["hash"] = storage::to_hex(storage::record_hash(r));
+    out << j.dump() << '\n';
+    if (!out) return status(errc::io_error, "writing the export failed");
+    return status::ok();
+  });
+}
+
+std::uint64_t engine::log_size() const { return impl_->log->last_seq().value(); }
+
+}  // namespace pevledger

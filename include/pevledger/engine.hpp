@@ -1,0 +1,79 @@
+#pragma once
+// pevledger: an embeddable settlement core for plug-in electric vehicle charging.
+//
+// One engine owns one database directory: a RocksDB event log that is the only source of truth,
+// plus the projections (balances, bills, settlements, session reports) written with the events
+// they follow. Commands arrive as JSON lines (SPEC section 6); queries return JSON (section 7).
+//
+//   auto engine = pevledger::engine::open("pevledger.db");
+//   auto summary = engine.value()->ingest(std::cin, [](const pevledger::line_refusal& r) { ... });
+//   auto bill = engine.value()->bill("acct-1", "2024-03");
+//
+// One engine per directory and process: RocksDB locks the directory. An engine is not
+// thread-safe; call it from one thread (ingest is internally pipelined and group-committed).
+
+#include <cstdint>
+#include <functional>
+#include <iosfwd>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "base/status.hpp"
+
+namespace pevledger {
+
+struct ingest_summary {
+  std::uint64_t accepted = 0;
+  std::uint64_t duplicates = 0;
+  std::uint64_t refused = 0;
+};
+
+// A command line the engine refused: nothing of it was applied, and its id is not taken.
+struct line_refusal {
+  std::uint64_t line = 0;          // physical line number, from 1
+  std::optional<std::string> id;   // the line's id, when it had a readable one
+  errc error = errc::ok;           // a stable code of SPEC section 7
+  std::string message;
+};
+
+struct engine_options {
+  // fsync the log on every group commit. Turn off only to measure what durability costs.
+  bool sync = true;
+};
+
+class engine {
+ public:
+  [[nodiscard]] static result<std::unique_ptr<engine>> open(const std::string& dir, engine_options options = {});
+  ~engine();
+  engine(const engine&) = delete;
+  engine& operator=(const engine&) = delete;
+
+  // Applies the JSON command lines of `in`, in order. Refusals are reported through `on_refusal`
+  // as they are decided; `on_durable`, if given, learns after each group commit how many lines
+  // (counted from the start of `in`) are durable. Returns once every accepted line is durable.
+  // An error (I/O, a corrupt log) stops the ingest; lines not yet reported durable may be lost.
+  [[nodiscard]] result<ingest_summary> ingest(std::istream& in,
+                                              const std::function<void(const line_refusal&)>& on_refusal,
+                                              const std::function<void(std::uint64_t)>& on_durable = {});
+
+  // Queries: one JSON document each, as SPEC section 7 describes.
+  [[nodiscard]] result<std::string> bill(std::string_view account, std::string_view period);
+  [[nodiscard]] result<std::string> balance(std::string_view account);
+  [[nodiscard]] result<std::string> settlement(std::string_view period);
+  [[nodiscard]] result<std::string> session(std::string_view session);
+
+  // Every event as one JSON line, in log order, each record verified on the way.
+  [[nodiscard]] status export_events(std::ostream& out) const;
+
+  // Number of records in the log.
+  [[nodiscard]] std::uint64_t log_size() const;
+
+ private:
+  struct impl;
+  explicit engine(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace pevledger

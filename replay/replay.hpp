@@ -1,0 +1,24 @@
+#pragma once
+// Replay: folds the event log alone into a fresh ledger state with the same `apply` as the live
+// engine (no actor system), renders every projection, and with `verify` compares them with the
+// projections the engine stored. Every record is verified on the way (structure, hash, chain,
+// contiguous sequences).
+
+#include <string>
+
+#include "base/status.hpp"
+
+namespace pevledger::replay {
+
+struct report {
+  bool ok = true;      // false: a stored projection differs from the replayed one
+  std::string json;    // for programs
+  std::string text;    // for people
+};
+
+// `until`: empty for the whole log; a sequence number (the fold runs to the end of the command
+// that record belongs to); or a time YYYY-MM-DDTHH:MM:SSZ (every record whose business time is not
+// after it, which is a prefix of the log because records carry their command's time in order).
+[[nodiscard]] result<report> run(const std::string& db, const std::string& until, bool verify);
+
+}  // namespace pevledger::replay
