@@ -1,0 +1,112 @@
+#include <gtest/gtest.h>
+
+#include "schema/command_parser.hpp"
+
+namespace pevledger::schema {
+namespace {
+
+class parser_test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto p = command_parser::create();
+    ASSERT_TRUE(p.has_value()) << p.error().describe();
+    parser = std::move(p.value());
+  }
+  // The refusal code of a line, or ok when it parses.
+  errc code_of(std::string_view line) {
+    parse_failure failure;
+    auto cmd = parser->parse(line, failure);
+    return cmd ? errc::ok : failure.error.code();
+  }
+  std::unique_ptr<command_parser> parser;
+};
+
+TEST_F(parser_test, parses_a_line_into_its_table_with_schema_defaults) {
+  parse_failure failure;
+  auto cmd = parser->parse(
+      R"({"type":"utility.register","id":"L1","at":"2024-02-25T15:00:01Z","utility":"u","timezone":"Europe/Helsinki"})",
+      failure);
+  ASSERT_TRUE(cmd.has_value()) << failure.error.describe();
+  EXPECT_EQ(cmd->kind, command_kind::utility_register);
+  EXPECT_EQ(cmd->id, "L1");
+  EXPECT_EQ(cmd->at.value(), 1708873201);
+  const auto* t = cmd->as<UtilityRegister>();
+  EXPECT_EQ(t->utility()->str(), "u");
+  EXPECT_EQ(t->comm_timeout_s(), 60);         // SPEC default
+  EXPECT_EQ(t->prepaid_reserve(), 5000000);   // SPEC default
+}
+
+TEST_F(parser_test, parses_nested_tou_windows_and_enums) {
+  parse_failure failure;
+  auto cmd = parser->parse(
+      R"({"type":"tariff.publish","id":"T","at":"2024-02-25T15:00:05Z","utility":"u","tariff":"t","kind":"tou",)"
+      R"("price":235000,"periods":[{"name":"peak","days":["Mon","Fri"],"from":"16:00","to":"21:00","price":453250}],)"
+      R"("cpp_price":1147250})",
+      failure);
+  ASSERT_TRUE(cmd.has_value()) << failure.error.describe();
+  const auto* t = cmd->as<TariffPublish>();
+  EXPECT_EQ(t->kind(), TariffKind::tou);
+  ASSERT_EQ(t->periods()->size(), 1u);
+  EXPECT_EQ(t->periods()->Get(0)->days()->size(), 2u);
+  EXPECT_EQ(t->periods()->Get(0)->days()->Get(1), Weekday::Fri);
+  ASSERT_TRUE(t->cpp_price().has_value());
+  EXPECT_EQ(*t->cpp_price(), 1147250);
+}
+
+TEST_F(parser_test, optional_register_is_absent_unless_sent) {
+  parse_failure failure;
+  auto without = parser->parse(
+      R"({"type":"meter.interval","id":"m","at":"2024-03-01T00:15:00Z","device":"e","session":"s","start":"2024-03-01T00:00:00Z","seconds":900,"wh":10})",
+      failure);
+  ASSERT_TRUE(without.has_value());
+  EXPECT_FALSE(without->as<MeterInterval>()->register_wh().has_value());
+  auto with = parser->parse(
+      R"({"type":"meter.interval","id":"m","at":"2024-03-01T00:15:00Z","device":"e","session":"s","start":"2024-03-01T00:00:00Z","seconds":900,"wh":10,"register_wh":0})",
+      failure);
+  ASSERT_TRUE(with.has_value());
+  ASSERT_TRUE(with->as<MeterInterval>()->register_wh().has_value());
+  EXPECT_EQ(*with->as<MeterInterval>()->register_wh(), 0);
+}
+
+TEST_F(parser_test, format_errors_get_their_stable_codes) {
+  EXPECT_EQ(code_of(R"({"type":"account.topup","id":"x")"), errc::invalid_json);
+  EXPECT_EQ(code_of(R"([1,2,3])"), errc::invalid_json);
+  EXPECT_EQ(code_of("{\"type\":\"account.topup\",\"id\":\"\xff\",\"at\":\"2024-03-01T00:00:00Z\"}"), errc::invalid_json);
+  EXPECT_EQ(code_of(R"({"id":"x","at":"2024-03-01T00:00:00Z"})"), errc::missing_field);
+  EXPECT_EQ(code_of(R"({"type":"session.teleport","id":"x","at":"2024-03-01T00:00:00Z"})"), errc::unknown_type);
+  EXPECT_EQ(code_of(R"({"type":"account.topup","at":"2024-03-01T00:00:00Z","account":"a","amount":5})"),
+            errc::missing_field);
+  EXPECT_EQ(code_of(R"({"type":"account.topup","id":"x","account":"a","amount":5})"), errc::missing_field);
+  EXPECT_EQ(code_of(R"({"type":"account.topup","id":"x","at":"2024-03-01T00:00:00Z","account":"a"})"),
+            errc::missing_field);
+  EXPECT_EQ(code_of(R"({"type":"account.topup","id":"x","at":"2024-03-01T00:00:00Z","account":"a","amount":12.5})"),
+            errc::invalid_field);
+  EXPECT_EQ(code_of(R"({"type":"account.topup","id":"x","at":"2024-03-01T00:00:00Z","account":"a","amount":"5"})"),
+            errc::invalid_field);
+  EXPECT_EQ(code_of(R"({"type":"account.topup","id":"x","at":"2024-03-01T00:00:00Z","account":"a","amount":-5})"),
+            errc::invalid_field);
+  EXPECT_EQ(code_of(R"({"type":"account.topup","id":"x","at":"yesterday","account":"a","amount":5})"),
+            errc::invalid_field);
+  EXPECT_EQ(code_of(R"({"type":"account.open","id":"x","at":"2024-03-01T00:00:00Z","utility":"u","account":"a","customer":"c","kind":"gold"})"),
+            errc::invalid_field);
+  EXPECT_EQ(code_of(R"({"type":"account.open","id":"x","at":"2024-03-01T00:00:00Z","utility":"u","account":"a","customer":"c","colour":"red"})"),
+            errc::invalid_field);
+  EXPECT_EQ(code_of(R"({"type":"session.start","id":"x","at":"2024-03-01T00:00:00Z","session":"s","premise":"p","card":"c","online":"yes"})"),
+            errc::invalid_field);
+  EXPECT_EQ(code_of(R"({"type":"bill.run","id":"x","at":"2024-03-01T00:00:00Z","utility":"u","period":"2024-3"})"),
+            errc::invalid_field);
+  EXPECT_EQ(code_of(R"({"type":"account.topup","id":7,"at":"2024-03-01T00:00:00Z","account":"a","amount":5})"),
+            errc::invalid_field);
+  EXPECT_EQ(code_of(std::string(70000, ' ')), errc::line_too_long);
+}
+
+TEST_F(parser_test, every_command_type_of_the_spec_is_known) {
+  for (const auto& t : command_tables) {
+    const std::string line = R"({"type":")" + std::string(t.type) + R"(","id":"x","at":"2024-03-01T00:00:00Z"})";
+    const errc code = code_of(line);
+    EXPECT_NE(code, errc::unknown_type) << t.type;
+  }
+}
+
+}  // namespace
+}  // namespace pevledger::schema

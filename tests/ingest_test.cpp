@@ -1,0 +1,152 @@
+// The ingest path: every class of bad input is refused with its stable code while the lines around
+// it are applied; ids are idempotency keys; refused ids are not taken.
+
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "pevledger/engine.hpp"
+#include "tests/test_support.hpp"
+
+namespace pevledger {
+namespace {
+
+struct ingest_run {
+  ingest_summary summary;
+  std::vector<line_refusal> refusals;
+};
+
+ingest_run ingest(engine& e, const std::string& text) {
+  ingest_run run;
+  std::istringstream in(text);
+  auto s = e.ingest(in, [&](const line_refusal& r) { run.refusals.push_back(r); });
+  EXPECT_TRUE(s.has_value()) << (s ? "" : s.error().describe());
+  if (s) run.summary = s.value();
+  return run;
+}
+
+std::unique_ptr<engine> open_engine(const testing::temp_dir& dir) {
+  auto e = engine::open(dir.file("db"));
+  EXPECT_TRUE(e.has_value());
+  return std::move(e.value());
+}
+
+const std::string utility =
+    R"({"type":"utility.register","id":"L1","at":"2024-03-01T00:00:00Z","utility":"u","timezone":"America/Los_Angeles"})";
+const std::string account =
+    R"({"type":"account.open","id":"L2","at":"2024-03-01T00:00:01Z","utility":"u","account":"a","customer":"c"})";
+
+std::string topup(const std::string& id, std::int64_t amount) {
+  return R"({"type":"account.topup","id":")" + id + R"(","at":"2024-03-01T00:00:02Z","account":"a","amount":)" +
+         std::to_string(amount) + "}";
+}
+
+TEST(ingest, bad_lines_are_refused_with_their_code_and_the_rest_applied) {
+  testing::temp_dir dir;
+  auto e = open_engine(dir);
+  const std::string text = utility + "\n" +                                     // 1
+                           "{\"type\":\"account.open\",\n" +                     // 2 invalid_json
+                           account + "\n" +                                      // 3
+                           "\n" +                                                // 4 blank
+                           R"({"type":"account.topup","id":"m","at":"2024-03-01T00:00:02Z","account":"a"})" + "\n" +  // 5
+                           R"({"type":"account.topup","id":"w","at":"2024-03-01T00:00:02Z","account":"a","amount":"7"})" + "\n" +  // 6
+                           R"({"type":"account.close","id":"k","at":"2024-03-01T00:00:02Z","account":"a"})" + "\n" +  // 7
+                           R"({"type":"account.topup","id":"x","at":"2024-03-01T00:00:02Z","account":"nobody","amount":7})" + "\n" +  // 8
+                           topup("L3", 1000) + "\n" +                            // 9
+                           "{\"type\":\"account.topup\",\"id\":\"" + std::string(70000, 'x') + "\"}\n" +  // 10 too long
+                           "{\"type\":\"account.topup\",\"id\":\"u8\",\"at\":\"2024-03-01T00:00:02Z\",\"account\":\"a\xc3\x28\",\"amount\":1}\n" +  // 11
+                           "   \t\r\n" +                                         // 12 blank
+                           topup("L4", 234);                                     // 13, no final newline
+  const ingest_run run = ingest(*e, text);
+  EXPECT_EQ(run.summary.accepted, 4u);
+  EXPECT_EQ(run.summary.duplicates, 0u);
+  EXPECT_EQ(run.summary.refused, 7u);
+  const std::vector<std::pair<std::uint64_t, errc>> expected = {
+      {2, errc::invalid_json},  {5, errc::missing_field},   {6, errc::invalid_field}, {7, errc::unknown_type},
+      {8, errc::unknown_account}, {10, errc::line_too_long}, {11, errc::invalid_json}};
+  ASSERT_EQ(run.refusals.size(), expected.size());
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(run.refusals[i].line, expected[i].first) << i;
+    EXPECT_EQ(run.refusals[i].error, expected[i].second) << "line " << expected[i].first;
+    EXPECT_FALSE(run.refusals[i].message.empty());
+  }
+  EXPECT_EQ(run.refusals[2].id.value_or(""), "w");
+  EXPECT_FALSE(run.refusals[0].id.has_value());
+  auto balance = e->balance("a");
+  ASSERT_TRUE(balance.has_value());
+  EXPECT_NE(balance->find("\"balance_micro\":1234"), std::string::npos) << *balance;
+}
+
+TEST(ingest, ids_are_idempotency_keys_across_runs_and_reopens) {
+  testing::temp_dir dir;
+  {
+    auto e = open_engine(dir);
+    const ingest_run first = ingest(*e, utility + "\n" + account + "\n" + topup("T1", 500) + "\n" + topup("T1", 900));
+    EXPECT_EQ(first.summary.accepted, 3u);
+    EXPECT_EQ(first.summary.duplicates, 1u);  // same id, even with other content
+  }
+  auto e = open_engine(dir);
+  const ingest_run again = ingest(*e, topup("T1", 500) + "\n" + topup("T2", 1));
+  EXPECT_EQ(again.summary.accepted, 1u);
+  EXPECT_EQ(again.summary.duplicates, 1u);
+  auto balance = e->balance("a");
+  ASSERT_TRUE(balance.has_value());
+  EXPECT_NE(balance->find("\"balance_micro\":501"), std::string::npos) << *balance;
+}
+
+TEST(ingest, a_refused_id_is_not_taken_and_may_be_sent_again_corrected) {
+  testing::temp_dir dir;
+  auto e = open_engine(dir);
+  const ingest_run run = ingest(
+      *e, utility + "\n" + R"({"type":"account.topup","id":"R","at":"2024-03-01T00:00:02Z","account":"a","amount":5})" +
+              "\n" + account + "\n" + topup("R", 5));
+  EXPECT_EQ(run.summary.refused, 1u);
+  EXPECT_EQ(run.summary.accepted, 3u);
+  ASSERT_EQ(run.refusals.size(), 1u);
+  EXPECT_EQ(run.refusals[0].error, errc::unknown_account);
+}
+
+TEST(ingest, entity_rules_refuse_with_spec_codes) {
+  testing::temp_dir dir;
+  auto e = open_engine(dir);
+  const std::string base =
+      utility + "\n" + account + "\n" +
+      R"({"type":"tariff.publish","id":"T","at":"2024-03-01T00:00:02Z","utility":"u","tariff":"flat","kind":"flat","price":100000})" + "\n" +
+      R"({"type":"premise.register","id":"P","at":"2024-03-01T00:00:03Z","utility":"u","premise":"p","account":"a","default_tariff":"flat"})" + "\n" +
+      R"({"type":"device.commission","id":"D","at":"2024-03-01T00:00:04Z","premise":"p","device":"esci","kind":"esci"})" + "\n";
+  ASSERT_EQ(ingest(*e, base).summary.accepted, 5u);
+  const std::vector<std::pair<std::string, errc>> cases = {
+      {R"({"type":"utility.register","id":"x1","at":"2024-03-01T00:01:00Z","utility":"u","timezone":"UTC"})", errc::utility_exists},
+      {R"({"type":"utility.register","id":"x2","at":"2024-03-01T00:01:00Z","utility":"v","timezone":"Mars/Olympus"})", errc::invalid_field},
+      {R"({"type":"account.open","id":"x3","at":"2024-03-01T00:01:00Z","utility":"nope","account":"b","customer":"c"})", errc::unknown_utility},
+      {R"({"type":"account.open","id":"x4","at":"2024-03-01T00:01:00Z","utility":"u","account":"a","customer":"c"})", errc::account_exists},
+      {R"({"type":"premise.register","id":"x5","at":"2024-03-01T00:01:00Z","utility":"u","premise":"q","account":"a","default_tariff":"nope"})", errc::unknown_tariff},
+      {R"({"type":"premise.register","id":"x6","at":"2024-03-01T00:01:00Z","utility":"u","premise":"p","account":"a","default_tariff":"flat"})", errc::premise_exists},
+      {R"({"type":"device.commission","id":"x7","at":"2024-03-01T00:01:00Z","premise":"p","device":"esci","kind":"eumd"})", errc::device_exists},
+      {R"({"type":"device.configure","id":"x8","at":"2024-03-01T00:01:00Z","device":"esci","interval_s":300})", errc::not_eumd},
+      {R"({"type":"device.configure","id":"x9","at":"2024-03-01T00:01:00Z","device":"ghost","interval_s":300})", errc::unknown_device},
+      {R"({"type":"pev.enroll","id":"x10","at":"2024-03-01T00:01:00Z","account":"a","pev":"1hg8naw39m673bw7n","tariff":"flat","home_premise":"p"})", errc::invalid_vin},
+      {R"({"type":"pev.enroll","id":"x11","at":"2024-03-01T00:01:00Z","account":"a","pev":"1HG8NAW38M673BW7N","tariff":"flat","home_premise":"p"})", errc::invalid_vin},
+      {R"({"type":"station.boot","id":"x12","at":"2024-03-01T00:01:00Z","premise":"p"})", errc::not_public},
+      {R"({"type":"session.start","id":"x13","at":"2024-03-01T00:01:00Z","session":"s","premise":"p","card":"c","online":true})", errc::not_public},
+      {R"({"type":"session.bind","id":"x14","at":"2024-03-01T00:01:00Z","session":"none","pev":"1HG8NAW39M673BW7N"})", errc::unknown_session},
+      {R"({"type":"card.revoke","id":"x15","at":"2024-03-01T00:01:00Z","card":"c"})", errc::unknown_card},
+      {R"({"type":"pev.setup","id":"x16","at":"2024-03-01T00:01:00Z","pev":"1HG8NAW39M673BW7N","premise":"p","esci":"esci","eumd":"esci"})", errc::unknown_pev},
+      {R"({"type":"price.publish","id":"x17","at":"2024-03-01T00:01:00Z","utility":"u","tariff":"flat","hour":"2024-03-01T01:00:00Z","price":1})", errc::tariff_not_rtp},
+  };
+  for (const auto& [line, code] : cases) {
+    const ingest_run run = ingest(*e, line);
+    ASSERT_EQ(run.refusals.size(), 1u) << line;
+    EXPECT_EQ(run.refusals[0].error, code) << line << ": " << run.refusals[0].message;
+  }
+  // The valid VIN of the cases above enrols once, then is refused as enrolled.
+  const std::string enroll =
+      R"({"type":"pev.enroll","id":"E1","at":"2024-03-01T00:02:00Z","account":"a","pev":"1HG8NAW39M673BW7N","tariff":"flat","home_premise":"p"})";
+  EXPECT_EQ(ingest(*e, enroll).summary.accepted, 1u);
+  const ingest_run twice = ingest(*e, R"({"type":"pev.enroll","id":"E2","at":"2024-03-01T00:02:00Z","account":"a","pev":"1HG8NAW39M673BW7N","tariff":"flat","home_premise":"p"})");
+  ASSERT_EQ(twice.refusals.size(), 1u);
+  EXPECT_EQ(twice.refusals[0].error, errc::pev_enrolled);
+}
+
+}  // namespace
+}  // namespace pevledger
