@@ -1,6 +1,8 @@
 #include "storage/event_log.hpp"
 
 #include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 
@@ -15,9 +17,8 @@
 namespace pevledger::storage {
 namespace {
 
-constexpr const char* cf_names[] = {"default", "events", "streams", "commands",
-                                    "projections"};
-enum cf_index { cf_default = 0, cf_events, cf_streams, cf_commands, cf_projections, cf_count };
+constexpr const char* cf_names[] = {"default", "events", "streams", "stream_heads", "commands", "projections"};
+enum cf_index { cf_default = 0, cf_events, cf_streams, cf_stream_heads, cf_commands, cf_projections, cf_count };
 constexpr std::string_view watermark_key = "projection_watermark";
 // Stream heads cached in memory; past this the cache is dropped and refilled from the index.
 constexpr std::size_t stream_head_cache_max = 1u << 20;
@@ -60,12 +61,26 @@ struct pending_append {
 
 }  // namespace
 
+// A group sealed into one WriteBatch, waiting for (or in) its synced write.
+struct sealed_group {
+  rocksdb::WriteBatch batch;
+  std::vector<std::unique_ptr<pending_append>> appends;
+  std::vector<append_receipt> receipts;
+  log_seq last;
+  digest last_hash{};
+};
+
+// Group commit runs as a two-stage pipeline: the sealer assigns sequences, builds and hashes
+// records into a WriteBatch while the syncer writes and fsyncs the group before it. Sealed groups
+// wait in a queue of at most sealed_groups_max, so memory stays bounded.
+constexpr std::size_t sealed_groups_max = 2;
+
 struct event_log::impl {
   std::unique_ptr<rocksdb::DB> db;
   std::vector<rocksdb::ColumnFamilyHandle*> cfs;
   log_options options;
 
-  // Durable head; written by the writer thread after each successful group commit.
+  // Durable head; written by the syncer after each successful group commit.
   mutable std::mutex head_mu;
   log_seq head_seq{0};
   digest head_hash{};
@@ -75,12 +90,20 @@ struct event_log::impl {
   std::condition_variable queue_not_full;
   std::deque<std::unique_ptr<pending_append>> queue;
   bool stopping = false;
-  bool failed = false;
+  bool failed = false;  // a write failed: every later append fails too
 
-  // Owned by the writer thread only.
+  std::mutex sealed_mu;
+  std::condition_variable sealed_changed;
+  std::deque<std::unique_ptr<sealed_group>> sealed;
+  bool sealer_done = false;
+
+  // Owned by the sealer: the head including sealed but not yet durable groups, and stream heads.
+  log_seq sealed_seq{0};
+  digest sealed_hash{};
   std::unordered_map<std::string, std::uint64_t> stream_heads;
   flatbuffers::FlatBufferBuilder fbb{4096};
-  std::thread writer;
+  std::thread sealer;
+  std::thread syncer;
 
   ~impl() {
     {
@@ -88,122 +111,172 @@ struct event_log::impl {
       stopping = true;
     }
     queue_not_empty.notify_all();
-    if (writer.joinable()) writer.join();
+    queue_not_full.notify_all();
+    if (sealer.joinable()) sealer.join();
+    if (syncer.joinable()) syncer.join();
     for (auto* cf : cfs)
       if (db) ignore_rocksdb(db->DestroyColumnFamilyHandle(cf));
     cfs.clear();
     db.reset();
   }
 
-  result<std::uint64_t> stream_head(const std::string& stream) {
-    if (auto it = stream_heads.find(stream); it != stream_heads.end()) return it->second;
-    if (stream_heads.size() >= stream_head_cache_max) stream_heads.clear();
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cfs[cf_streams]));
-    it->SeekForPrev(stream_key(stream, UINT64_MAX));
-    std::uint64_t head = 0;
-    if (it->Valid()) {
-      const auto key = it->key().ToStringView();
-      if (key.size() == stream.size() + 9 && key.substr(0, stream.size()) == stream && key[stream.size()] == '\0')
-        head = get_be64(key.substr(stream.size() + 1));
-    }
-    if (!it->status().ok()) return io_error(it->status(), "reading stream index");
-    stream_heads.emplace(stream, head);
-    return head;
+  bool has_failed() {
+    std::lock_guard lock(queue_mu);
+    return failed;
   }
 
-  // Packs a group of appends into one WriteBatch; on success returns each batch's receipt.
-  result<std::vector<append_receipt>> commit_group(std::vector<std::unique_ptr<pending_append>>& group) {
-    rocksdb::WriteBatch wb;
-    log_seq seq;
-    digest hash;
-    {
-      std::lock_guard lock(head_mu);
-      seq = head_seq;
-      hash = head_hash;
+  // Waits until the syncer has written every sealed group.
+  void drain_sealed() {
+    std::unique_lock lock(sealed_mu);
+    sealed_changed.wait(lock, [&] { return sealed.empty(); });
+  }
+
+  // The cached head of a stream (loaded from the store on a miss), to be advanced by the caller.
+  result<std::uint64_t*> stream_head(const std::string& stream) {
+    if (auto it = stream_heads.find(stream); it != stream_heads.end()) return &it->second;
+    if (stream_heads.size() >= stream_head_cache_max) {
+      // Forget the cache only once everything it knew is durable, so the store is up to date.
+      drain_sealed();
+      stream_heads.clear();
     }
-    std::unordered_map<std::string, std::uint64_t> touched;  // stream heads inside this group
-    std::vector<append_receipt> receipts;
-    receipts.reserve(group.size());
+    std::string value;
+    auto s = db->Get(rocksdb::ReadOptions(), cfs[cf_stream_heads], stream, &value);
+    std::uint64_t head = 0;
+    if (s.ok()) {
+      if (value.size() != 8) return status(errc::corruption, "stream head of '" + stream + "' is malformed");
+      head = get_be64(value);
+    } else if (!s.IsNotFound()) {
+      return io_error(s, "reading stream heads");
+    }
+    return &stream_heads.emplace(stream, head).first->second;
+  }
+
+  // Assigns positions and hashes to a group of appends and packs them into one WriteBatch.
+  status seal(sealed_group& g) {
+    log_seq seq = sealed_seq;
+    digest hash = sealed_hash;
     bool has_projections = false;
-    for (auto& p : group) {
+    std::unordered_map<std::string_view, std::uint64_t> touched;  // stream heads this group moves
+    g.receipts.reserve(g.appends.size());
+    for (auto& p : g.appends) {
       const log_seq first(seq.value() + 1);
       for (auto& cmd : p->batch.commands) {
         const log_seq cmd_first(seq.value() + 1);
         PEV_ASSERT(cmd.events.size() <= limits::events_per_command_max);
         for (auto& ev : cmd.events) {
-          auto t = touched.find(ev.stream);
-          if (t == touched.end()) {
-            auto h = stream_head(ev.stream);
-            if (!h) return h.error();
-            t = touched.emplace(ev.stream, h.value()).first;
-          }
-          const std::uint64_t stream_seq = ++t->second;
+          auto head = stream_head(ev.stream);
+          if (!head) return head.error();
+          const std::uint64_t stream_seq = ++*head.value();
+          touched[ev.stream] = stream_seq;
           seq = log_seq(seq.value() + 1);
           hash = build_record(fbb, {seq, stream_seq, hash}, ev.stream, cmd.at, cmd.command_id, ev.body);
-          wb.Put(cfs[cf_events], seq_key(seq),
-                 rocksdb::Slice(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize()));
-          wb.Put(cfs[cf_streams], stream_key(ev.stream, stream_seq), seq_key(seq));
+          g.batch.Put(cfs[cf_events], seq_key(seq),
+                      rocksdb::Slice(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize()));
+          g.batch.Put(cfs[cf_streams], stream_key(ev.stream, stream_seq), seq_key(seq));
         }
         if (!cmd.indexed) continue;
         std::string outcome;
         put_be64(outcome, cmd_first.value());
         const auto count = static_cast<std::uint32_t>(seq.value() + 1 - cmd_first.value());
         for (int i = 3; i >= 0; --i) outcome.push_back(static_cast<char>((count >> (i * 8)) & 0xff));
-        wb.Put(cfs[cf_commands], cmd.command_id, outcome);
+        g.batch.Put(cfs[cf_commands], cmd.command_id, outcome);
       }
       for (auto& put : p->batch.projections) {
-        wb.Put(cfs[cf_projections], put.key, put.value);
+        g.batch.Put(cfs[cf_projections], put.key, put.value);
         has_projections = true;
       }
-      receipts.push_back({first, seq});
+      g.receipts.push_back({first, seq});
     }
-    if (has_projections) wb.Put(cfs[cf_default], std::string(watermark_key), seq_key(seq));
-    rocksdb::WriteOptions wo;
-    wo.sync = options.sync;
-    if (auto s = db->Write(wo, &wb); !s.ok()) return io_error(s, "group commit");
-    for (auto& [stream, head] : touched) stream_heads[stream] = head;
-    std::lock_guard lock(head_mu);
-    head_seq = seq;
-    head_hash = hash;
-    return receipts;
+    for (const auto& [stream, head] : touched) {
+      std::string value;
+      put_be64(value, head);
+      g.batch.Put(cfs[cf_stream_heads], rocksdb::Slice(stream.data(), stream.size()), value);
+    }
+    if (has_projections) g.batch.Put(cfs[cf_default], std::string(watermark_key), seq_key(seq));
+    g.last = seq;
+    g.last_hash = hash;
+    sealed_seq = seq;
+    sealed_hash = hash;
+    return status::ok();
   }
 
-  void writer_loop() {
+  void fail_group(sealed_group& g, const status& why) {
+    for (auto& p : g.appends) p->done.set_value(why);
+  }
+
+  void sealer_loop() {
     for (;;) {
-      std::vector<std::unique_ptr<pending_append>> group;
+      auto g = std::make_unique<sealed_group>();
       {
         std::unique_lock lock(queue_mu);
         queue_not_empty.wait(lock, [&] { return stopping || !queue.empty(); });
-        if (queue.empty()) return;  // stopping, and everything queued is written
+        if (queue.empty()) break;  // stopping, and everything queued is sealed
         std::size_t bytes = 0;
-        while (!queue.empty() && group.size() < limits::log_batch_requests_max &&
-               (group.empty() || bytes + queue.front()->bytes <= limits::log_batch_bytes_max)) {
+        while (!queue.empty() && g->appends.size() < limits::log_batch_requests_max &&
+               (g->appends.empty() || bytes + queue.front()->bytes <= limits::log_batch_bytes_max)) {
           bytes += queue.front()->bytes;
-          group.push_back(std::move(queue.front()));
+          g->appends.push_back(std::move(queue.front()));
           queue.pop_front();
         }
       }
       queue_not_full.notify_all();
-      bool already_failed;
-      {
-        std::lock_guard lock(queue_mu);
-        already_failed = failed;
-      }
-      if (already_failed) {
-        for (auto& p : group) p->done.set_value(status(errc::log_closed, "the log stopped after a failed write"));
+      if (has_failed()) {
+        fail_group(*g, status(errc::log_closed, "the log stopped after a failed write"));
         continue;
       }
-      auto receipts = commit_group(group);
-      if (!receipts) {
+      if (status s = seal(*g); !s.is_ok()) {
         {
           std::lock_guard lock(queue_mu);
           failed = true;
         }
-        for (auto& p : group) p->done.set_value(receipts.error());
+        fail_group(*g, s);
         continue;
       }
-      PEV_ASSERT(receipts->size() == group.size());
-      for (std::size_t i = 0; i < group.size(); ++i) group[i]->done.set_value((*receipts)[i]);
+      std::unique_lock lock(sealed_mu);
+      sealed_changed.wait(lock, [&] { return sealed.size() < sealed_groups_max; });
+      sealed.push_back(std::move(g));
+      sealed_changed.notify_all();
+    }
+    std::lock_guard lock(sealed_mu);
+    sealer_done = true;
+    sealed_changed.notify_all();
+  }
+
+  void syncer_loop() {
+    for (;;) {
+      std::unique_ptr<sealed_group> g;
+      {
+        std::unique_lock lock(sealed_mu);
+        sealed_changed.wait(lock, [&] { return sealer_done || !sealed.empty(); });
+        if (sealed.empty()) return;
+        g = std::move(sealed.front());
+      }
+      // A group sealed after a failed write chains on records that never landed: refuse it.
+      status result_status = has_failed() ? status(errc::log_closed, "the log stopped after a failed write")
+                                          : status::ok();
+      if (result_status.is_ok()) {
+        rocksdb::WriteOptions wo;
+        wo.sync = options.sync;
+        if (auto s = db->Write(wo, &g->batch); !s.ok()) {
+          result_status = io_error(s, "group commit");
+          std::lock_guard lock(queue_mu);
+          failed = true;
+        }
+      }
+      if (result_status.is_ok()) {
+        {
+          std::lock_guard lock(head_mu);
+          head_seq = g->last;
+          head_hash = g->last_hash;
+        }
+        PEV_ASSERT(g->receipts.size() == g->appends.size());
+        for (std::size_t i = 0; i < g->appends.size(); ++i) g->appends[i]->done.set_value(g->receipts[i]);
+      } else {
+        fail_group(*g, result_status);
+      }
+      std::lock_guard lock(sealed_mu);
+      sealed.pop_front();
+      sealed_changed.notify_all();
     }
   }
 
@@ -233,6 +306,12 @@ result<std::unique_ptr<event_log>> event_log::open(const std::string& dir, log_o
   for (const char* name : cf_names) {
     rocksdb::ColumnFamilyOptions cf_options;
     if (std::string_view(name) == "events") cf_options.write_buffer_size = 128u << 20;
+    if (std::string_view(name) == "stream_heads" || std::string_view(name) == "commands") {
+      // Point lookups that mostly miss (a new stream, a new command id): a bloom filter answers them.
+      rocksdb::BlockBasedTableOptions table;
+      table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+      cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+    }
     descriptors.emplace_back(name, cf_options);
   }
   rocksdb::DB* raw = nullptr;
@@ -252,7 +331,10 @@ result<std::unique_ptr<event_log>> event_log::open(const std::string& dir, log_o
     p->head_hash = record_hash(*schema::GetRecord(it->value().data()));
   }
   it.reset();
-  p->writer = std::thread([raw_impl = p.get()] { raw_impl->writer_loop(); });
+  p->sealed_seq = p->head_seq;
+  p->sealed_hash = p->head_hash;
+  p->sealer = std::thread([raw_impl = p.get()] { raw_impl->sealer_loop(); });
+  p->syncer = std::thread([raw_impl = p.get()] { raw_impl->syncer_loop(); });
   return std::unique_ptr<event_log>(new event_log(std::move(p)));
 }
 

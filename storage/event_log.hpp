@@ -4,13 +4,15 @@
 // Column families and their keys (integers are 8-byte big-endian, so keys sort numerically):
 //   events       global_seq                      -> Record bytes (schema/events.fbs)
 //   streams      stream '\0' stream_seq          -> global_seq
+//   stream_heads stream                          -> last stream_seq
 //   commands     command id                      -> first global_seq (8) + event count (4)
 //   projections  key chosen by the engine        -> value chosen by the engine
 //   default      "projection_watermark"          -> global_seq the projections include
 //
-// Writes are group commits: `append` queues a batch and returns a future; one writer thread packs
-// every waiting batch (up to limits::log_batch_*_max) into a single WriteBatch, writes it with a
-// synced WAL, and only then fulfils the futures. A batch's events, its command ids and its
+// Writes are group commits: `append` queues a batch and returns a future. A sealer thread packs
+// every waiting batch (up to limits::log_batch_*_max) into a single WriteBatch, assigning
+// sequences and hashes, while a syncer thread writes the previous group with a synced WAL; only
+// then are that group's futures fulfilled. A batch's events, its command ids and its
 // projection values are in the same WriteBatch, so no crash can separate them. When the queue holds
 // limits::log_queue_requests_max batches, `append` blocks: that is the backpressure.
 //
