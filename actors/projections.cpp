@@ -169,6 +169,46 @@ std::string session_json(const ledger_state& state, const std::string& session) 
   return j.dump();
 }
 
+std::string period_report_json(const ledger_state& state, std::int32_t period) {
+  std::vector<std::string> utility_ids;
+  for (const auto& [id, u] : state.utilities) utility_ids.push_back(id);
+  std::sort(utility_ids.begin(), utility_ids.end());
+  ojson utilities = ojson::array();
+  for (const std::string& uid : utility_ids) {
+    const utility_state& u = state.utilities.at(uid);
+    std::map<std::string, std::int64_t> amount_by_kind, wh_by_kind;
+    std::int64_t total = 0;
+    std::size_t accounts_with_lines = 0;
+    for (const std::string& aid : u.accounts) {
+      const account_state& a = state.accounts.at(aid);
+      auto it = a.lines.find(period);
+      if (it == a.lines.end() || it->second.empty()) continue;
+      ++accounts_with_lines;
+      for (const auto& [key, t] : it->second) {
+        amount_by_kind[line_kind_name(key.kind)] += t.amount_micro;
+        wh_by_kind[line_kind_name(key.kind)] += t.wh;
+        total += t.amount_micro;
+      }
+    }
+    ojson x;
+    x["utility"] = uid;
+    x["status"] = u.billed_periods.count(period) != 0 ? "issued" : "preview";
+    x["accounts"] = u.accounts.size();
+    x["accounts_with_lines"] = accounts_with_lines;
+    ojson kinds = ojson::object();
+    for (const auto& [kind, amount] : amount_by_kind) kinds[kind] = {{"wh", wh_by_kind[kind]}, {"amount_micro", amount}};
+    x["kinds"] = std::move(kinds);
+    x["total_micro"] = total;
+    utilities.push_back(std::move(x));
+  }
+  ojson j;
+  j["period"] = period_text(period);
+  j["utilities"] = std::move(utilities);
+  j["settled"] = state.settled_periods.count(period) != 0;
+  j["settlement"] = ojson::parse(settlement_json(state, period));
+  return j.dump();
+}
+
 std::vector<std::pair<std::string, std::string>> all_projections(const ledger_state& state) {
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& [id, a] : state.accounts) {

@@ -24,6 +24,9 @@ namespace pevledger::actors {
 [[nodiscard]] std::string settlement_json(const ledger_state& state, std::int32_t period);
 [[nodiscard]] std::string session_json(const ledger_state& state, const std::string& session);
 
+// A period at a glance: per utility, its bills' totals by line kind; and the settlement.
+[[nodiscard]] std::string period_report_json(const ledger_state& state, std::int32_t period);
+
 // Every projection the state holds, as (key, JSON): what a replay compares with the stored ones.
 [[nodiscard]] std::vector<std::pair<std::string, std::string>> all_projections(const ledger_state& state);
 

@@ -130,6 +130,11 @@ int main(int argc, char** argv) {
   add_format(session_cmd);
   session_cmd->add_option("--session", session, "session id")->required();
 
+  auto* report = app.add_subcommand("report", "a period at a glance: bill totals per utility and the settlement");
+  add_db(report);
+  add_format(report);
+  report->add_option("--period", period, "YYYY-MM")->required();
+
   auto* export_cmd = app.add_subcommand("export", "every event as JSON lines, in log order");
   add_db(export_cmd);
 
@@ -165,6 +170,9 @@ int main(int argc, char** argv) {
   if (*session_cmd)
     return run_query(db, format, [&](pevledger::engine& e) { return e.session(session); },
                      pevledger::cli::session_text);
+  if (*report)
+    return run_query(db, format, [&](pevledger::engine& e) { return e.period_report(period); },
+                     pevledger::cli::report_text);
   if (*export_cmd) {
     int code = exit_ok;
     auto engine = open_engine(db, code);

@@ -71,4 +71,24 @@ std::string session_text(const std::string& text) {
          str(s["gaps"]) + " gaps, " + str(s["anomalies"]) + " anomalies";
 }
 
+std::string report_text(const std::string& text) {
+  const json r = json::parse(text);
+  std::string out = "Period " + str(r["period"]) + "\n";
+  out += pad("utility", 10) + pad("bills", 9) + pad("accounts", 10) + pad("kind", 15) + pad("wh", 12) + "amount\n";
+  for (const json& u : r["utilities"]) {
+    bool first = true;
+    for (auto it = u["kinds"].begin(); it != u["kinds"].end(); ++it) {
+      out += pad(first ? str(u["utility"]) : "", 10) + pad(first ? str(u["status"]) : "", 9) +
+             pad(first ? str(u["accounts_with_lines"]) + "/" + str(u["accounts"]) : "", 10) + pad(it.key(), 15) +
+             pad(str(it.value()["wh"]), 12) + micro_text(it.value()["amount_micro"].get<long long>()) + "\n";
+      first = false;
+    }
+    if (first) out += pad(str(u["utility"]), 10) + pad(str(u["status"]), 9) + "(no lines)\n";
+    out += pad("", 44) + pad("total", 12) + micro_text(u["total_micro"].get<long long>()) + "\n";
+  }
+  out += std::string("\nSettlement ") + (r["settled"].get<bool>() ? "(issued)" : "(preview)") + "\n";
+  out += settlement_text(r["settlement"].dump());
+  return out;
+}
+
 }  // namespace pevledger::cli

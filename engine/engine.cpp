@@ -233,6 +233,13 @@ result<std::string> engine::session(std::string_view session) {
   return std::move(**stored);
 }
 
+result<std::string> engine::period_report(std::string_view period) {
+  auto p = parse_month(period);
+  if (!p) return status(errc::usage, "--period must be YYYY-MM");
+  PEV_RETURN_IF_ERROR(impl_->fold());
+  return actors::period_report_json(impl_->state, p->index());
+}
+
 status engine::export_events(std::ostream& out) const {
   auto printer = fb::event_printer::create();
   if (!printer) return printer.error();

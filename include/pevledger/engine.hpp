@@ -63,6 +63,8 @@ class engine {
   [[nodiscard]] result<std::string> balance(std::string_view account);
   [[nodiscard]] result<std::string> settlement(std::string_view period);
   [[nodiscard]] result<std::string> session(std::string_view session);
+  // A period at a glance: each utility's bill totals by line kind, and the settlement.
+  [[nodiscard]] result<std::string> period_report(std::string_view period);
 
   // Every event as one JSON line, in log order, each record verified on the way.
   [[nodiscard]] status export_events(std::ostream& out) const;
