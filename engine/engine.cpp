@@ -142,6 +142,18 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
     if (on_refusal) on_refusal({line_no, std::move(id), code, std::move(message)});
   };
 
+  // Whatever stops this ingest early, state decided but not durable must not outlive it: the next
+  // query or ingest refolds the state from the log.
+  struct discard_on_error {
+    impl& m;
+    bool done = false;
+    ~discard_on_error() {
+      if (done) return;
+      m.state = {};
+      m.folded = false;
+    }
+  } guard{m};
+
   std::string line;
   bool too_long = false;
   fb::parse_failure failure;
@@ -192,6 +204,7 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
   if (in.bad()) return status(errc::io_error, "reading the command stream failed");
   PEV_RETURN_IF_ERROR(submit());
   while (!in_flight.empty()) PEV_RETURN_IF_ERROR(wait_oldest());
+  guard.done = true;
   return summary;
 }
 
