@@ -1,16 +1,20 @@
 // The pevledger command-line tool: argument parsing and output only; the work is the engine's.
 //
 // Exit codes: 0 success; 1 the thing asked for does not exist (unknown account, session, ...);
-// 2 usage or storage error; 3 `ingest` refused at least one line.
+// 2 usage or storage error; 3 `ingest` refused at least one line, or `replay --verify` / `verify`
+// found that the log or a projection does not match.
 
 #include <CLI/CLI.hpp>
 
+#include <chrono>
 #include <fstream>
+#include <sstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "cli/text_output.hpp"
 #include "pevledger/engine.hpp"
+#include "replay/checkpoint.hpp"
 #include "replay/replay.hpp"
 
 namespace {
@@ -135,8 +139,10 @@ int main(int argc, char** argv) {
   add_format(report);
   report->add_option("--period", period, "YYYY-MM")->required();
 
+  bool raw = false;
   auto* export_cmd = app.add_subcommand("export", "every event as JSON lines, in log order");
   add_db(export_cmd);
+  export_cmd->add_flag("--raw", raw, "add each record's stored bytes (base64) and its hash field's offset");
 
   std::string until;
   bool verify = false;
@@ -145,6 +151,17 @@ int main(int argc, char** argv) {
   add_format(replay);
   replay->add_option("--until", until, "stop after this sequence number, or at this time (YYYY-MM-DDTHH:MM:SSZ)");
   replay->add_flag("--verify", verify, "check the hash chain and compare with the stored projections");
+
+  std::string key, checkpoint_file, pubkey, out_file;
+  auto* checkpoint = app.add_subcommand("checkpoint", "sign the log's current head with an Ed25519 key");
+  add_db(checkpoint);
+  checkpoint->add_option("--key", key, "Ed25519 private key, PEM")->required();
+  checkpoint->add_option("--out", out_file, "write the checkpoint here instead of standard output");
+
+  auto* verify_cmd = app.add_subcommand("verify", "prove that the log extends a signed checkpoint unchanged");
+  add_db(verify_cmd);
+  verify_cmd->add_option("--checkpoint", checkpoint_file, "checkpoint file")->required();
+  verify_cmd->add_option("--pubkey", pubkey, "Ed25519 public key, PEM")->required();
 
   try {
     app.parse(argc, argv);
@@ -177,8 +194,39 @@ int main(int argc, char** argv) {
     int code = exit_ok;
     auto engine = open_engine(db, code);
     if (!engine) return code;
-    if (auto s = engine->export_events(std::cout); !s.is_ok()) return fail(s);
+    if (auto s = engine->export_events(std::cout, raw); !s.is_ok()) return fail(s);
     return exit_ok;
+  }
+  if (*checkpoint) {
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+        std::chrono::system_clock::now().time_since_epoch());
+    auto text = pevledger::replay::make_checkpoint(db, key, pevledger::unix_seconds(now.count()));
+    if (!text) return fail(text.error());
+    if (out_file.empty()) {
+      std::cout << text.value();
+    } else {
+      std::ofstream out(out_file, std::ios::binary);
+      out << text.value();
+      if (!out) {
+        std::cerr << "pevledger: cannot write '" << out_file << "'\n";
+        return exit_usage;
+      }
+    }
+    return exit_ok;
+  }
+  if (*verify_cmd) {
+    std::ifstream in(checkpoint_file, std::ios::binary);
+    if (!in) {
+      std::cerr << "pevledger: cannot read '" << checkpoint_file << "'\n";
+      return exit_usage;
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    auto outcome = pevledger::replay::verify_checkpoint(db, text.str(), pubkey);
+    if (!outcome) return fail(outcome.error());
+    (outcome->ok ? std::cout : std::cerr) << (outcome->ok ? "verified: " : "NOT verified: ") << outcome->message
+                                          << std::endl;
+    return outcome->ok ? exit_ok : exit_refused;
   }
   if (*replay) {
     auto report = pevledger::replay::run(db, until, verify);

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <set>
+#include <span>
 #include <unordered_set>
 
 #include "actors/apply.hpp"
@@ -253,7 +254,24 @@ result<std::string> engine::period_report(std::string_view period) {
   return actors::period_report_json(impl_->state, p->index());
 }
 
-status engine::export_events(std::ostream& out) const {
+namespace {
+std::string base64(std::span<const std::uint8_t> bytes) {
+  static constexpr char table[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  for (std::size_t i = 0; i < bytes.size(); i += 3) {
+    const std::uint32_t n = (std::uint32_t{bytes[i]} << 16) | (i + 1 < bytes.size() ? bytes[i + 1] << 8 : 0) |
+                            (i + 2 < bytes.size() ? bytes[i + 2] : 0);
+    out.push_back(table[(n >> 18) & 63]);
+    out.push_back(table[(n >> 12) & 63]);
+    out.push_back(i + 1 < bytes.size() ? table[(n >> 6) & 63] : '=');
+    out.push_back(i + 2 < bytes.size() ? table[n & 63] : '=');
+  }
+  return out;
+}
+}  // namespace
+
+status engine::export_events(std::ostream& out, bool raw) const {
   auto printer = fb::event_printer::create();
   if (!printer) return printer.error();
   return impl_->log->scan(log_seq(1), impl_->log->last_seq(), [&](const fb::Record& r) -> status {
@@ -271,6 +289,13 @@ status engine::export_events(std::ostream& out) const {
     j["event"] = parsed.at("event");
     j["prev_hash"] = storage::to_hex(storage::record_prev_hash(r));
     j["hash"] = storage::to_hex(storage::record_hash(r));
+    if (raw) {
+      auto stored = impl_->log->read(log_seq(r.global_seq()));
+      if (!stored) return stored.error();
+      const auto* start = stored->bytes.data();
+      j["hash_offset"] = reinterpret_cast<const std::uint8_t*>(stored->record().hash()) - start;
+      j["record_base64"] = base64(stored->bytes);
+    }
     out << j.dump() << '\n';
     if (!out) return status(errc::io_error, "writing the export failed");
     return status::ok();

@@ -119,25 +119,40 @@ result<report> run(const std::string& db, const std::string& until, bool verify)
       stored.emplace(std::string(k), std::string(v));
       return status::ok();
     }));
-    auto mismatch = [&](const std::string& key, const std::string& field) {
+    // A projection follows one stream; the last record of that stream is where the stored and the
+    // replayed values part.
+    auto stream_of = [](const std::string& key) -> std::string {
+      if (key.starts_with("balance/")) return "account/" + key.substr(8);
+      if (key.starts_with("session/")) return key;
+      if (key.starts_with("bill/")) return "account/" + key.substr(5, key.rfind('/') - 5);
+      return "clearinghouse";
+    };
+    auto mismatch = [&](const std::string& key, const std::string& field) -> status {
       ojson m;
+      const std::string stream = stream_of(key);
+      auto records = lg.stream_records(stream);
+      if (!records) return records.error();
       m["projection"] = key;
+      m["stream"] = stream;
+      m["seq"] = records->empty() ? 0 : records->back().value();
       m["field"] = field;
       mismatches.push_back(std::move(m));
+      return status::ok();
     };
     for (const auto& [key, value] : projections) {
       auto it = stored.find(key);
       if (it == stored.end()) {
-        mismatch(key, "(missing from the store)");
+        PEV_RETURN_IF_ERROR(mismatch(key, "(missing from the store)"));
         continue;
       }
       if (it->second != value) {
         const auto a = ojson::parse(value, nullptr, false), b = ojson::parse(it->second, nullptr, false);
-        mismatch(key, a.is_discarded() || b.is_discarded() ? "(document)" : first_difference(a, b, ""));
+        PEV_RETURN_IF_ERROR(
+            mismatch(key, a.is_discarded() || b.is_discarded() ? "(document)" : first_difference(a, b, "")));
       }
       stored.erase(it);
     }
-    for (const auto& [key, value] : stored) mismatch(key, "(stored, but not in the log)");
+    for (const auto& [key, value] : stored) PEV_RETURN_IF_ERROR(mismatch(key, "(stored, but not in the log)"));
     auto watermark = lg.projection_watermark();
     if (!watermark) return watermark.error();
     j["projection_watermark"] = watermark->value();
@@ -166,9 +181,12 @@ result<report> run(const std::string& db, const std::string& until, bool verify)
   if (verify) {
     text += out.ok ? "verify: hash chain intact, every stored projection matches\n"
                    : "verify: " + std::to_string(mismatches.size()) + " projection(s) differ; first: " +
-                         mismatches[0]["projection"].get<std::string>() + " at " +
+                         mismatches[0]["projection"].get<std::string>() + " (stream " +
+                         mismatches[0]["stream"].get<std::string>() + ", last record " +
+                         std::to_string(mismatches[0]["seq"].get<std::uint64_t>()) + ") at " +
                          mismatches[0]["field"].get<std::string>() + "\n";
   }
+  while (!text.empty() && text.back() == '\n') text.pop_back();
   out.text = std::move(text);
   return out;
 }

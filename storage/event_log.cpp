@@ -20,6 +20,10 @@ namespace {
 constexpr const char* cf_names[] = {"default", "events", "streams", "stream_heads", "commands", "projections"};
 enum cf_index { cf_default = 0, cf_events, cf_streams, cf_stream_heads, cf_commands, cf_projections, cf_count };
 constexpr std::string_view watermark_key = "projection_watermark";
+// The on-disk format this code reads and writes; any change to keys, column families or the record
+// layout gets a new one, and a database of another format is refused, never misread.
+constexpr std::string_view format_key = "format";
+constexpr std::string_view format_version = "pevledger-log-1";
 // Stream heads cached in memory; past this the cache is dropped and refilled from the index.
 constexpr std::size_t stream_head_cache_max = 1u << 20;
 
@@ -316,9 +320,23 @@ result<std::unique_ptr<event_log>> event_log::open(const std::string& dir, log_o
   }
   rocksdb::DB* raw = nullptr;
   auto s = rocksdb::DB::Open(db_options, dir, descriptors, &p->cfs, &raw);
+  if (!s.ok() && s.IsInvalidArgument() && s.ToString().find("Column family not found") != std::string::npos)
+    return status(errc::corruption, dir + " is not a " + std::string(format_version) + " database (" + s.ToString() + ")");
   if (!s.ok()) return io_error(s, "opening " + dir);
   p->db.reset(raw);
   PEV_ASSERT(p->cfs.size() == cf_count);
+  std::string format;
+  s = p->db->Get(rocksdb::ReadOptions(), p->cfs[cf_default], std::string(format_key), &format);
+  if (s.IsNotFound()) {
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    s = p->db->Put(wo, p->cfs[cf_default], std::string(format_key), std::string(format_version));
+    if (!s.ok()) return io_error(s, "writing the format version");
+  } else if (!s.ok()) {
+    return io_error(s, "reading the format version");
+  } else if (format != format_version) {
+    return status(errc::corruption, dir + " holds format '" + format + "', not " + std::string(format_version));
+  }
 
   // The head is the last record; it must verify, or the log is not safe to extend.
   std::unique_ptr<rocksdb::Iterator> it(p->db->NewIterator(rocksdb::ReadOptions(), p->cfs[cf_events]));

@@ -8,6 +8,7 @@
 //   commands     command id                      -> first global_seq (8) + event count (4)
 //   projections  key chosen by the engine        -> value chosen by the engine
 //   default      "projection_watermark"          -> global_seq the projections include
+//                "format"                        -> "pevledger-log-1"; other formats are refused
 //
 // Writes are group commits: `append` queues a batch and returns a future. A sealer thread packs
 // every waiting batch (up to limits::log_batch_*_max) into a single WriteBatch, assigning

@@ -66,8 +66,10 @@ class engine {
   // A period at a glance: each utility's bill totals by line kind, and the settlement.
   [[nodiscard]] result<std::string> period_report(std::string_view period);
 
-  // Every event as one JSON line, in log order, each record verified on the way.
-  [[nodiscard]] status export_events(std::ostream& out) const;
+  // Every event as one JSON line, in log order, each record verified on the way. With `raw`, each
+  // line also carries the record's stored bytes (`record_base64`) and the byte offset of its hash
+  // field (`hash_offset`), so that auditors can check the chain with their own code.
+  [[nodiscard]] status export_events(std::ostream& out, bool raw = false) const;
 
   // Number of records in the log.
   [[nodiscard]] std::uint64_t log_size() const;
