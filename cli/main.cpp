@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <iostream>
@@ -38,8 +39,15 @@ int fail(const pevledger::status& s) {
   }
 }
 
-std::unique_ptr<pevledger::engine> open_engine(const std::string& db, int& code) {
-  auto e = pevledger::engine::open(db);
+std::unique_ptr<pevledger::engine> open_engine(const std::string& db, int& code, bool create = false) {
+  if (!create && !std::filesystem::exists(db)) {
+    std::cerr << "pevledger: no database at '" << db << "'\n";
+    code = exit_usage;
+    return nullptr;
+  }
+  pevledger::engine_options options;
+  options.create_if_missing = create;
+  auto e = pevledger::engine::open(db, options);
   if (!e) {
     code = fail(e.error());
     return nullptr;
@@ -49,7 +57,7 @@ std::unique_ptr<pevledger::engine> open_engine(const std::string& db, int& code)
 
 int run_ingest(const std::string& db, const std::string& file) {
   int code = exit_ok;
-  auto engine = open_engine(db, code);
+  auto engine = open_engine(db, code, /*create=*/true);
   if (!engine) return code;
   std::ifstream file_in;
   std::istream* in = &std::cin;

@@ -94,6 +94,7 @@ result<std::unique_ptr<engine>> engine::open(const std::string& dir, engine_opti
   auto p = std::make_unique<impl>();
   storage::log_options log_options;
   log_options.sync = options.sync;
+  log_options.create_if_missing = options.create_if_missing;
   auto log = storage::event_log::open(dir, log_options);
   if (!log) return log.error();
   p->log = std::move(log.value());

@@ -96,6 +96,10 @@ status check_integer(const json& v, const flatbuffers::Type& type, const flatbuf
   if (!is_signed && n < 0) return invalid("field '" + path + "' must not be negative");
   if (has_attribute(field, "non_negative") && n < 0) return invalid("field '" + path + "' must not be negative");
   if (has_attribute(field, "positive") && n <= 0) return invalid("field '" + path + "' must be positive");
+  if (const flatbuffers::Value* max = field.attributes.Lookup("max")) {
+    const std::int64_t bound = std::stoll(max->constant);  // the schema's own text, checked at start-up
+    if (n > bound) return invalid("field '" + path + "' is over its limit of " + max->constant);
+  }
   return status::ok();
 }
 
@@ -172,6 +176,10 @@ result<std::unique_ptr<command_parser>> command_parser::create() {
   for (const flatbuffers::StructDef* s : p->fb.structs_.vec)
     if (s->attributes.Lookup("command") != nullptr) ++command_tables_in_schema;
   PEV_ASSERT(command_tables_in_schema == command_kind_count);
+  for (const flatbuffers::StructDef* st : p->fb.structs_.vec)
+    for (const flatbuffers::FieldDef* f : st->fields.vec)
+      if (const flatbuffers::Value* max = f->attributes.Lookup("max"))
+        PEV_ASSERT(!max->constant.empty() && max->constant.find_first_not_of("0123456789") == std::string::npos);
   PEV_ASSERT(p->kind_by_type.size() == command_kind_count);
   return std::unique_ptr<command_parser>(new command_parser(std::move(p)));
 }

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <filesystem>
 #include <sstream>
 
 #include "tests/test_support.hpp"
@@ -65,6 +66,9 @@ TEST(cli, usage_and_storage_errors_exit_two) {
   EXPECT_EQ(run_pevledger("ingest --db " + dir.file("db") + " " + dir.file("missing.jsonl")).exit_code, 2);
   testing::write_file(dir.file("not-a-dir"), "x");
   EXPECT_EQ(run_pevledger("ingest --db " + dir.file("not-a-dir") + " -", good).exit_code, 2);
+  // Queries never create a database.
+  EXPECT_EQ(run_pevledger("balance --db " + dir.file("nothing") + " --account a").exit_code, 2);
+  EXPECT_FALSE(std::filesystem::exists(dir.file("nothing")));
 }
 
 TEST(cli, every_command_has_help) {

@@ -98,6 +98,13 @@ TEST_F(parser_test, format_errors_get_their_stable_codes) {
   EXPECT_EQ(code_of(R"({"type":"account.topup","id":7,"at":"2024-03-01T00:00:00Z","account":"a","amount":5})"),
             errc::invalid_field);
   EXPECT_EQ(code_of(std::string(70000, ' ')), errc::line_too_long);
+  // Magnitudes that could overflow a product or a sum are refused, not trusted.
+  EXPECT_EQ(code_of(R"({"type":"meter.interval","id":"x","at":"2024-03-01T00:15:00Z","device":"e","session":"s","start":"2024-03-01T00:00:00Z","seconds":900,"wh":9223372036854775807})"),
+            errc::invalid_field);
+  EXPECT_EQ(code_of(R"({"type":"tariff.publish","id":"x","at":"2024-03-01T00:00:00Z","utility":"u","tariff":"t","kind":"flat","price":1000000001})"),
+            errc::invalid_field);
+  EXPECT_EQ(code_of(R"({"type":"meter.interval","id":"x","at":"2024-03-01T00:15:00Z","device":"e","session":"s","start":"2024-03-01T00:00:00Z","seconds":900,"wh":1000000000})"),
+            errc::ok);
 }
 
 TEST_F(parser_test, every_command_type_of_the_spec_is_known) {

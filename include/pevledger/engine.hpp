@@ -41,6 +41,8 @@ struct line_refusal {
 struct engine_options {
   // fsync the log on every group commit. Turn off only to measure what durability costs.
   bool sync = true;
+  // Create the database when the directory holds none; queries turn this off.
+  bool create_if_missing = true;
 };
 
 class engine {
