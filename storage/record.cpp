@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <cstring>
+#include <memory>
 
 namespace pevledger::storage {
 namespace {
@@ -19,14 +20,24 @@ digest from_fb(const schema::Digest& d) {
   return out;
 }
 
-// Hash of a record's bytes with its hash field taken as 32 zero bytes.
+// Hash of a record's bytes with its hash field taken as 32 zero bytes, without copying the record:
+// the bytes before the field, 32 zeros, the bytes after it.
 digest hash_with_zeroed_field(std::span<const std::uint8_t> bytes, const schema::Digest* field) {
   const auto* field_bytes = reinterpret_cast<const std::uint8_t*>(field);
   const std::size_t offset = static_cast<std::size_t>(field_bytes - bytes.data());
   PEV_ASSERT(offset + sizeof(schema::Digest) <= bytes.size());
-  std::vector<std::uint8_t> copy(bytes.begin(), bytes.end());
-  std::memset(copy.data() + offset, 0, sizeof(schema::Digest));
-  return sha256(copy);
+  static constexpr std::uint8_t zeros[sizeof(schema::Digest)] = {};
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  digest out{};
+  unsigned int len = 0;
+  const bool ok = ctx && EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) == 1 &&
+                  EVP_DigestUpdate(ctx.get(), bytes.data(), offset) == 1 &&
+                  EVP_DigestUpdate(ctx.get(), zeros, sizeof zeros) == 1 &&
+                  EVP_DigestUpdate(ctx.get(), bytes.data() + offset + sizeof zeros,
+                                   bytes.size() - offset - sizeof zeros) == 1 &&
+                  EVP_DigestFinal_ex(ctx.get(), out.data(), &len) == 1;
+  PEV_ASSERT(ok && len == out.size());
+  return out;
 }
 
 }  // namespace
