@@ -198,24 +198,18 @@ void on(ledger_state& st, const fb::PevTotalReported& e, unix_seconds) {
   must(st.sessions, s(e.session())).pev_total_wh = e.wh();
 }
 
-void post_session(ledger_state& st, const std::string& account_id, const std::string& sid) {
-  if (account_id.empty()) return;
-  account_state& a = must(st.accounts, account_id);
-  if (auto it = a.unposted_micro.find(sid); it != a.unposted_micro.end()) {
-    a.posted_micro += it->second;
-    a.unposted_micro.erase(it);
-  }
+void on(ledger_state& st, const fb::AmountsPosted& e, unix_seconds) {
+  account_state& a = must(st.accounts, s(e.account()));
+  auto it = a.unposted_micro.find(s(e.session()));
+  PEV_ASSERT(it != a.unposted_micro.end() && it->second == e.amount_micro());  // decide posted exactly that
+  a.posted_micro += e.amount_micro();
+  a.unposted_micro.erase(it);
 }
 
 void on(ledger_state& st, const fb::SessionUnplugged& e, unix_seconds) {
-  const std::string sid = s(e.session());
-  session_state& ss = must(st.sessions, sid);
+  session_state& ss = must(st.sessions, s(e.session()));
   PEV_ASSERT(!ss.unplugged && ss.decision.has_value());
-  ss.unplugged = true;
-  // A session's amounts post at unplug, on every account it booked to.
-  post_session(st, ss.decision->payer_account, sid);
-  post_session(st, ss.decision->credit_account, sid);
-  post_session(st, must(st.premises, ss.premise).account, sid);
+  ss.unplugged = true;  // from now on, lines of this session post on arrival
 }
 
 void on(ledger_state& st, const fb::IntervalRecorded& e, unix_seconds) {
@@ -255,8 +249,11 @@ void on(ledger_state& st, const fb::LineBooked& e, unix_seconds) {
   t.wh += e.wh();
   t.amount_micro += e.amount_micro();
   const session_state& ss = must(st.sessions, sid);
-  if (ss.unplugged) a.posted_micro += e.amount_micro();
-  else a.unposted_micro[sid] += e.amount_micro();
+  if (ss.unplugged) {
+    a.posted_micro += e.amount_micro();
+  } else if ((a.unposted_micro[sid] += e.amount_micro()) == 0) {
+    a.unposted_micro.erase(sid);  // nothing to post: unplug will emit no AmountsPosted for it
+  }
   if (e.settlement_period() != nullptr) {
     // A roaming credit: the home utility owes the roaming utility what it credited.
     settlement_pair_total& owed =
@@ -333,6 +330,7 @@ void apply(ledger_state& st, const schema::EventBody& body, unix_seconds at) {
     PEV_APPLY(IntervalDuplicated)
     PEV_APPLY(AnomalyRecorded)
     PEV_APPLY(LineBooked)
+    PEV_APPLY(AmountsPosted)
     PEV_APPLY(ReservationHeld)
     PEV_APPLY(ReservationReleased)
     PEV_APPLY(BillIssued)

@@ -707,14 +707,33 @@ status session_unplug(context& c) {
   if (ss == nullptr) return refuse(errc::unknown_session, "unknown session '" + sid + "'");
   if (ss->unplugged) return refuse(errc::session_closed, "session '" + sid + "' is unplugged");
   session_decision d;
+  pending_lines pending;  // lines this unplug books for a session it decides
   if (ss->decision) {
     d = *ss->decision;
   } else {
     d = ss->is_public ? decide_offline(c.state, *ss) : decide_unbound(c.state, *ss, c.cmd.at);
-    booking b{c.state, c.sink};
+    booking b{c.state, c.sink, &pending};
     decide_and_book(b, sid, *ss, d);
   }
   if (ss->pev_total_wh) reconcile(c.sink, sid, *ss->pev_total_wh, ss->eumd_wh);
+  // Post what the session booked, on each account it booked to.
+  std::map<std::string, std::int64_t> to_post;
+  for (const std::string& account_id : {d.payer_account, d.credit_account, c.state.premises.at(ss->premise).account}) {
+    if (account_id.empty() || to_post.count(account_id) != 0) continue;
+    std::int64_t amount = 0;
+    const account_state& a = c.state.accounts.at(account_id);
+    if (auto it = a.unposted_micro.find(sid); it != a.unposted_micro.end()) amount += it->second;
+    for (const auto& [where, lines] : pending)
+      if (where.first == account_id)
+        for (const auto& [key, t] : lines) amount += t.amount_micro;
+    to_post[account_id] = amount;
+  }
+  for (const auto& [account_id, amount] : to_post) {
+    if (amount == 0) continue;
+    c.sink.emit(stream("account", account_id), Event::AmountsPosted, [&](auto& fbb) {
+      return fb::CreateAmountsPostedDirect(fbb, account_id.c_str(), sid.c_str(), amount);
+    });
+  }
   if (d.reserved_micro > 0)
     c.sink.emit(stream("account", d.payer_account), Event::ReservationReleased, [&](auto& fbb) {
       return fb::CreateReservationReleasedDirect(fbb, d.payer_account.c_str(), sid.c_str(), d.reserved_micro);

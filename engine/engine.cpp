@@ -45,6 +45,7 @@ void mark_dirty(const fb::EventBody& body, std::string_view stream, std::set<std
 }  // namespace
 
 struct engine::impl {
+  engine_options options;
   std::unique_ptr<storage::event_log> log;
   std::unique_ptr<fb::command_parser> parser;
   actors::ledger_state state;
@@ -91,7 +92,10 @@ engine::engine(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 engine::~engine() = default;
 
 result<std::unique_ptr<engine>> engine::open(const std::string& dir, engine_options options) {
+  if (options.group_lines < 1 || options.group_lines > limits::ingest_group_lines_max)
+    return status(errc::usage, "group_lines must be 1 to " + std::to_string(limits::ingest_group_lines_max));
   auto p = std::make_unique<impl>();
+  p->options = options;
   storage::log_options log_options;
   log_options.sync = options.sync;
   log_options.create_if_missing = options.create_if_missing;
@@ -201,7 +205,7 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
       refuse(d.refusal.code(), d.refusal.message(), cmd->id);
     }
     if (!record.events.empty() || record.indexed) batch.commands.push_back(std::move(record));
-    if (++batch_lines >= limits::ingest_group_lines_max) PEV_RETURN_IF_ERROR(submit());
+    if (++batch_lines >= m.options.group_lines) PEV_RETURN_IF_ERROR(submit());
   }
   if (in.bad()) return status(errc::io_error, "reading the command stream failed");
   PEV_RETURN_IF_ERROR(submit());

@@ -210,7 +210,9 @@ RC_GTEST_PROP(billing, shuffled_and_resent_intervals_change_no_bill, ()) {
 
 RC_GTEST_PROP(billing, replay_of_the_log_alone_reproduces_every_projection, ()) {
   const world w = *gen_world();
-  scenario s;
+  // One line per group commit: a projection that an event changes but the engine forgot to
+  // rewrite in that group would differ from the replay.
+  scenario s(1);
   write_world(s, w, true, 7);
   RC_ASSERT(s.run().empty());
   s.cmd("bill.run", ts(30, 0, 0), R"("utility":"u0","period":"2024-03")")

@@ -420,6 +420,20 @@ TEST(metering, late_intervals_after_unplug_post_on_arrival) {
   EXPECT_EQ(s.balance("host")["balance_micro"], 600000);    // 3000 * 0.20
 }
 
+TEST(metering, amounts_post_at_an_unplug_that_arrives_on_its_own) {
+  scenario s;
+  base(s);
+  s.cmd("session.plug", "2024-03-05T20:00:00Z", R"("session":"s1","premise":"home")")
+      .cmd("session.bind", "2024-03-05T20:00:10Z", R"("session":"s1","pev":")" + std::string(vin1) + "\"");
+  interval(s, "e_home", "s1", "2024-03-05T20:00:00Z", 1000);
+  s.run_ok();
+  EXPECT_EQ(s.balance("owner")["balance_micro"], 0);  // booked, not yet posted
+  s.cmd("session.unplug", "2024-03-05T20:30:00Z", R"("session":"s1")");
+  s.run_ok();
+  EXPECT_EQ(s.balance("owner")["balance_micro"], -150000);  // 1000 Wh at 0.15
+  EXPECT_EQ(s.balance("host")["balance_micro"], 200000);    // 1000 Wh at 0.20
+}
+
 TEST(metering, interval_from_another_device_is_refused) {
   scenario s;
   base(s);

@@ -18,8 +18,10 @@ using json = nlohmann::json;
 
 class scenario {
  public:
-  scenario() {
-    auto e = engine::open(dir_.file("db"));
+  explicit scenario(std::size_t group_lines = 4096) {
+    engine_options options;
+    options.group_lines = group_lines;
+    auto e = engine::open(dir_.file("db"), options);
     if (!e) throw std::runtime_error(e.error().describe());
     engine_ = std::move(e.value());
   }

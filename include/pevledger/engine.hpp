@@ -12,6 +12,7 @@
 // One engine per directory and process: RocksDB locks the directory. An engine is not
 // thread-safe; call it from one thread (ingest is internally pipelined and group-committed).
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <iosfwd>
@@ -43,6 +44,9 @@ struct engine_options {
   bool sync = true;
   // Create the database when the directory holds none; queries turn this off.
   bool create_if_missing = true;
+  // Lines per group commit, 1 to 4096. Fewer means smaller, more frequent synced writes; tests use
+  // 1 to make every line's projections stand on their own.
+  std::size_t group_lines = 4096;
 };
 
 class engine {
