@@ -17,13 +17,7 @@ local_instant to_local(const date::time_zone* zone, unix_seconds t) {
   PEV_ASSERT(zone != nullptr);
   const date::sys_seconds sys{std::chrono::seconds(t.value())};
   const auto local = zone->to_local(sys);
-  const std::int64_t secs = local.time_since_epoch().count();
-  std::int64_t days = secs / 86400;
-  std::int64_t rem = secs % 86400;
-  if (rem < 0) {
-    rem += 86400;
-    --days;
-  }
+  const auto [days, rem] = split_days(local.time_since_epoch().count());
   const civil_date d = civil_from_days(days);
   return {month_period{d.year, d.month}, weekday_from_days(days), static_cast<int>(rem / 60)};
 }

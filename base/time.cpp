@@ -81,14 +81,18 @@ result<unix_seconds> parse_timestamp(std::string_view t) {
   return unix_seconds(secs);
 }
 
-std::string format_timestamp(unix_seconds t) {
-  const std::int64_t secs = t.value();
-  std::int64_t days = secs / 86400;
-  std::int64_t rem = secs % 86400;
+day_and_second split_days(std::int64_t seconds) noexcept {
+  std::int64_t days = seconds / 86400;
+  std::int64_t rem = seconds % 86400;
   if (rem < 0) {
     rem += 86400;
     --days;
   }
+  return {days, rem};
+}
+
+std::string format_timestamp(unix_seconds t) {
+  const auto [days, rem] = split_days(t.value());
   const civil_date d = civil_from_days(days);
   char buf[32];
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", d.year, d.month, d.day,

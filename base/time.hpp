@@ -31,6 +31,12 @@ struct month_period {
 
 [[nodiscard]] std::int64_t days_from_civil(civil_date d) noexcept;
 [[nodiscard]] civil_date civil_from_days(std::int64_t days) noexcept;
+// Seconds since the epoch as whole days and the second within the day (0..86399), also before 1970.
+struct day_and_second {
+  std::int64_t days;
+  std::int64_t second_of_day;
+};
+[[nodiscard]] day_and_second split_days(std::int64_t seconds) noexcept;
 // 0 = Monday .. 6 = Sunday, for a count of days since 1970-01-01.
 [[nodiscard]] int weekday_from_days(std::int64_t days) noexcept;
 
