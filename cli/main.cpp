@@ -104,6 +104,11 @@ int run_query(const std::string& db, const std::string& format,
 int main(int argc, char** argv) {
   CLI::App app{"pevledger: settlement core for plug-in electric vehicle charging"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("pevledger ") + PEVLEDGER_VERSION + " (log format pevledger-log-1)");
+  app.footer(
+      "Exit codes: 0 success; 1 the account or session asked for does not exist; 2 usage or storage\n"
+      "error; 3 ingest refused a line, or replay --verify / verify found a mismatch.\n"
+      "The database defaults to ./pevledger.db. See README.md and docs/auditing.md.");
   std::string db = "pevledger.db";
   std::string format = "text";
   auto add_db = [&](CLI::App* sub) {
@@ -176,6 +181,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     app.exit(e);

@@ -79,6 +79,13 @@ TEST(cli, every_command_has_help) {
   }
 }
 
+TEST(cli, version_and_missing_subcommand) {
+  auto v = run_pevledger("--version");
+  EXPECT_EQ(v.exit_code, 0);
+  EXPECT_EQ(v.out.rfind("pevledger ", 0), 0u) << v.out;
+  EXPECT_EQ(run_pevledger("").exit_code, 2);
+}
+
 TEST(cli, balance_and_bill_as_json) {
   testing::temp_dir dir;
   ASSERT_EQ(run_pevledger("ingest --db " + dir.file("db") + " -", good).exit_code, 0);
