@@ -22,6 +22,7 @@ namespace pevledger {
 namespace {
 
 using testing::json;
+using testing::q;
 using testing::scenario;
 
 const std::vector<std::string> valid_vins = {"1HG8NAW39M673BW7N", "JN1Z19E98N1134BRA", "5YJKMC066FB042VRN",
@@ -82,7 +83,6 @@ rc::Gen<world> gen_world() {
   });
 }
 
-std::string q(const std::string& s) { return "\"" + s + "\""; }
 std::string ts(int day, int hour, int minute, int second = 0) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "2024-03-%02dT%02d:%02d:%02dZ", day, hour, minute, second);

@@ -12,6 +12,7 @@ namespace {
 
 using testing::amount_of;
 using testing::json;
+using testing::q;
 using testing::scenario;
 using testing::wh_of;
 
@@ -21,8 +22,6 @@ constexpr const char* vin2 = "JN1Z19E98N1134BRA";
 constexpr const char* vin3 = "5YJKMC066FB042VRN";
 constexpr const char* vin_unknown = "5YJ5PHBT19NVH6DEZ";  // valid, never enrolled
 constexpr const char* vin_bad_check = "2T1ECNEY7G7F6M2ED";
-
-std::string q(const std::string& s) { return "\"" + s + "\""; }
 
 // One utility "u" in UTC: tariffs res (flat 0.20/kWh) and ev (flat 0.15/kWh); premise "home" of
 // account "host" with EUMD "e_home"; PEV vin1 enrolled by account "owner" with home premise "home".

@@ -8,14 +8,13 @@ namespace {
 
 using testing::amount_of;
 using testing::json;
+using testing::q;
 using testing::scenario;
 using testing::wh_of;
 
 constexpr const char* vin_h = "1HG8NAW39M673BW7N";  // a PEV of utility "h"
 constexpr const char* vin_r = "JN1Z19E98N1134BRA";  // a PEV of utility "r"
 constexpr const char* vin_stay = "5YJKMC066FB042VRN";  // of "h", not allowed to roam
-
-std::string q(const std::string& s) { return "\"" + s + "\""; }
 
 // Utility `u` in `zone`: tariffs res (flat `res_price`), ev (flat `ev_price`) and station (flat
 // 400000); a premise `u`-p of account `u`-a with EUMD `u`-e; a PEV `vin` enrolled by account

@@ -83,6 +83,9 @@ class scenario {
   ingest_summary last_;
 };
 
+// A JSON string literal for an identifier (test identifiers need no escaping).
+inline std::string q(const std::string& s) { return "\"" + s + "\""; }
+
 // Sum of a bill's lines matching kind (and session, when given).
 inline std::int64_t amount_of(const json& bill, const std::string& kind, const std::string& session = "") {
   std::int64_t total = 0;
