@@ -265,15 +265,15 @@ void on(ledger_state& st, const fb::LineBooked& e, unix_seconds) {
 
 void on(ledger_state& st, const fb::ReservationHeld& e, unix_seconds) {
   account_state& a = must(st.accounts, s(e.account()));
-  a.reserved_micro += e.amount_micro();
-  a.reservations[s(e.session())] += e.amount_micro();
+  const bool inserted = a.reservations.emplace(s(e.session()), e.amount_micro()).second;
+  PEV_ASSERT(inserted);  // a session reserves once
 }
 
 void on(ledger_state& st, const fb::ReservationReleased& e, unix_seconds) {
   account_state& a = must(st.accounts, s(e.account()));
-  a.reserved_micro -= e.amount_micro();
-  a.reservations.erase(s(e.session()));
-  PEV_ASSERT(a.reserved_micro >= 0);
+  auto it = a.reservations.find(s(e.session()));
+  PEV_ASSERT(it != a.reservations.end() && it->second == e.amount_micro());  // released as held
+  a.reservations.erase(it);
 }
 
 void on(ledger_state& st, const fb::BillIssued& e, unix_seconds) {

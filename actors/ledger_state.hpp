@@ -90,14 +90,19 @@ struct account_state {
   schema::AccountKind kind = schema::AccountKind::postpaid;
   std::int64_t topups_micro = 0;
   std::int64_t posted_micro = 0;    // sum of posted line amounts (debits positive)
-  std::int64_t reserved_micro = 0;  // open prepaid reservations
-  std::map<std::string, std::int64_t> reservations;     // session -> amount
+  std::map<std::string, std::int64_t> reservations;     // open prepaid reservations: session -> amount
   std::map<std::string, std::int64_t> unposted_micro;   // session -> booked before its unplug
   std::map<std::int32_t, std::map<line_key, line_total>> lines;  // bill period -> lines
   std::map<std::int32_t, issued_bill> bills;
 
   [[nodiscard]] std::int64_t balance_micro() const { return topups_micro - posted_micro; }
-  [[nodiscard]] std::int64_t available_micro() const { return balance_micro() - reserved_micro; }
+  // At most one reservation per open session of the account, so the sum stays short.
+  [[nodiscard]] std::int64_t reserved_micro() const {
+    std::int64_t sum = 0;
+    for (const auto& [session, amount] : reservations) sum += amount;
+    return sum;
+  }
+  [[nodiscard]] std::int64_t available_micro() const { return balance_micro() - reserved_micro(); }
 };
 
 struct whitelist {

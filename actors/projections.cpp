@@ -33,7 +33,7 @@ std::string balance_json(const ledger_state& state, const std::string& account) 
   j["utility"] = a.utility;
   j["kind"] = fb::EnumNameAccountKind(a.kind);
   j["balance_micro"] = a.balance_micro();
-  j["reserved_micro"] = a.reserved_micro;
+  j["reserved_micro"] = a.reserved_micro();
   j["available_micro"] = a.available_micro();
   return j.dump();
 }
