@@ -225,7 +225,7 @@ void on(ledger_state& st, const fb::IntervalRecorded& e, unix_seconds) {
   PEV_ASSERT(inserted);
   session_state& ss = must(st.sessions, reading.content.session);
   ss.eumd_wh += r.wh();
-  if (!ss.decision) ss.held.push_back(reading);
+  if (!ss.decision) ss.held.push_back(r.start());
   ss.readings.emplace(r.start(), std::move(reading));
 }
 

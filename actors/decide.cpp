@@ -177,7 +177,7 @@ void emit_decision(event_sink& sink, const std::string& session_id, const sessio
 void decide_and_book(booking& b, const std::string& session_id, const session_state& session,
                      const session_decision& d) {
   emit_decision(b.sink, session_id, d);
-  for (const interval_reading& r : session.held) book_reading(b, session_id, session, d, r);
+  for (const std::int64_t start : session.held) book_reading(b, session_id, session, d, session.readings.at(start));
 }
 
 session_decision main_meter(const premise_state& premise, fb::FallbackReason reason, std::string pev = {}) {

@@ -215,7 +215,7 @@ struct session_state {
   bool unplugged = false;
   // Metering: readings in start order, and those waiting for the decision to be priced.
   std::map<std::int64_t, interval_reading> readings;
-  std::vector<interval_reading> held;
+  std::vector<std::int64_t> held;  // starts of readings waiting for the decision, in arrival order
   std::int64_t eumd_wh = 0;
   std::uint32_t duplicates = 0;
   std::vector<anomaly_note> anomalies;
