@@ -8,6 +8,20 @@
 namespace pevledger::storage {
 namespace {
 
+// OpenSSL 3 looks an algorithm up (under a lock) on every implicit use; fetch SHA-256 once, and
+// keep one digest context per thread.
+const EVP_MD* sha256_md() {
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  PEV_ASSERT(md != nullptr);
+  return md;
+}
+
+EVP_MD_CTX* thread_digest_context() {
+  thread_local std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  PEV_ASSERT(ctx != nullptr);
+  return ctx.get();
+}
+
 schema::Digest to_fb(const digest& d) {
   schema::Digest out;
   for (std::size_t i = 0; i < d.size(); ++i) out.mutable_bytes()->Mutate(i, d[i]);
@@ -27,15 +41,14 @@ digest hash_with_zeroed_field(std::span<const std::uint8_t> bytes, const schema:
   const std::size_t offset = static_cast<std::size_t>(field_bytes - bytes.data());
   PEV_ASSERT(offset + sizeof(schema::Digest) <= bytes.size());
   static constexpr std::uint8_t zeros[sizeof(schema::Digest)] = {};
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  EVP_MD_CTX* ctx = thread_digest_context();
   digest out{};
   unsigned int len = 0;
-  const bool ok = ctx && EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) == 1 &&
-                  EVP_DigestUpdate(ctx.get(), bytes.data(), offset) == 1 &&
-                  EVP_DigestUpdate(ctx.get(), zeros, sizeof zeros) == 1 &&
-                  EVP_DigestUpdate(ctx.get(), bytes.data() + offset + sizeof zeros,
-                                   bytes.size() - offset - sizeof zeros) == 1 &&
-                  EVP_DigestFinal_ex(ctx.get(), out.data(), &len) == 1;
+  const bool ok = EVP_DigestInit_ex(ctx, sha256_md(), nullptr) == 1 &&
+                  EVP_DigestUpdate(ctx, bytes.data(), offset) == 1 &&
+                  EVP_DigestUpdate(ctx, zeros, sizeof zeros) == 1 &&
+                  EVP_DigestUpdate(ctx, bytes.data() + offset + sizeof zeros, bytes.size() - offset - sizeof zeros) == 1 &&
+                  EVP_DigestFinal_ex(ctx, out.data(), &len) == 1;
   PEV_ASSERT(ok && len == out.size());
   return out;
 }
@@ -45,8 +58,11 @@ digest hash_with_zeroed_field(std::span<const std::uint8_t> bytes, const schema:
 digest sha256(std::span<const std::uint8_t> bytes) {
   digest out{};
   unsigned int len = 0;
-  const int ok = EVP_Digest(bytes.data(), bytes.size(), out.data(), &len, EVP_sha256(), nullptr);
-  PEV_ASSERT(ok == 1 && len == out.size());
+  EVP_MD_CTX* ctx = thread_digest_context();
+  const bool ok = EVP_DigestInit_ex(ctx, sha256_md(), nullptr) == 1 &&
+                  EVP_DigestUpdate(ctx, bytes.data(), bytes.size()) == 1 &&
+                  EVP_DigestFinal_ex(ctx, out.data(), &len) == 1;
+  PEV_ASSERT(ok && len == out.size());
   return out;
 }
 
