@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "actors/settlement.hpp"
 #include "base/money.hpp"
 
 namespace pevledger::actors {
@@ -89,7 +90,7 @@ std::string settlement_json(const ledger_state& state, std::int32_t period) {
   if (auto it = state.statements.find(period); it != state.statements.end()) {
     for (const auto& e : it->second) add(e);
   } else if (auto credits = state.roaming_credits.find(period); credits != state.roaming_credits.end()) {
-    for (const auto& [pair, t] : credits->second) add({pair.first, pair.second, t.wh, t.amount_micro, false});
+    for (const auto& e : statement_entries(credits->second)) add(e);  // the statement a run would issue now
   }
   return entries.dump();
 }

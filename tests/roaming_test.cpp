@@ -86,9 +86,13 @@ TEST(settlement, two_utilities_roaming_into_each_other_are_netted) {
   roam(s, "s1", "r-p", "r-e", vin_h, "2024-03-05", 2000);  // r credits 2000 * 0.30 = 600000 for h's PEV
   roam(s, "s2", "h-p", "h-e", vin_r, "2024-03-06", 5000);  // h credits 5000 * 0.20 = 1000000 for r's PEV
   roam(s, "s3", "r-p", "r-e", vin_h, "2024-03-07", 1001);  // r credits 1001 * 0.30 = 300300
+  s.run_ok();
+  // Before the run, the preview already shows the statement the run would issue.
+  const json preview = s.settlement("2024-03");
   s.cmd("settlement.run", "2024-04-05T00:00:00Z", R"("period":"2024-03")");
   s.run_ok();
   const json st = s.settlement("2024-03");
+  EXPECT_EQ(preview, st);
   ASSERT_TRUE(st.is_array());
   std::map<std::tuple<std::string, std::string, bool>, std::pair<std::int64_t, std::int64_t>> entries;
   for (const auto& e : st)
