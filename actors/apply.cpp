@@ -65,12 +65,11 @@ void on(ledger_state& st, const fb::AccountOpened& e, unix_seconds) {
   a.utility = s(e.utility());
   a.customer = s(e.customer());
   a.kind = e.kind();
-  must(st.utilities, a.utility).accounts.push_back(s(e.account()));
-  st.accounts.emplace(s(e.account()), std::move(a));
+  st.accounts.create(s(e.account()), std::move(a));
 }
 
 void on(ledger_state& st, const fb::AccountToppedUp& e, unix_seconds) {
-  must(st.accounts, s(e.account())).topups_micro += e.amount_micro();
+  st.accounts.mut(s(e.account())).topups_micro += e.amount_micro();
 }
 
 void on(ledger_state& st, const fb::PremiseRegistered& e, unix_seconds) {
@@ -80,22 +79,19 @@ void on(ledger_state& st, const fb::PremiseRegistered& e, unix_seconds) {
   p.default_tariff = s(e.default_tariff());
   p.guest_policy = e.guest_policy();
   p.kind = e.kind();
-  st.premises.emplace(s(e.premise()), std::move(p));
+  st.premises.create(s(e.premise()), std::move(p));
 }
 
 void on(ledger_state& st, const fb::StationStateChanged& e, unix_seconds) {
-  must(st.premises, s(e.premise())).station = e.state();
+  st.premises.mut(s(e.premise())).station = e.state();
 }
 
 void on(ledger_state& st, const fb::DeviceCommissioned& e, unix_seconds) {
-  const std::string did = s(e.device());
-  premise_state& p = must(st.premises, s(e.premise()));
-  (e.kind() == fb::DeviceKind::eumd ? p.eumds : p.escis).push_back(did);
-  st.devices.emplace(did, device_state{s(e.premise()), e.kind(), e.interval_s()});
+  st.devices.create(s(e.device()), device_state{s(e.premise()), e.kind(), e.interval_s()});
 }
 
 void on(ledger_state& st, const fb::DeviceConfigured& e, unix_seconds) {
-  must(st.devices, s(e.device())).interval_s = e.interval_s();
+  st.devices.mut(s(e.device())).interval_s = e.interval_s();
 }
 
 void on(ledger_state& st, const fb::PevEnrolled& e, unix_seconds) {
@@ -105,31 +101,31 @@ void on(ledger_state& st, const fb::PevEnrolled& e, unix_seconds) {
   p.tariff = s(e.tariff());
   p.home_premise = s(e.home_premise());
   p.allow_roaming = e.allow_roaming();
-  st.pevs.emplace(s(e.pev()), std::move(p));
+  st.pevs.create(s(e.pev()), std::move(p));
 }
 
 void on(ledger_state& st, const fb::VinRegistered& e, unix_seconds) {
-  st.clearinghouse[s(e.pev())] = {s(e.home_utility()), s(e.account())};
+  st.registrations.create(s(e.pev()), {s(e.home_utility()), s(e.account())});
 }
 
 void on(ledger_state& st, const fb::PevSetUp& e, unix_seconds) {
-  pev_state& p = must(st.pevs, s(e.pev()));
+  pev_state& p = st.pevs.mut(s(e.pev()));
   p.set_up = true;
   p.setup_premise = s(e.premise());
 }
 
 void on(ledger_state& st, const fb::CardAssigned& e, unix_seconds at) {
-  st.cards[s(e.card())].history.push_back({s(e.account()), at, std::nullopt});
+  st.cards.create_or_get(s(e.card())).history.push_back({s(e.account()), at, std::nullopt});
 }
 
 void on(ledger_state& st, const fb::CardRevoked& e, unix_seconds at) {
-  card_state& c = must(st.cards, s(e.card()));
+  card_state& c = st.cards.mut(s(e.card()));
   PEV_ASSERT(!c.current().revoked_at);
   c.history.back().revoked_at = at;
 }
 
 void on(ledger_state& st, const fb::WhitelistPushed& e, unix_seconds) {
-  premise_state& p = must(st.premises, s(e.premise()));
+  premise_state& p = st.premises.mut(s(e.premise()));
   p.list.version = e.version();
   p.list.cards.clear();
   if (e.cards() != nullptr)
@@ -142,8 +138,7 @@ void on(ledger_state& st, const fb::SessionPlugged& e, unix_seconds at) {
   ss.utility = s(e.utility());
   ss.eumd = s(e.eumd());
   ss.began = at;
-  must(st.utilities, ss.utility).undecided_sessions.insert(s(e.session()));
-  st.sessions.emplace(s(e.session()), std::move(ss));
+  st.sessions.create(s(e.session()), std::move(ss));
 }
 
 void on(ledger_state& st, const fb::SessionStarted& e, unix_seconds at) {
@@ -155,12 +150,11 @@ void on(ledger_state& st, const fb::SessionStarted& e, unix_seconds at) {
   ss.card = s(e.card());
   ss.online = e.online();
   ss.card_account = s(e.account());
-  must(st.utilities, ss.utility).undecided_sessions.insert(s(e.session()));
-  st.sessions.emplace(s(e.session()), std::move(ss));
+  st.sessions.create(s(e.session()), std::move(ss));
 }
 
 void on(ledger_state& st, const fb::BindReceived& e, unix_seconds) {
-  session_state& ss = must(st.sessions, s(e.session()));
+  session_state& ss = st.sessions.mut(s(e.session()));
   if (ss.decision) return;  // a bind after the decision changes nothing
   ss.bound = true;
   ss.bound_pev = s(e.pev());
@@ -168,7 +162,7 @@ void on(ledger_state& st, const fb::BindReceived& e, unix_seconds) {
 
 void on(ledger_state& st, const fb::SessionDecided& e, unix_seconds) {
   const std::string sid = s(e.session());
-  session_state& ss = must(st.sessions, sid);
+  session_state& ss = st.sessions.mut(sid);
   PEV_ASSERT(!ss.decision.has_value());
   session_decision d;
   d.payer = e.payer();
@@ -184,22 +178,21 @@ void on(ledger_state& st, const fb::SessionDecided& e, unix_seconds) {
   d.reserved_micro = e.reserved_micro();
   ss.decision = std::move(d);
   ss.held.clear();  // the LineBooked events that follow book them
-  must(st.utilities, ss.utility).undecided_sessions.erase(sid);
 }
 
 void on(ledger_state& st, const fb::EnergyGranted& e, unix_seconds) {
   std::optional<std::int64_t> price;
   if (e.price_micro_per_kwh()) price = *e.price_micro_per_kwh();
-  must(st.sessions, s(e.session()))
+  st.sessions.mut(s(e.session()))
       .grants.push_back({e.wh(), unix_seconds(e.depart()), unix_seconds(e.start()), price});
 }
 
 void on(ledger_state& st, const fb::PevTotalReported& e, unix_seconds) {
-  must(st.sessions, s(e.session())).pev_total_wh = e.wh();
+  st.sessions.mut(s(e.session())).pev_total_wh = e.wh();
 }
 
 void on(ledger_state& st, const fb::AmountsPosted& e, unix_seconds) {
-  account_state& a = must(st.accounts, s(e.account()));
+  account_state& a = st.accounts.mut(s(e.account()));
   auto it = a.unposted_micro.find(s(e.session()));
   PEV_ASSERT(it != a.unposted_micro.end() && it->second == e.amount_micro());  // decide posted exactly that
   a.posted_micro += e.amount_micro();
@@ -207,7 +200,7 @@ void on(ledger_state& st, const fb::AmountsPosted& e, unix_seconds) {
 }
 
 void on(ledger_state& st, const fb::SessionUnplugged& e, unix_seconds) {
-  session_state& ss = must(st.sessions, s(e.session()));
+  session_state& ss = st.sessions.mut(s(e.session()));
   PEV_ASSERT(!ss.unplugged && ss.decision.has_value());
   ss.unplugged = true;  // from now on, lines of this session post on arrival
 }
@@ -221,63 +214,79 @@ void on(ledger_state& st, const fb::IntervalRecorded& e, unix_seconds) {
   reading.content.seconds = r.seconds();
   reading.content.wh = r.wh();
   if (r.register_wh()) reading.content.register_wh = *r.register_wh();
-  auto [slot, inserted] = st.intervals_by_device[reading.device].emplace(r.start(), reading.content);
-  PEV_ASSERT(inserted);
-  session_state& ss = must(st.sessions, reading.content.session);
+  session_state& ss = st.sessions.mut(reading.content.session);
   ss.eumd_wh += r.wh();
   if (!ss.decision) ss.held.push_back(r.start());
   ss.readings.emplace(r.start(), std::move(reading));
 }
 
 void on(ledger_state& st, const fb::IntervalDuplicated& e, unix_seconds) {
-  ++must(st.sessions, s(e.session())).duplicates;
+  ++st.sessions.mut(s(e.session())).duplicates;
 }
 
 void on(ledger_state& st, const fb::AnomalyRecorded& e, unix_seconds) {
-  auto it = st.sessions.find(s(e.session()));
-  if (it == st.sessions.end()) return;
-  it->second.anomalies.push_back(
+  auto* slot = st.sessions.resident(s(e.session()));
+  PEV_ASSERT(slot != nullptr);  // decide records anomalies of known sessions only
+  slot->state.anomalies.push_back(
       {e.kind(), unix_seconds(e.interval_start()), e.expected_wh(), e.observed_wh(), s(e.detail())});
 }
 
 void on(ledger_state& st, const fb::LineBooked& e, unix_seconds) {
-  account_state& a = must(st.accounts, s(e.account()));
+  account_state& a = st.accounts.mut(s(e.account()));
   const std::string sid = s(e.session());
   line_key key{sid, e.kind(), s(e.tariff()), s(e.window()), e.kind() == fb::LineKind::adjustment ? e.adjusts() : fb::LineKind::charge,
                e.original_period() != nullptr ? month_index(e.original_period()) : 0};
   line_total& t = a.lines[month_index(e.period())][key];
   t.wh += e.wh();
   t.amount_micro += e.amount_micro();
-  const session_state& ss = must(st.sessions, sid);
-  if (ss.unplugged) {
+  if (e.posted()) {
     a.posted_micro += e.amount_micro();
   } else if ((a.unposted_micro[sid] += e.amount_micro()) == 0) {
     a.unposted_micro.erase(sid);  // nothing to post: unplug will emit no AmountsPosted for it
   }
-  if (e.settlement_period() != nullptr) {
-    // A roaming credit: the home utility owes the roaming utility what it credited.
-    settlement_pair_total& owed =
-        st.roaming_credits[month_index(e.settlement_period())][{s(e.counterpart_utility()), a.utility}];
-    owed.wh += e.wh();
-    owed.amount_micro -= e.amount_micro();
-  }
+}
+
+void on(ledger_state& st, const fb::RoamingCreditCounted& e, unix_seconds) {
+  settlement_pair_total& owed = st.clearinghouse.roaming_credits[month_index(e.settlement_period())]
+                                                                [{s(e.home_utility()), s(e.roaming_utility())}];
+  owed.wh += e.wh();
+  owed.amount_micro += e.owed_micro();
+}
+
+void on(ledger_state& st, const fb::UtilityAccountAdded& e, unix_seconds) {
+  must(st.utilities, s(e.utility())).accounts.push_back(s(e.account()));
+}
+
+void on(ledger_state& st, const fb::PremiseDeviceAdded& e, unix_seconds) {
+  premise_state& p = st.premises.mut(s(e.premise()));
+  (e.kind() == fb::DeviceKind::eumd ? p.eumds : p.escis).push_back(s(e.device()));
+}
+
+void on(ledger_state& st, const fb::UndecidedSessionAdded& e, unix_seconds) {
+  const bool inserted = must(st.utilities, s(e.utility())).undecided_sessions.insert(s(e.session())).second;
+  PEV_ASSERT(inserted);
+}
+
+void on(ledger_state& st, const fb::UndecidedSessionRemoved& e, unix_seconds) {
+  const auto erased = must(st.utilities, s(e.utility())).undecided_sessions.erase(s(e.session()));
+  PEV_ASSERT(erased == 1);
 }
 
 void on(ledger_state& st, const fb::ReservationHeld& e, unix_seconds) {
-  account_state& a = must(st.accounts, s(e.account()));
+  account_state& a = st.accounts.mut(s(e.account()));
   const bool inserted = a.reservations.emplace(s(e.session()), e.amount_micro()).second;
   PEV_ASSERT(inserted);  // a session reserves once
 }
 
 void on(ledger_state& st, const fb::ReservationReleased& e, unix_seconds) {
-  account_state& a = must(st.accounts, s(e.account()));
+  account_state& a = st.accounts.mut(s(e.account()));
   auto it = a.reservations.find(s(e.session()));
   PEV_ASSERT(it != a.reservations.end() && it->second == e.amount_micro());  // released as held
   a.reservations.erase(it);
 }
 
 void on(ledger_state& st, const fb::BillIssued& e, unix_seconds) {
-  must(st.accounts, s(e.account())).bills[month_index(e.period())] = {e.total_micro(), e.total_cents(), e.line_count()};
+  st.accounts.mut(s(e.account())).bills[month_index(e.period())] = {e.total_micro(), e.total_cents(), e.line_count()};
 }
 
 void on(ledger_state& st, const fb::BillRunCompleted& e, unix_seconds) {
@@ -290,8 +299,8 @@ void on(ledger_state& st, const fb::SettlementIssued& e, unix_seconds) {
   if (e.entries() != nullptr)
     for (const fb::SettlementEntry* x : *e.entries())
       entries.push_back({s(x->home_utility()), s(x->roaming_utility()), x->wh(), x->amount_micro(), x->net()});
-  st.settled_periods.insert(period);
-  st.statements[period] = std::move(entries);
+  st.clearinghouse.settled_periods.insert(period);
+  st.clearinghouse.statements[period] = std::move(entries);
 }
 
 }  // namespace
@@ -336,6 +345,11 @@ void apply(ledger_state& st, const schema::EventBody& body, unix_seconds at) {
     PEV_APPLY(BillIssued)
     PEV_APPLY(BillRunCompleted)
     PEV_APPLY(SettlementIssued)
+    PEV_APPLY(UtilityAccountAdded)
+    PEV_APPLY(PremiseDeviceAdded)
+    PEV_APPLY(UndecidedSessionAdded)
+    PEV_APPLY(UndecidedSessionRemoved)
+    PEV_APPLY(RoamingCreditCounted)
 #undef PEV_APPLY
     case E::NONE:
       break;

@@ -33,6 +33,20 @@ const typename Map::mapped_type* find(const Map& map, const std::string& key) {
   return it == map.end() ? nullptr : &it->second;
 }
 
+template <class State>
+const State* find(const entity_table<State>& table, const std::string& key) {
+  return table.find(key);
+}
+
+// Looks every id up before the caller touches any, so that the entities a run needs that are not
+// resident are all missed in one pass rather than one per retry.
+template <class State, class Ids>
+void require_all(const entity_table<State>& table, const Ids& ids) {
+  bool all = true;
+  for (const std::string& id : ids) all = table.contains(id) && all;
+  if (!all) throw entity_missing{};
+}
+
 unix_seconds ts(const flatbuffers::String* text) {
   auto t = parse_timestamp(text->string_view());
   PEV_ASSERT(t.has_value());  // the parser checked every timestamp field
@@ -66,7 +80,7 @@ std::int32_t first_unbilled_after(const utility_state& utility, std::int32_t per
 
 std::int32_t first_unsettled_from(const ledger_state& state, std::int32_t period) {
   std::int32_t p = period;
-  while (state.settled_periods.count(p) != 0) ++p;  // bounded by the number of settled periods
+  while (state.clearinghouse.settled_periods.count(p) != 0) ++p;  // bounded by the number of settled periods
   return p;
 }
 
@@ -81,9 +95,9 @@ struct line_spec {
   bool settles = false;             // a roaming credit: counts in a settlement
 };
 
-void book_line(booking& b, const std::string& session, unix_seconds start, const line_spec& spec) {
-  const account_state* account = find(b.state.accounts, spec.account);
-  PEV_ASSERT(account != nullptr);
+// `posted`: the session is unplugged already, so the line posts to the balance as it is booked.
+void book_line(booking& b, const std::string& session, bool posted, unix_seconds start, const line_spec& spec) {
+  const account_state* account = &b.state.accounts.at(spec.account);
   const utility_state* utility = find(b.state.utilities, account->utility);
   PEV_ASSERT(utility != nullptr);
   const std::int32_t natural = to_local(utility->zone, start).month.index();
@@ -101,8 +115,14 @@ void book_line(booking& b, const std::string& session, unix_seconds start, const
         adjustment ? month_period::from_index(natural).to_string().c_str() : nullptr, spec.tariff.c_str(),
         spec.window.c_str(), spec.wh, spec.amount_micro, start.value(),
         spec.counterpart_utility.empty() ? nullptr : spec.counterpart_utility.c_str(),
-        settlement_period.empty() ? nullptr : settlement_period.c_str());
+        settlement_period.empty() ? nullptr : settlement_period.c_str(), posted);
   });
+  if (spec.settles)
+    b.sink.emit(std::string(clearinghouse_stream), Event::RoamingCreditCounted, [&](auto& fbb) {
+      // The home utility (the counterpart of the host's credit) owes what the host credited.
+      return fb::CreateRoamingCreditCountedDirect(fbb, settlement_period.c_str(), spec.counterpart_utility.c_str(),
+                                                  account->utility.c_str(), spec.wh, -spec.amount_micro);
+    });
   if (b.pending != nullptr) {
     line_total& t = (*b.pending)[{spec.account, period}][key];
     t.wh += spec.wh;
@@ -128,40 +148,41 @@ priced_amount price(const ledger_state& state, const std::string& utility_id, co
 // Books one reading of a decided session: who pays is in `d`.
 void book_reading(booking& b, const std::string& session_id, const session_state& session,
                   const session_decision& d, const interval_reading& r) {
-  const premise_state* premise = find(b.state.premises, session.premise);
-  PEV_ASSERT(premise != nullptr);
+  const premise_state* premise = &b.state.premises.at(session.premise);
   const std::int64_t wh = r.content.wh;
   switch (d.payer) {
     case fb::Payer::main_meter:
-      book_line(b, session_id, r.start, {premise->account, fb::LineKind::main_meter, premise->default_tariff, "", wh, 0});
+      book_line(b, session_id, session.unplugged, r.start, {premise->account, fb::LineKind::main_meter, premise->default_tariff, "", wh, 0});
       return;
     case fb::Payer::pev_account: {
       const priced_amount charge = price(b.state, d.tariff_utility, d.tariff, r);
       const priced_amount credit = price(b.state, session.utility, d.credit_tariff, r);
-      book_line(b, session_id, r.start,
+      book_line(b, session_id, session.unplugged, r.start,
                 {d.payer_account, fb::LineKind::charge, d.tariff, charge.window, wh, charge.amount_micro,
                  d.roaming ? session.utility : std::string()});
-      book_line(b, session_id, r.start,
+      book_line(b, session_id, session.unplugged, r.start,
                 {d.credit_account, fb::LineKind::credit, d.credit_tariff, credit.window, wh, -credit.amount_micro,
                  d.roaming ? d.payer_utility : std::string(), d.roaming});
       return;
     }
     case fb::Payer::card_account: {
       const priced_amount charge = price(b.state, d.tariff_utility, d.tariff, r);
-      book_line(b, session_id, r.start,
+      book_line(b, session_id, session.unplugged, r.start,
                 {d.payer_account, fb::LineKind::charge, d.tariff, charge.window, wh, charge.amount_micro});
       return;
     }
     case fb::Payer::station_operator: {
       const priced_amount charge = price(b.state, d.tariff_utility, d.tariff, r);
-      book_line(b, session_id, r.start,
+      book_line(b, session_id, session.unplugged, r.start,
                 {premise->account, fb::LineKind::uncollectible, d.tariff, charge.window, wh, charge.amount_micro});
       return;
     }
   }
 }
 
-void emit_decision(event_sink& sink, const std::string& session_id, const session_decision& d) {
+// `undecided_at`: the utility whose undecided sessions list it, empty when it was decided as it began.
+void emit_decision(event_sink& sink, const std::string& session_id, const session_decision& d,
+                   const std::string& undecided_at) {
   sink.emit(stream("session", session_id), Event::SessionDecided, [&](auto& fbb) {
     auto opt = [](const std::string& v) { return v.empty() ? nullptr : v.c_str(); };
     return fb::CreateSessionDecidedDirect(fbb, session_id.c_str(), d.payer, d.reason, opt(d.pev), opt(d.payer_account),
@@ -172,12 +193,22 @@ void emit_decision(event_sink& sink, const std::string& session_id, const sessio
     sink.emit(stream("account", d.payer_account), Event::ReservationHeld, [&](auto& fbb) {
       return fb::CreateReservationHeldDirect(fbb, d.payer_account.c_str(), session_id.c_str(), d.reserved_micro);
     });
+  if (!undecided_at.empty())
+    sink.emit(stream("utility", undecided_at), Event::UndecidedSessionRemoved, [&](auto& fbb) {
+      return fb::CreateUndecidedSessionRemovedDirect(fbb, undecided_at.c_str(), session_id.c_str());
+    });
+}
+
+void emit_undecided(event_sink& sink, const std::string& session_id, const std::string& utility) {
+  sink.emit(stream("utility", utility), Event::UndecidedSessionAdded, [&](auto& fbb) {
+    return fb::CreateUndecidedSessionAddedDirect(fbb, utility.c_str(), session_id.c_str());
+  });
 }
 
 // Decides a session and books what it held back.
 void decide_and_book(booking& b, const std::string& session_id, const session_state& session,
                      const session_decision& d) {
-  emit_decision(b.sink, session_id, d);
+  emit_decision(b.sink, session_id, d, session.utility);
   for (const std::int64_t start : session.held) book_reading(b, session_id, session, d, session.readings.at(start));
 }
 
@@ -199,7 +230,7 @@ session_decision decide_residential(const ledger_state& state, const session_sta
   if (at.value() - session.began.value() > host.comm_timeout_s)
     return main_meter(premise, fb::FallbackReason::bind_timeout, vin);
   if (!is_valid_vin(vin)) return main_meter(premise, fb::FallbackReason::invalid_vin, vin);
-  const vin_registration* reg = find(state.clearinghouse, vin);
+  const vin_registration* reg = find(state.registrations, vin);
   const pev_state* pev = find(state.pevs, vin);
   if (reg == nullptr || pev == nullptr) return main_meter(premise, fb::FallbackReason::unknown_vin, vin);
   const bool roaming = reg->home_utility != session.utility;
@@ -278,6 +309,7 @@ void decide_overdue_sessions(booking& b, const std::string& utility_filter, unix
     for (const std::string& sid : u.undecided_sessions) ids.push_back(sid);
   }
   std::sort(ids.begin(), ids.end());  // deterministic order whatever the hash map does
+  require_all(b.state.sessions, ids);
   for (const std::string& sid : ids) {
     const session_state& session = b.state.sessions.at(sid);
     PEV_ASSERT(!session.decision.has_value());
@@ -385,6 +417,8 @@ status account_open(context& c) {
   c.sink.emit(stream("account", aid), Event::AccountOpened, [&](auto& fbb) {
     return fb::CreateAccountOpenedDirect(fbb, uid.c_str(), aid.c_str(), m->customer()->c_str(), m->kind());
   });
+  c.sink.emit(stream("utility", uid), Event::UtilityAccountAdded,
+              [&](auto& fbb) { return fb::CreateUtilityAccountAddedDirect(fbb, uid.c_str(), aid.c_str()); });
   return status::ok();
 }
 
@@ -435,6 +469,8 @@ status device_commission(context& c) {
   c.sink.emit(stream("device", did), Event::DeviceCommissioned, [&](auto& fbb) {
     return fb::CreateDeviceCommissionedDirect(fbb, pid.c_str(), did.c_str(), m->kind(), m->interval_s());
   });
+  c.sink.emit(stream("premise", pid), Event::PremiseDeviceAdded,
+              [&](auto& fbb) { return fb::CreatePremiseDeviceAddedDirect(fbb, pid.c_str(), did.c_str(), m->kind()); });
   return status::ok();
 }
 
@@ -466,7 +502,7 @@ status pev_enroll(context& c) {
     return fb::CreatePevEnrolledDirect(fbb, vin.c_str(), aid.c_str(), a->utility.c_str(), tid.c_str(), pid.c_str(),
                                        m->allow_roaming());
   });
-  c.sink.emit(std::string(clearinghouse_stream), Event::VinRegistered, [&](auto& fbb) {
+  c.sink.emit(stream("registry", vin), Event::VinRegistered, [&](auto& fbb) {
     return fb::CreateVinRegisteredDirect(fbb, vin.c_str(), a->utility.c_str(), aid.c_str());
   });
   return status::ok();
@@ -516,6 +552,7 @@ status session_plug(context& c) {
     return fb::CreateSessionPluggedDirect(fbb, sid.c_str(), pid.c_str(), p->utility.c_str(),
                                           eumd.empty() ? nullptr : eumd.c_str());
   });
+  emit_undecided(c.sink, sid, p->utility);
   return status::ok();
 }
 
@@ -576,7 +613,10 @@ status session_start(context& c) {
     return fb::CreateSessionStartedDirect(fbb, sid.c_str(), pid.c_str(), p->utility.c_str(), cid.c_str(), m->online(),
                                           account_id.empty() ? nullptr : account_id.c_str());
   });
-  if (decided) emit_decision(c.sink, sid, *decided);
+  if (decided)
+    emit_decision(c.sink, sid, *decided, "");
+  else
+    emit_undecided(c.sink, sid, p->utility);
   return status::ok();
 }
 
@@ -651,9 +691,9 @@ status meter_interval(context& c) {
   if (d->premise != ss->premise || (!ss->is_public && ss->eumd != did))
     return refuse(errc::device_mismatch, "device '" + did + "' does not meter session '" + sid + "'");
   interval_reading r{did, ts(m->start()), {sid, m->seconds(), m->wh(), m->register_wh()}};
-  if (auto dev = c.state.intervals_by_device.find(did); dev != c.state.intervals_by_device.end()) {
-    if (auto first = dev->second.find(r.start.value()); first != dev->second.end()) {
-      if (first->second == r.content) {
+  {
+    if (const interval_content* first = c.state.intervals.find(did, r.start.value())) {
+      if (*first == r.content) {
         c.out.duplicate = true;
         c.sink.emit(stream("session", sid), Event::IntervalDuplicated, [&](auto& fbb) {
           return fb::CreateIntervalDuplicatedDirect(fbb, did.c_str(), sid.c_str(), r.start.value());
@@ -661,8 +701,7 @@ status meter_interval(context& c) {
         return status::ok();
       }
       // Refused, but auditors see that the device sent two versions of one interval.
-      emit_anomaly(c.sink, fb::AnomalyKind::interval_conflict, first->second.session, did, r.start,
-                   first->second.wh, r.content.wh,
+      emit_anomaly(c.sink, fb::AnomalyKind::interval_conflict, first->session, did, r.start, first->wh, r.content.wh,
                    "interval sent again with other content by command '" + c.cmd.id + "'; the first stands");
       return refuse(errc::interval_conflict, "interval of '" + did + "' at " + format_timestamp(r.start) +
                                                  " was recorded with other content");
@@ -797,6 +836,7 @@ status bill_run(context& c) {
   booking b{c.state, c.sink, &pending};
   decide_overdue_sessions(b, uid, c.cmd.at);
   const std::string period_text = month_period::from_index(period).to_string();
+  require_all(c.state.accounts, u->accounts);
   for (const std::string& aid : u->accounts) {
     std::map<line_key, line_total> lines;
     const account_state& a = c.state.accounts.at(aid);
@@ -823,7 +863,7 @@ status bill_run(context& c) {
 status settlement_run(context& c) {
   const auto* m = c.cmd.as<fb::SettlementRun>();
   const std::int32_t period = month_of(m->period());
-  if (c.state.settled_periods.count(period) != 0) {
+  if (c.state.clearinghouse.settled_periods.count(period) != 0) {
     c.out.duplicate = true;
     return status::ok();
   }
@@ -832,7 +872,8 @@ status settlement_run(context& c) {
   booking b{c.state, c.sink};
   decide_overdue_sessions(b, "", c.cmd.at);
   std::map<std::pair<std::string, std::string>, settlement_pair_total> gross;
-  if (auto it = c.state.roaming_credits.find(period); it != c.state.roaming_credits.end()) gross = it->second;
+  if (auto it = c.state.clearinghouse.roaming_credits.find(period); it != c.state.clearinghouse.roaming_credits.end())
+    gross = it->second;
   const std::string period_text = month_period::from_index(period).to_string();
   const std::vector<settlement_entry> entries = statement_entries(gross);
   c.sink.emit(std::string(clearinghouse_stream), Event::SettlementIssued, [&](auto& fbb) {
@@ -893,7 +934,14 @@ status dispatch(context& c) {
 
 decision decide(const ledger_state& state, const schema::command& cmd) {
   context c{state, cmd, {}, {}};
-  c.out.refusal = dispatch(c);
+  try {
+    c.out.refusal = dispatch(c);
+  } catch (const entity_missing&) {
+    decision out;  // the engine activates what was missed and decides again
+    out.incomplete = true;
+    out.refusal = status(errc::usage, "decided against entities that are not resident");
+    return out;
+  }
   c.out.events = c.sink.take();
   PEV_ASSERT(c.out.events.size() <= limits::events_per_command_max);
   // A refusal leaves at most the audit records of what was refused.

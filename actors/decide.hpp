@@ -25,6 +25,9 @@ struct decision {
   // Accepted, but a repeat of something already recorded (same interval again, a period billed or
   // settled again): counted as a duplicate, never applied twice.
   bool duplicate = false;
+  // Decided against a paged state that lacked an entity it needed (actors/entity_table.hpp): the
+  // caller activates the entities missed and decides again. Never set on a fully resident state.
+  bool incomplete = false;
 };
 
 [[nodiscard]] decision decide(const ledger_state& state, const schema::command& command);

@@ -1,8 +1,9 @@
 #pragma once
 // The state of every entity of the domain (SPEC section 2), as plain structs. Each entity's state
 // changes only through `apply` (actors/apply.cpp) and is read by `decide` (actors/decide.cpp); both
-// are pure. The CAF actors (a later layer) own slices of this state; replay folds the whole log
-// into one ledger_state without any actor system.
+// are pure. An entity's state is a function of its own stream alone: that is what lets the engine
+// passivate it and activate it again from a snapshot plus the tail of its stream. Replay folds the
+// whole log into one ledger_state without any actor system.
 
 #include <cstdint>
 #include <map>
@@ -12,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "actors/entity_table.hpp"
 #include "base/strong_types.hpp"
 #include "base/time.hpp"
 #include "schema/events_generated.h"
@@ -236,21 +238,52 @@ struct settlement_entry {
   bool net = false;
 };
 
-struct ledger_state {
-  std::unordered_map<std::string, utility_state> utilities;
-  std::unordered_map<std::string, account_state> accounts;
-  std::unordered_map<std::string, premise_state> premises;
-  std::unordered_map<std::string, device_state> devices;
-  std::unordered_map<std::string, pev_state> pevs;
-  std::unordered_map<std::string, vin_registration> clearinghouse;
-  std::unordered_map<std::string, card_state> cards;
-  std::unordered_map<std::string, session_state> sessions;
-  // Interval identity: (EUMD, start) -> first content seen.
-  std::unordered_map<std::string, std::map<std::int64_t, interval_content>> intervals_by_device;
+// The clearinghouse's settlement book (its stream is `clearinghouse`).
+struct clearinghouse_state {
   // Roaming credits waiting for settlement: settlement period -> (home, roaming) -> totals.
   std::map<std::int32_t, std::map<std::pair<std::string, std::string>, settlement_pair_total>> roaming_credits;
   std::set<std::int32_t> settled_periods;
   std::map<std::int32_t, std::vector<settlement_entry>> statements;  // issued, by period
+};
+
+// Interval identity (SPEC section 5): (EUMD, start) -> the first content recorded. Not entity
+// state: `apply` never touches it. The engine keeps the entries `decide` needs, from an index
+// stored with the events (engine/residency); replay does not decide, so it needs none.
+struct interval_identity {
+  std::string device;
+  std::int64_t start = 0;
+  auto operator<=>(const interval_identity&) const = default;
+};
+
+struct interval_index {
+  // Known entries; `missing` when the engine has not looked the key up yet.
+  std::map<interval_identity, std::optional<interval_content>> known;
+  mutable std::vector<interval_identity> misses;
+  bool paged = false;
+
+  // The first content recorded for (device, start), if any; a miss when not looked up yet.
+  [[nodiscard]] const interval_content* find(const std::string& device, std::int64_t start) const {
+    auto it = known.find({device, start});
+    if (it == known.end()) {
+      if (paged) misses.push_back({device, start});
+      return nullptr;
+    }
+    return it->second ? &*it->second : nullptr;
+  }
+};
+
+struct ledger_state {
+  // Utilities are few and always resident; they are not paged.
+  std::unordered_map<std::string, utility_state> utilities;
+  entity_table<account_state> accounts{"account"};
+  entity_table<premise_state> premises{"premise"};
+  entity_table<device_state> devices{"device"};
+  entity_table<pev_state> pevs{"pev"};
+  entity_table<vin_registration> registrations{"registry"};
+  entity_table<card_state> cards{"card"};
+  entity_table<session_state> sessions{"session"};
+  clearinghouse_state clearinghouse;
+  interval_index intervals;
 };
 
 }  // namespace pevledger::actors

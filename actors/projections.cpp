@@ -87,9 +87,10 @@ std::string settlement_json(const ledger_state& state, std::int32_t period) {
     x["net"] = e.net;
     entries.push_back(std::move(x));
   };
-  if (auto it = state.statements.find(period); it != state.statements.end()) {
+  const clearinghouse_state& ch = state.clearinghouse;
+  if (auto it = ch.statements.find(period); it != ch.statements.end()) {
     for (const auto& e : it->second) add(e);
-  } else if (auto credits = state.roaming_credits.find(period); credits != state.roaming_credits.end()) {
+  } else if (auto credits = ch.roaming_credits.find(period); credits != ch.roaming_credits.end()) {
     for (const auto& e : statement_entries(credits->second)) add(e);  // the statement a run would issue now
   }
   return entries.dump();
@@ -170,7 +171,8 @@ std::string session_json(const ledger_state& state, const std::string& session) 
   return j.dump();
 }
 
-std::string period_report_json(const ledger_state& state, std::int32_t period) {
+std::string period_report_json(const ledger_state& state, std::int32_t period,
+                               const std::function<const account_state*(const std::string&)>& account) {
   std::vector<std::string> utility_ids;
   for (const auto& [id, u] : state.utilities) utility_ids.push_back(id);
   std::sort(utility_ids.begin(), utility_ids.end());
@@ -181,7 +183,9 @@ std::string period_report_json(const ledger_state& state, std::int32_t period) {
     std::int64_t total = 0;
     std::size_t accounts_with_lines = 0;
     for (const std::string& aid : u.accounts) {
-      const account_state& a = state.accounts.at(aid);
+      const account_state* found = account(aid);
+      if (found == nullptr) return {};
+      const account_state& a = *found;
       auto it = a.lines.find(period);
       if (it == a.lines.end() || it->second.empty()) continue;
       ++accounts_with_lines;
@@ -205,20 +209,21 @@ std::string period_report_json(const ledger_state& state, std::int32_t period) {
   ojson j;
   j["period"] = period_text(period);
   j["utilities"] = std::move(utilities);
-  j["settled"] = state.settled_periods.count(period) != 0;
+  j["settled"] = state.clearinghouse.settled_periods.count(period) != 0;
   j["settlement"] = ojson::parse(settlement_json(state, period));
   return j.dump();
 }
 
 std::vector<std::pair<std::string, std::string>> all_projections(const ledger_state& state) {
   std::vector<std::pair<std::string, std::string>> out;
-  for (const auto& [id, a] : state.accounts) {
+  state.accounts.for_each([&](const std::string& id, const account_state& a) {
     out.emplace_back(balance_key(id), balance_json(state, id));
     for (const auto& [period, bill] : a.bills) out.emplace_back(bill_key(id, period), bill_json(state, id, period));
-  }
-  for (const auto& [period, entries] : state.statements)
+  });
+  for (const auto& [period, entries] : state.clearinghouse.statements)
     out.emplace_back(settlement_key(period), settlement_json(state, period));
-  for (const auto& [id, ss] : state.sessions) out.emplace_back(session_key(id), session_json(state, id));
+  state.sessions.for_each(
+      [&](const std::string& id, const session_state&) { out.emplace_back(session_key(id), session_json(state, id)); });
   std::sort(out.begin(), out.end());
   return out;
 }

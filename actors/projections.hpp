@@ -3,6 +3,7 @@
 // rendered from the ledger state. Pure functions: the live engine stores them with the events they
 // follow, and replay renders them again from the log alone to compare.
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -25,7 +26,11 @@ namespace pevledger::actors {
 [[nodiscard]] std::string session_json(const ledger_state& state, const std::string& session);
 
 // A period at a glance: per utility, its bills' totals by line kind; and the settlement.
-[[nodiscard]] std::string period_report_json(const ledger_state& state, std::int32_t period);
+// `account` returns each account the utilities list (the engine activates them one at a time);
+// a nullptr stops the report early (the caller has the error).
+[[nodiscard]] std::string period_report_json(
+    const ledger_state& state, std::int32_t period,
+    const std::function<const account_state*(const std::string&)>& account);
 
 // Every projection the state holds, as (key, JSON): what a replay compares with the stored ones.
 [[nodiscard]] std::vector<std::pair<std::string, std::string>> all_projections(const ledger_state& state);

@@ -39,7 +39,8 @@ int fail(const pevledger::status& s) {
   }
 }
 
-std::unique_ptr<pevledger::engine> open_engine(const std::string& db, int& code, bool create = false) {
+std::unique_ptr<pevledger::engine> open_engine(const std::string& db, int& code, bool create = false,
+                                               std::size_t resident_max = pevledger::engine_options{}.resident_entities_max) {
   if (!create && !std::filesystem::exists(db)) {
     std::cerr << "pevledger: no database at '" << db << "'\n";
     code = exit_usage;
@@ -47,6 +48,7 @@ std::unique_ptr<pevledger::engine> open_engine(const std::string& db, int& code,
   }
   pevledger::engine_options options;
   options.create_if_missing = create;
+  options.resident_entities_max = resident_max;
   auto e = pevledger::engine::open(db, options);
   if (!e) {
     code = fail(e.error());
@@ -55,9 +57,9 @@ std::unique_ptr<pevledger::engine> open_engine(const std::string& db, int& code,
   return std::move(e.value());
 }
 
-int run_ingest(const std::string& db, const std::string& file) {
+int run_ingest(const std::string& db, const std::string& file, std::size_t resident_max) {
   int code = exit_ok;
-  auto engine = open_engine(db, code, /*create=*/true);
+  auto engine = open_engine(db, code, /*create=*/true, resident_max);
   if (!engine) return code;
   std::ifstream file_in;
   std::istream* in = &std::cin;
@@ -104,7 +106,7 @@ int run_query(const std::string& db, const std::string& format,
 int main(int argc, char** argv) {
   CLI::App app{"pevledger: settlement core for plug-in electric vehicle charging"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("pevledger ") + PEVLEDGER_VERSION + " (log format pevledger-log-1)");
+  app.set_version_flag("--version", std::string("pevledger ") + PEVLEDGER_VERSION + " (log format pevledger-log-2)");
   app.footer(
       "Exit codes: 0 success; 1 the account or session asked for does not exist; 2 usage or storage\n"
       "error; 3 ingest refused a line, or replay --verify / verify found a mismatch.\n"
@@ -124,6 +126,11 @@ int main(int argc, char** argv) {
   auto* ingest = app.add_subcommand("ingest", "apply JSON command lines (FILE, or - for standard input)");
   add_db(ingest);
   ingest->add_option("FILE", file, "command file, or - for standard input")->required();
+  std::size_t resident_max = pevledger::engine_options{}.resident_entities_max;
+  ingest->add_option("--resident-entities", resident_max,
+                     "entities kept in memory between group commits; the rest wait in the log")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
 
   std::string account, period, session;
   auto* bill = app.add_subcommand("bill", "an account's bill for a period: issued, or a preview before bill.run");
@@ -164,6 +171,9 @@ int main(int argc, char** argv) {
   add_format(replay);
   replay->add_option("--until", until, "stop after this sequence number, or at this time (YYYY-MM-DDTHH:MM:SSZ)");
   replay->add_flag("--verify", verify, "check the hash chain and compare with the stored projections");
+  bool from_snapshots = false;
+  replay->add_flag("--from-snapshots", from_snapshots,
+                   "start each entity from its newest snapshot and apply only the events after it");
 
   std::string key, checkpoint_file, pubkey, out_file;
   auto* checkpoint = app.add_subcommand("checkpoint", "sign the log's current head with an Ed25519 key");
@@ -189,7 +199,7 @@ int main(int argc, char** argv) {
     return exit_usage;
   }
 
-  if (*ingest) return run_ingest(db, file);
+  if (*ingest) return run_ingest(db, file, resident_max);
   if (*bill)
     return run_query(db, format, [&](pevledger::engine& e) { return e.bill(account, period); },
                      pevledger::cli::bill_text);
@@ -244,7 +254,7 @@ int main(int argc, char** argv) {
     return outcome->ok ? exit_ok : exit_refused;
   }
   if (*replay) {
-    auto report = pevledger::replay::run(db, until, verify);
+    auto report = pevledger::replay::run(db, until, verify, from_snapshots);
     if (!report) return fail(report.error());
     std::cout << (format == "json" ? report->json : report->text) << std::endl;
     return report->ok ? exit_ok : exit_refused;

@@ -13,6 +13,7 @@
 #include "base/limits.hpp"
 #include "base/time.hpp"
 #include "engine/line_reader.hpp"
+#include "engine/residency.hpp"
 #include "schema/command_parser.hpp"
 #include "schema/event_text.hpp"
 #include "storage/event_log.hpp"
@@ -30,7 +31,13 @@ struct group_in_flight {
   std::future<result<storage::append_receipt>> done;
   std::vector<std::string> ids;  // command ids the group takes
   std::uint64_t lines_through = 0;
+  std::uint64_t number = 0;
 };
+
+// Decides of one command against a paged state: each retry activates what the previous one
+// missed, so a command needs as many as the chain of entities it reads is long (a bill run: its
+// sessions, then its accounts, then what their lines name).
+constexpr int decide_rounds_max = 64;
 
 // The projections an event makes stale.
 void mark_dirty(const fb::EventBody& body, std::string_view stream, std::set<std::string>& dirty) {
@@ -48,18 +55,51 @@ struct engine::impl {
   engine_options options;
   std::unique_ptr<storage::event_log> log;
   std::unique_ptr<fb::command_parser> parser;
-  actors::ledger_state state;
-  bool folded = false;
+  std::unique_ptr<engine_detail::residency> resident;
+  bool opened = false;
+  std::uint64_t groups = 0;
 
-  // Folds the whole log into the state: recovery uses the same apply as live processing.
-  status fold() {
-    if (folded) return status::ok();
-    PEV_RETURN_IF_ERROR(log->scan(log_seq(1), log->last_seq(), [&](const fb::Record& r) {
-      actors::apply(state, *r.body_nested_root(), unix_seconds(r.at()));
-      return status::ok();
-    }));
-    folded = true;
+  [[nodiscard]] actors::ledger_state& state() { return resident->state(); }
+
+  // Recovery: utilities and the clearinghouse come back from their snapshots plus tails; every
+  // other entity comes back when a command or a query needs it.
+  status open_state() {
+    if (opened) return status::ok();
+    PEV_RETURN_IF_ERROR(resident->open());
+    opened = true;
     return status::ok();
+  }
+  // Forgets everything in memory; the next use recovers from the log.
+  void discard_state() {
+    resident = std::make_unique<engine_detail::residency>(*log, residency_options());
+    opened = false;
+  }
+  [[nodiscard]] engine_detail::residency_options residency_options() const {
+    engine_detail::residency_options r;
+    r.resident_max = options.resident_entities_max;
+    return r;
+  }
+
+  // Decides `cmd`, activating what each attempt missed.
+  result<actors::decision> decide(const fb::command& cmd) {
+    for (int round = 0; round < decide_rounds_max; ++round) {
+      actors::decision d = actors::decide(state(), cmd);
+      if (!resident->has_misses()) {
+        PEV_ASSERT(!d.incomplete);
+        return d;
+      }
+      PEV_RETURN_IF_ERROR(resident->resolve_misses());
+    }
+    PEV_ASSERT(false && "a command read a chain of entities longer than decide_rounds_max");
+    return status(errc::usage, "unreachable");
+  }
+
+  // An account made resident for a query, or nullptr when there is none.
+  result<const actors::account_state*> account_for_query(const std::string& id) {
+    resident->trim();
+    PEV_RETURN_IF_ERROR(resident->ensure_resident("account/" + id));
+    auto* slot = state().accounts.resident(id);
+    return slot == nullptr ? nullptr : &slot->state;
   }
 
   // The stored value of a projection, if any.
@@ -73,15 +113,16 @@ struct engine::impl {
       const std::string kind = key.substr(0, slash);
       const std::string rest = key.substr(slash + 1);
       if (kind == "balance") {
-        puts.push_back({key, actors::balance_json(state, rest)});
+        puts.push_back({key, actors::balance_json(state(), rest)});
       } else if (kind == "session") {
-        puts.push_back({key, actors::session_json(state, rest)});
+        puts.push_back({key, actors::session_json(state(), rest)});
       } else if (kind == "settlement") {
-        puts.push_back({key, actors::settlement_json(state, parse_month(rest)->index())});
+        puts.push_back({key, actors::settlement_json(state(), parse_month(rest)->index())});
       } else {
         PEV_ASSERT(kind == "bill");
         const auto cut = rest.rfind('/');
-        puts.push_back({key, actors::bill_json(state, rest.substr(0, cut), parse_month(rest.substr(cut + 1))->index())});
+        puts.push_back(
+            {key, actors::bill_json(state(), rest.substr(0, cut), parse_month(rest.substr(cut + 1))->index())});
       }
     }
     return puts;
@@ -94,6 +135,7 @@ engine::~engine() = default;
 result<std::unique_ptr<engine>> engine::open(const std::string& dir, engine_options options) {
   if (options.group_lines < 1 || options.group_lines > limits::ingest_group_lines_max)
     return status(errc::usage, "group_lines must be 1 to " + std::to_string(limits::ingest_group_lines_max));
+  if (options.resident_entities_max < 1) return status(errc::usage, "resident_entities_max must be at least 1");
   auto p = std::make_unique<impl>();
   p->options = options;
   storage::log_options log_options;
@@ -105,13 +147,14 @@ result<std::unique_ptr<engine>> engine::open(const std::string& dir, engine_opti
   auto parser = fb::command_parser::create();
   if (!parser) return parser.error();
   p->parser = std::move(parser.value());
+  p->discard_state();
   return std::unique_ptr<engine>(new engine(std::move(p)));
 }
 
 result<ingest_summary> engine::ingest(std::istream& in, const std::function<void(const line_refusal&)>& on_refusal,
                                       const std::function<void(std::uint64_t)>& on_durable) {
   impl& m = *impl_;
-  PEV_RETURN_IF_ERROR(m.fold());
+  PEV_RETURN_IF_ERROR(m.open_state());
   ingest_summary summary;
   engine_detail::line_reader reader(in, limits::command_line_bytes_max);
   std::deque<group_in_flight> in_flight;
@@ -129,18 +172,26 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
     auto receipt = g.done.get();
     if (!receipt) return receipt.error();
     for (const auto& id : g.ids) ids_in_flight.erase(id);
+    m.resident->group_durable(g.number);
     if (on_durable) on_durable(g.lines_through);
     return status::ok();
   };
   auto submit = [&]() -> status {
     if (batch.commands.empty()) return status::ok();
     batch.projections = m.render(dirty);
+    const std::uint64_t number = ++m.groups;
+    m.resident->end_group(number, batch);
     if (in_flight.size() >= groups_in_flight_max) PEV_RETURN_IF_ERROR(wait_oldest());
-    in_flight.push_back({m.log->append(std::move(batch)), std::move(batch_ids), line_no});
+    in_flight.push_back({m.log->append(std::move(batch)), std::move(batch_ids), line_no, number});
     batch = {};
     batch_ids.clear();
     dirty.clear();
     batch_lines = 0;
+    if (m.resident->interval_cache_full()) {
+      // Forget interval identities only once all of them are readable from the log.
+      while (!in_flight.empty()) PEV_RETURN_IF_ERROR(wait_oldest());
+      m.resident->forget_intervals();
+    }
     return status::ok();
   };
   auto refuse = [&](errc code, std::string message, std::optional<std::string> id) {
@@ -154,9 +205,7 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
     impl& m;
     bool done = false;
     ~discard_on_error() {
-      if (done) return;
-      m.state = {};
-      m.folded = false;
+      if (!done) m.discard_state();
     }
   } guard{m};
 
@@ -187,13 +236,23 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
       ++summary.duplicates;
       continue;
     }
-    actors::decision d = actors::decide(m.state, *cmd);
+    auto decided = m.decide(*cmd);
+    if (!decided) return decided.error();
+    actors::decision& d = decided.value();
     storage::command_to_append record{cmd->id, cmd->at, {}, d.refusal.is_ok()};
     record.events.reserve(d.events.size());
     // Every recorded event is applied, the audit records of a refusal included: replay will.
     for (auto& e : d.events) {
       const auto* body = flatbuffers::GetRoot<fb::EventBody>(e.body.data());
-      actors::apply(m.state, *body, cmd->at);
+      PEV_RETURN_IF_ERROR(m.resident->ensure_resident(e.stream));
+      actors::apply(m.state(), *body, cmd->at);
+      m.resident->applied(e.stream);
+      if (const auto* rec = body->event_as_IntervalRecorded()) {
+        const fb::IntervalReading& r = *rec->reading();
+        actors::interval_content content{r.session()->str(), r.seconds(), r.wh(), std::nullopt};
+        if (r.register_wh()) content.register_wh = *r.register_wh();
+        m.resident->interval_recorded(r.device()->str(), r.start(), content, batch);
+      }
       mark_dirty(*body, e.stream, dirty);
       record.events.push_back({std::move(e.stream), std::move(e.body)});
     }
@@ -204,6 +263,7 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
     } else {
       refuse(d.refusal.code(), d.refusal.message(), cmd->id);
     }
+    m.resident->end_command();
     if (!record.events.empty() || record.indexed) batch.commands.push_back(std::move(record));
     if (++batch_lines >= m.options.group_lines) PEV_RETURN_IF_ERROR(submit());
   }
@@ -221,9 +281,11 @@ result<std::string> engine::bill(std::string_view account, std::string_view peri
   auto stored = impl_->stored(actors::bill_key(id, p->index()));
   if (!stored) return stored.error();
   if (stored->has_value()) return std::move(**stored);  // issued: immutable
-  PEV_RETURN_IF_ERROR(impl_->fold());
-  if (impl_->state.accounts.count(id) == 0) return status(errc::unknown_account, "unknown account '" + id + "'");
-  return actors::bill_json(impl_->state, id, p->index());
+  PEV_RETURN_IF_ERROR(impl_->open_state());
+  auto found = impl_->account_for_query(id);
+  if (!found) return found.error();
+  if (found.value() == nullptr) return status(errc::unknown_account, "unknown account '" + id + "'");
+  return actors::bill_json(impl_->state(), id, p->index());
 }
 
 result<std::string> engine::balance(std::string_view account) {
@@ -240,8 +302,8 @@ result<std::string> engine::settlement(std::string_view period) {
   auto stored = impl_->stored(actors::settlement_key(p->index()));
   if (!stored) return stored.error();
   if (stored->has_value()) return std::move(**stored);
-  PEV_RETURN_IF_ERROR(impl_->fold());
-  return actors::settlement_json(impl_->state, p->index());
+  PEV_RETURN_IF_ERROR(impl_->open_state());
+  return actors::settlement_json(impl_->state(), p->index());
 }
 
 result<std::string> engine::session(std::string_view session) {
@@ -255,8 +317,19 @@ result<std::string> engine::session(std::string_view session) {
 result<std::string> engine::period_report(std::string_view period) {
   auto p = parse_month(period);
   if (!p) return status(errc::usage, "--period must be YYYY-MM");
-  PEV_RETURN_IF_ERROR(impl_->fold());
-  return actors::period_report_json(impl_->state, p->index());
+  PEV_RETURN_IF_ERROR(impl_->open_state());
+  status failed = status::ok();
+  std::string report = actors::period_report_json(impl_->state(), p->index(), [&](const std::string& id) {
+    auto account = impl_->account_for_query(id);
+    if (!account) {
+      failed = account.error();
+      return static_cast<const actors::account_state*>(nullptr);
+    }
+    PEV_ASSERT(account.value() != nullptr);  // the utility lists only accounts it opened
+    return account.value();
+  });
+  PEV_RETURN_IF_ERROR(failed);
+  return report;
 }
 
 namespace {
@@ -308,5 +381,9 @@ status engine::export_events(std::ostream& out, bool raw) const {
 }
 
 std::uint64_t engine::log_size() const { return impl_->log->last_seq().value(); }
+
+residency_stats engine::residency() const {
+  return {impl_->resident->resident_count(), impl_->resident->activations(), impl_->resident->passivations()};
+}
 
 }  // namespace pevledger

@@ -2,10 +2,12 @@
 
 #include <charconv>
 #include <map>
+#include <unordered_map>
 #include <nlohmann/json.hpp>
 
 #include "actors/apply.hpp"
 #include "actors/projections.hpp"
+#include "actors/snapshot_codec.hpp"
 #include "base/time.hpp"
 #include "storage/event_log.hpp"
 
@@ -34,6 +36,38 @@ result<stop_rule> parse_until(const std::string& until) {
   return rule;
 }
 
+// The last record a replay under `rule` applies (0 for none); the fold below applies the same rule
+// record by record.
+result<log_seq> replay_end(const storage::event_log& lg, const stop_rule& rule) {
+  const std::uint64_t last = lg.last_seq().value();
+  if (rule.time) {
+    // Records carry their command's business time in log order: the records not after `time`
+    // are a prefix, found by bisection.
+    std::uint64_t lo = 0, hi = last;  // answer in [lo, hi]
+    while (lo < hi) {
+      const std::uint64_t mid = lo + (hi - lo + 1) / 2;
+      auto r = lg.read(log_seq(mid));
+      if (!r) return r.error();
+      if (r->record().at() <= rule.time->value()) lo = mid; else hi = mid - 1;
+    }
+    return log_seq(lo);
+  }
+  if (!rule.seq || *rule.seq >= last) return log_seq(last);
+  if (*rule.seq == 0) return log_seq(0);
+  // To the end of the command that record belongs to (bounded by events_per_command_max).
+  auto first = lg.read(log_seq(*rule.seq));
+  if (!first) return first.error();
+  const std::string command = first->record().command_id()->str();
+  std::uint64_t end = *rule.seq;
+  while (end < last) {
+    auto next = lg.read(log_seq(end + 1));
+    if (!next) return next.error();
+    if (next->record().command_id()->string_view() != command) break;
+    ++end;
+  }
+  return log_seq(end);
+}
+
 // The first field at which two JSON documents differ, as a path.
 std::string first_difference(const ojson& a, const ojson& b, const std::string& path) {
   if (a.type() != b.type()) return path.empty() ? "(document)" : path;
@@ -59,7 +93,7 @@ std::string first_difference(const ojson& a, const ojson& b, const std::string& 
 
 }  // namespace
 
-result<report> run(const std::string& db, const std::string& until, bool verify) {
+result<report> run(const std::string& db, const std::string& until, bool verify, bool from_snapshots) {
   auto rule = parse_until(until);
   if (!rule) return rule.error();
   storage::log_options options;
@@ -69,6 +103,21 @@ result<report> run(const std::string& db, const std::string& until, bool verify)
   storage::event_log& lg = *log.value();
 
   actors::ledger_state state;
+  // Events of a stream up to this stream sequence are in the snapshot the state started from.
+  std::unordered_map<std::string, std::uint64_t> covered;
+  if (from_snapshots) {
+    auto end = replay_end(lg, *rule);
+    if (!end) return end.error();
+    std::unordered_map<std::string, storage::entity_snapshot> newest;
+    PEV_RETURN_IF_ERROR(lg.scan_snapshots([&](std::string_view stream, const storage::entity_snapshot& snap) {
+      if (snap.global_seq <= end.value()) newest[std::string(stream)] = snap;  // in stream order: newest last
+      return status::ok();
+    }));
+    for (auto& [stream, snap] : newest) {
+      PEV_RETURN_IF_ERROR(actors::restore_entity(state, stream, snap.state));
+      covered[stream] = snap.stream_seq;
+    }
+  }
   std::uint64_t records = 0;
   std::uint64_t last_applied = 0;
   bool stopped = false;
@@ -83,7 +132,11 @@ result<report> run(const std::string& db, const std::string& until, bool verify)
       stopped = true;
       return status::ok();
     }
-    actors::apply(state, *r.body_nested_root(), unix_seconds(r.at()));
+    if (covered.empty()) {
+      actors::apply(state, *r.body_nested_root(), unix_seconds(r.at()));
+    } else if (auto it = covered.find(r.stream()->str()); it == covered.end() || r.stream_seq() > it->second) {
+      actors::apply(state, *r.body_nested_root(), unix_seconds(r.at()));
+    }
     stop_command = r.command_id()->str();
     ++records;
     last_applied = r.global_seq();

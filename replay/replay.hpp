@@ -19,6 +19,10 @@ struct report {
 // `until`: empty for the whole log; a sequence number (the fold runs to the end of the command
 // that record belongs to); or a time YYYY-MM-DDTHH:MM:SSZ (every record whose business time is not
 // after it, which is a prefix of the log because records carry their command's time in order).
-[[nodiscard]] result<report> run(const std::string& db, const std::string& until, bool verify);
+// `from_snapshots`: start every entity from its newest snapshot that covers nothing after the
+// replay's end, and apply only the events after it (the whole chain is still read and verified).
+// The result must be identical to a replay from zero; tests hold the two against each other.
+[[nodiscard]] result<report> run(const std::string& db, const std::string& until, bool verify,
+                                 bool from_snapshots = false);
 
 }  // namespace pevledger::replay

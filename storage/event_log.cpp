@@ -17,13 +17,24 @@
 namespace pevledger::storage {
 namespace {
 
-constexpr const char* cf_names[] = {"default", "events", "streams", "stream_heads", "commands", "projections"};
-enum cf_index { cf_default = 0, cf_events, cf_streams, cf_stream_heads, cf_commands, cf_projections, cf_count };
+constexpr const char* cf_names[] = {"default",  "events",      "streams",   "stream_heads",
+                                    "commands", "projections", "snapshots", "intervals"};
+enum cf_index {
+  cf_default = 0,
+  cf_events,
+  cf_streams,
+  cf_stream_heads,
+  cf_commands,
+  cf_projections,
+  cf_snapshots,
+  cf_intervals,
+  cf_count
+};
 constexpr std::string_view watermark_key = "projection_watermark";
 // The on-disk format this code reads and writes; any change to keys, column families or the record
 // layout gets a new one, and a database of another format is refused, never misread.
 constexpr std::string_view format_key = "format";
-constexpr std::string_view format_version = "pevledger-log-1";
+constexpr std::string_view format_version = "pevledger-log-2";
 // Stream heads cached in memory; past this the cache is dropped and refilled from the index.
 constexpr std::size_t stream_head_cache_max = 1u << 20;
 
@@ -104,7 +115,12 @@ struct event_log::impl {
   // Owned by the sealer: the head including sealed but not yet durable groups, and stream heads.
   log_seq sealed_seq{0};
   digest sealed_hash{};
-  std::unordered_map<std::string, std::uint64_t> stream_heads;
+  // stream -> last stream_seq and the global sequence of that event (0: not known, it is durable).
+  struct stream_head_entry {
+    std::uint64_t stream_seq = 0;
+    std::uint64_t global_seq = 0;
+  };
+  std::unordered_map<std::string, stream_head_entry> stream_heads;
   flatbuffers::FlatBufferBuilder fbb{4096};
   std::thread sealer;
   std::thread syncer;
@@ -139,7 +155,7 @@ struct event_log::impl {
   }
 
   // The cached head of a stream (loaded from the store on a miss), to be advanced by the caller.
-  result<std::uint64_t*> stream_head(const std::string& stream) {
+  result<stream_head_entry*> stream_head(const std::string& stream) {
     if (auto it = stream_heads.find(stream); it != stream_heads.end()) return &it->second;
     if (stream_heads.size() >= stream_head_cache_max) {
       // Forget the cache only once everything it knew is durable, so the store is up to date.
@@ -155,7 +171,16 @@ struct event_log::impl {
     } else if (!s.IsNotFound()) {
       return io_error(s, "reading stream heads");
     }
-    return &stream_heads.emplace(stream, head).first->second;
+    return &stream_heads.emplace(stream, stream_head_entry{head, 0}).first->second;
+  }
+
+  // The global sequence of a durable stream event.
+  result<log_seq> stream_event_seq(std::string_view stream, std::uint64_t stream_seq) {
+    std::string value;
+    auto s = db->Get(rocksdb::ReadOptions(), cfs[cf_streams], stream_key(stream, stream_seq), &value);
+    if (!s.ok()) return io_error(s, "reading the stream index");
+    if (value.size() != 8) return status(errc::corruption, "stream index entry is malformed");
+    return log_seq(get_be64(value));
   }
 
   // Assigns positions and hashes to a group of appends and packs them into one WriteBatch.
@@ -173,9 +198,10 @@ struct event_log::impl {
         for (auto& ev : cmd.events) {
           auto head = stream_head(ev.stream);
           if (!head) return head.error();
-          const std::uint64_t stream_seq = ++*head.value();
-          touched[ev.stream] = stream_seq;
+          const std::uint64_t stream_seq = ++head.value()->stream_seq;
           seq = log_seq(seq.value() + 1);
+          head.value()->global_seq = seq.value();
+          touched[ev.stream] = stream_seq;
           hash = build_record(fbb, {seq, stream_seq, hash}, ev.stream, cmd.at, cmd.command_id, ev.body);
           g.batch.Put(cfs[cf_events], seq_key(seq),
                       rocksdb::Slice(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize()));
@@ -191,6 +217,24 @@ struct event_log::impl {
       for (auto& put : p->batch.projections) {
         g.batch.Put(cfs[cf_projections], put.key, put.value);
         has_projections = true;
+      }
+      for (auto& put : p->batch.intervals) g.batch.Put(cfs[cf_intervals], put.key, put.value);
+      for (auto& snap : p->batch.snapshots) {
+        // A snapshot covers events already sealed: the head of its stream, or an earlier event.
+        auto head = stream_head(snap.stream);
+        if (!head) return head.error();
+        // It covers every event of its stream appended so far.
+        PEV_ASSERT(snap.stream_seq >= 1 && snap.stream_seq == head.value()->stream_seq);
+        log_seq covered(head.value()->global_seq);
+        if (covered.value() == 0) {
+          auto global = stream_event_seq(snap.stream, snap.stream_seq);
+          if (!global) return global.error();
+          covered = global.value();
+        }
+        std::string value;
+        put_be64(value, covered.value());
+        value.append(snap.state);
+        g.batch.Put(cfs[cf_snapshots], stream_key(snap.stream, snap.stream_seq), value);
       }
       g.receipts.push_back({first, seq});
     }
@@ -313,8 +357,10 @@ result<std::unique_ptr<event_log>> event_log::open(const std::string& dir, log_o
   for (const char* name : cf_names) {
     rocksdb::ColumnFamilyOptions cf_options;
     if (std::string_view(name) == "events") cf_options.write_buffer_size = 128u << 20;
-    if (std::string_view(name) == "stream_heads" || std::string_view(name) == "commands") {
-      // Point lookups that mostly miss (a new stream, a new command id): a bloom filter answers them.
+    if (std::string_view(name) == "stream_heads" || std::string_view(name) == "commands" ||
+        std::string_view(name) == "intervals") {
+      // Point lookups that mostly miss (a new stream, a new command id, a new interval): a bloom
+      // filter answers them.
       rocksdb::BlockBasedTableOptions table;
       table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
       cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
@@ -481,6 +527,95 @@ result<std::vector<log_seq>> event_log::stream_records(std::string_view stream) 
   }
   if (!it->status().ok()) return io_error(it->status(), "reading stream index");
   return out;
+}
+
+status event_log::scan_stream(std::string_view stream, std::uint64_t after_stream_seq, log_seq until,
+                              const std::function<status(const schema::Record&)>& visit) const {
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cfs[cf_streams]));
+  const std::string prefix = std::string(stream) + '\0';
+  std::uint64_t expected = after_stream_seq + 1;
+  for (it->Seek(stream_key(stream, expected)); it->Valid(); it->Next(), ++expected) {
+    const auto key = it->key().ToStringView();
+    if (key.substr(0, prefix.size()) != prefix) break;
+    if (get_be64(key.substr(prefix.size())) != expected)
+      return status(errc::corruption, "stream '" + std::string(stream) + "' misses event " + std::to_string(expected));
+    const auto value = it->value().ToStringView();
+    if (value.size() != 8) return status(errc::corruption, "stream index entry is malformed");
+    const log_seq global(get_be64(value));
+    if (global > until) break;
+    auto stored = impl_->read(global);
+    if (!stored) return stored.error();
+    const schema::Record& r = stored->record();
+    if (r.stream()->string_view() != stream || r.stream_seq() != expected)
+      return status(errc::corruption, "record " + std::to_string(global.value()) + " is not event " +
+                                          std::to_string(expected) + " of stream '" + std::string(stream) + "'");
+    PEV_RETURN_IF_ERROR(visit(r));
+  }
+  if (!it->status().ok()) return io_error(it->status(), "reading the stream index");
+  return status::ok();
+}
+
+status event_log::scan_streams(std::string_view prefix,
+                               const std::function<status(std::string_view, std::uint64_t)>& visit) const {
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cfs[cf_stream_heads]));
+  for (it->Seek(rocksdb::Slice(prefix.data(), prefix.size())); it->Valid(); it->Next()) {
+    const auto key = it->key().ToStringView();
+    if (key.substr(0, prefix.size()) != prefix) break;
+    if (it->value().size() != 8) return status(errc::corruption, "stream head is malformed");
+    PEV_RETURN_IF_ERROR(visit(key, get_be64(it->value().ToStringView())));
+  }
+  if (!it->status().ok()) return io_error(it->status(), "scanning stream heads");
+  return status::ok();
+}
+
+namespace {
+result<entity_snapshot> parse_snapshot(std::string_view key_suffix, std::string_view value) {
+  if (key_suffix.size() != 8 || value.size() < 8) return status(errc::corruption, "snapshot entry is malformed");
+  entity_snapshot s;
+  s.stream_seq = get_be64(key_suffix);
+  s.global_seq = log_seq(get_be64(value));
+  s.state.assign(value.substr(8));
+  return s;
+}
+}  // namespace
+
+result<std::optional<entity_snapshot>> event_log::newest_snapshot(std::string_view stream, log_seq until) const {
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cfs[cf_snapshots]));
+  const std::string prefix = std::string(stream) + '\0';
+  // Newest first; snapshots of one stream are few (older ones are kept for point-in-time replay).
+  for (it->SeekForPrev(stream_key(stream, ~std::uint64_t{0})); it->Valid(); it->Prev()) {
+    const auto key = it->key().ToStringView();
+    if (key.substr(0, prefix.size()) != prefix) break;
+    auto snap = parse_snapshot(key.substr(prefix.size()), it->value().ToStringView());
+    if (!snap) return snap.error();
+    if (snap->global_seq <= until) return std::optional<entity_snapshot>(std::move(snap.value()));
+  }
+  if (!it->status().ok()) return io_error(it->status(), "reading snapshots");
+  return std::optional<entity_snapshot>();
+}
+
+status event_log::scan_snapshots(
+    const std::function<status(std::string_view stream, const entity_snapshot&)>& visit) const {
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cfs[cf_snapshots]));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const auto key = it->key().ToStringView();
+    const auto cut = key.find('\0');
+    if (cut == std::string_view::npos) return status(errc::corruption, "snapshot key is malformed");
+    auto snap = parse_snapshot(key.substr(cut + 1), it->value().ToStringView());
+    if (!snap) return snap.error();
+    PEV_RETURN_IF_ERROR(visit(key.substr(0, cut), snap.value()));
+  }
+  if (!it->status().ok()) return io_error(it->status(), "scanning snapshots");
+  return status::ok();
+}
+
+result<std::optional<std::string>> event_log::get_interval(std::string_view key) const {
+  std::string value;
+  auto s = impl_->db->Get(rocksdb::ReadOptions(), impl_->cfs[cf_intervals], rocksdb::Slice(key.data(), key.size()),
+                          &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return io_error(s, "reading the interval index");
+  return std::optional<std::string>(std::move(value));
 }
 
 status event_log::overwrite_record_for_test(log_seq seq, std::span<const std::uint8_t> bytes) {

@@ -7,8 +7,10 @@
 //   stream_heads stream                          -> last stream_seq
 //   commands     command id                      -> first global_seq (8) + event count (4)
 //   projections  key chosen by the engine        -> value chosen by the engine
+//   snapshots    stream '\0' stream_seq          -> global_seq + entity state (engine's encoding)
+//   intervals    key chosen by the engine        -> value chosen by the engine (interval identity)
 //   default      "projection_watermark"          -> global_seq the projections include
-//                "format"                        -> "pevledger-log-1"; other formats are refused
+//                "format"                        -> "pevledger-log-2"; other formats are refused
 //
 // Writes are group commits: `append` queues a batch and returns a future. A sealer thread packs
 // every waiting batch (up to limits::log_batch_*_max) into a single WriteBatch, assigning
@@ -54,10 +56,31 @@ struct projection_put {
   std::string value;
 };
 
+// An entity's state after the first `stream_seq` events of its stream, all of them in this
+// batch or earlier ones. The log records the global sequence of that last event beside it.
+struct snapshot_put {
+  std::string stream;
+  std::uint64_t stream_seq = 0;
+  std::string state;
+};
+
+struct index_put {
+  std::string key;
+  std::string value;
+};
+
 struct append_batch {
   std::vector<command_to_append> commands;
   // Projection values that include every event of this batch; written with the watermark.
   std::vector<projection_put> projections;
+  std::vector<snapshot_put> snapshots;
+  std::vector<index_put> intervals;
+};
+
+struct entity_snapshot {
+  std::uint64_t stream_seq = 0;
+  log_seq global_seq;  // the global sequence of the stream's event number `stream_seq`
+  std::string state;
 };
 
 // The global sequences a batch received: [first, last]; last = first - 1 when it held no events.
@@ -115,6 +138,20 @@ class event_log {
                             const std::function<status(const schema::Record&)>& visit) const;
   // Global sequences of a stream's records, in stream order.
   [[nodiscard]] result<std::vector<log_seq>> stream_records(std::string_view stream) const;
+  // Visits, in stream order, the verified records of `stream` after its event number
+  // `after_stream_seq` whose global sequence is at most `until`.
+  [[nodiscard]] status scan_stream(std::string_view stream, std::uint64_t after_stream_seq, log_seq until,
+                                   const std::function<status(const schema::Record&)>& visit) const;
+  // Every stream whose name starts with `prefix`, with its last stream sequence.
+  [[nodiscard]] status scan_streams(std::string_view prefix,
+                                    const std::function<status(std::string_view, std::uint64_t)>& visit) const;
+
+  // The newest snapshot of `stream` that covers no event after `until`, if any.
+  [[nodiscard]] result<std::optional<entity_snapshot>> newest_snapshot(std::string_view stream, log_seq until) const;
+  // Every stored snapshot, by stream and then stream sequence.
+  [[nodiscard]] status scan_snapshots(
+      const std::function<status(std::string_view stream, const entity_snapshot&)>& visit) const;
+  [[nodiscard]] result<std::optional<std::string>> get_interval(std::string_view key) const;
 
   // For tests of tamper detection: overwrite or delete the stored bytes of one record, bypassing
   // the chain. Never used by the engine.

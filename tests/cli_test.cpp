@@ -114,11 +114,15 @@ TEST(cli, export_prints_every_event_in_log_order_and_replay_verifies) {
   auto r = run_pevledger("export --db " + dir.file("db"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto events = json_lines(r.out);
-  ASSERT_EQ(events.size(), 3u);
+  // Opening an account records it on its own stream and in its utility's list.
+  ASSERT_EQ(events.size(), 4u);
   EXPECT_EQ(events[0]["seq"], 1);
   EXPECT_EQ(events[0]["type"], "UtilityRegistered");
-  EXPECT_EQ(events[2]["type"], "AccountToppedUp");
-  EXPECT_EQ(events[2]["event"]["amount_micro"], 2500000);
+  EXPECT_EQ(events[1]["type"], "AccountOpened");
+  EXPECT_EQ(events[2]["type"], "UtilityAccountAdded");
+  EXPECT_EQ(events[2]["stream"], events[0]["stream"]);
+  EXPECT_EQ(events[3]["type"], "AccountToppedUp");
+  EXPECT_EQ(events[3]["event"]["amount_micro"], 2500000);
   EXPECT_EQ(events[1]["prev_hash"], events[0]["hash"]);
   auto replay = run_pevledger("replay --db " + dir.file("db") + " --verify --format json");
   EXPECT_EQ(replay.exit_code, 0) << replay.out << replay.err;

@@ -31,6 +31,13 @@ struct ingest_summary {
   std::uint64_t refused = 0;
 };
 
+// What the engine holds in memory and how much it moved in and out (docs/design.md, "Residency").
+struct residency_stats {
+  std::size_t resident_entities = 0;  // accounts, premises, devices, PEVs, sessions, cards, registry entries
+  std::uint64_t activations = 0;      // entities brought back from snapshot plus stream tail
+  std::uint64_t passivations = 0;     // entities that left memory
+};
+
 // A command line the engine refused: nothing of it was applied, and its id is not taken.
 struct line_refusal {
   std::uint64_t line = 0;          // physical line number, from 1
@@ -47,6 +54,11 @@ struct engine_options {
   // Lines per group commit, 1 to 4096. Fewer means smaller, more frequent synced writes; tests use
   // 1 to make every line's projections stand on their own.
   std::size_t group_lines = 4096;
+  // Entities (accounts, premises, devices, PEVs, sessions, cards, registry entries) kept in memory
+  // between group commits; the least recently used beyond it are passivated and come back from
+  // their snapshot plus the tail of their stream when needed. Utilities and the clearinghouse are
+  // always in memory. See docs/design.md, "Residency".
+  std::size_t resident_entities_max = 200'000;
 };
 
 class engine {
@@ -79,6 +91,7 @@ class engine {
 
   // Number of records in the log.
   [[nodiscard]] std::uint64_t log_size() const;
+  [[nodiscard]] residency_stats residency() const;
 
  private:
   struct impl;

@@ -1,0 +1,327 @@
+#include "engine/residency.hpp"
+
+#include <algorithm>
+
+#include "actors/apply.hpp"
+#include "actors/snapshot_codec.hpp"
+
+namespace pevledger::engine_detail {
+namespace {
+
+namespace fb = pevledger::schema;
+
+constexpr std::string_view clearinghouse_stream = "clearinghouse";
+constexpr std::uint64_t snapshot_events_min = 256;
+constexpr std::uint64_t snapshot_bytes_per_event = 64;
+
+struct stream_name {
+  std::string_view kind;
+  std::string id;
+};
+
+stream_name split(std::string_view stream) {
+  const auto slash = stream.find('/');
+  if (slash == std::string_view::npos) return {stream, {}};
+  return {stream.substr(0, slash), std::string(stream.substr(slash + 1))};
+}
+
+std::string join(std::string_view kind, std::string_view id) {
+  std::string s(kind);
+  s += '/';
+  s += id;
+  return s;
+}
+
+// Calls `visit(table)` with the paged table of `kind`; returns false for a kind that is not paged.
+template <class Visit>
+bool with_table(actors::ledger_state& st, std::string_view kind, Visit&& visit) {
+  if (kind == "account") return visit(st.accounts), true;
+  if (kind == "premise") return visit(st.premises), true;
+  if (kind == "device") return visit(st.devices), true;
+  if (kind == "pev") return visit(st.pevs), true;
+  if (kind == "registry") return visit(st.registrations), true;
+  if (kind == "card") return visit(st.cards), true;
+  if (kind == "session") return visit(st.sessions), true;
+  return false;
+}
+
+template <class Visit>
+void for_each_table(actors::ledger_state& st, Visit&& visit) {
+  visit(st.accounts);
+  visit(st.premises);
+  visit(st.devices);
+  visit(st.pevs);
+  visit(st.registrations);
+  visit(st.cards);
+  visit(st.sessions);
+}
+
+void put_be64(std::string& out, std::uint64_t v) {
+  for (int i = 7; i >= 0; --i) out.push_back(static_cast<char>((v >> (i * 8)) & 0xff));
+}
+
+}  // namespace
+
+std::string interval_key(std::string_view device, std::int64_t start) {
+  std::string key(device);
+  key.push_back('\0');
+  put_be64(key, static_cast<std::uint64_t>(start) ^ (std::uint64_t{1} << 63));  // sorts like the signed value
+  return key;
+}
+
+residency::residency(storage::event_log& log, residency_options options) : log_(log), options_(options) {
+  for_each_table(state_, [&](auto& table) { table.set_pager(this); });
+  state_.intervals.paged = true;
+}
+
+status residency::open() {
+  std::vector<std::string> utilities;
+  PEV_RETURN_IF_ERROR(log_.scan_streams("utility/", [&](std::string_view stream, std::uint64_t) {
+    utilities.emplace_back(stream);
+    return status::ok();
+  }));
+  bool found = false;
+  for (const std::string& stream : utilities) PEV_RETURN_IF_ERROR(activate(stream, found));
+  return activate(std::string(clearinghouse_stream), found);
+}
+
+bool residency::missed(std::string_view kind, const std::string& id) const {
+  std::string stream = join(kind, id);
+  if (absent_.count(stream) != 0) return true;
+  misses_.insert(std::move(stream));
+  return false;
+}
+
+status residency::resolve_misses() {
+  // Bounded by what one decide looked up; each is activated or proven absent, so the next decide
+  // of the same command misses strictly fewer.
+  const std::set<std::string> streams = std::move(misses_);
+  misses_.clear();
+  for (const std::string& stream : streams) {
+    bool found = false;
+    PEV_RETURN_IF_ERROR(activate(stream, found));
+    if (!found) absent_.insert(stream);
+  }
+  std::vector<actors::interval_identity> intervals = std::move(state_.intervals.misses);
+  state_.intervals.misses.clear();
+  for (const auto& id : intervals) {
+    if (state_.intervals.known.count(id) != 0) continue;
+    auto value = log_.get_interval(interval_key(id.device, id.start));
+    if (!value) return value.error();
+    std::optional<actors::interval_content> content;
+    if (value->has_value()) {
+      actors::interval_content c;
+      PEV_RETURN_IF_ERROR(actors::decode_snapshot(**value, c));
+      content = std::move(c);
+    }
+    state_.intervals.known.emplace(id, std::move(content));
+  }
+  return status::ok();
+}
+
+void residency::end_command() {
+  absent_.clear();
+  misses_.clear();
+  state_.intervals.misses.clear();
+  tick();
+}
+
+actors::residency_meta* residency::meta_of(std::string_view stream) {
+  const stream_name name = split(stream);
+  actors::residency_meta* meta = nullptr;
+  const bool paged = with_table(state_, name.kind, [&](auto& table) {
+    if (auto* slot = table.resident(name.id)) meta = &slot->meta;
+  });
+  if (paged) return meta;
+  auto it = pinned_meta_.find(std::string(stream));
+  return it == pinned_meta_.end() ? nullptr : &it->second;
+}
+
+status residency::ensure_resident(std::string_view stream) {
+  if (meta_of(stream) != nullptr) return status::ok();
+  const stream_name name = split(stream);
+  if (name.kind == "utility" && state_.utilities.count(name.id) != 0) return status::ok();
+  bool found = false;
+  return activate(std::string(stream), found);  // not found: the event creates it
+}
+
+void residency::applied(std::string_view stream) {
+  actors::residency_meta* meta = meta_of(stream);
+  if (meta == nullptr) {
+    // The event created a utility or the clearinghouse's book: pinned from now on.
+    meta = &pinned_meta_[std::string(stream)];
+  }
+  ++meta->stream_seq;
+  changed_.emplace(stream);
+}
+
+void residency::interval_recorded(const std::string& device, std::int64_t start,
+                                  const actors::interval_content& content, storage::append_batch& batch) {
+  state_.intervals.known[{device, start}] = content;
+  batch.intervals.push_back({interval_key(device, start), actors::encode_snapshot(content)});
+}
+
+template <class Table>
+status residency::activate_in(Table& table, const std::string& stream, const std::string& id, bool& found) {
+  using State = std::remove_reference_t<decltype(table.resident(id)->state)>;
+  found = false;
+  if (table.resident(id) != nullptr) {
+    found = true;
+    return status::ok();
+  }
+  actors::residency_meta meta;
+  std::optional<State> state;
+  if (auto it = passivated_.find(stream); it != passivated_.end()) {
+    State s;
+    PEV_RETURN_IF_ERROR(actors::decode_snapshot(it->second.state, s));
+    state = std::move(s);
+    meta.stream_seq = meta.snapshot_seq = it->second.stream_seq;
+    meta.snapshot_bytes = static_cast<std::uint32_t>(it->second.state.size());
+  } else {
+    auto snap = log_.newest_snapshot(stream, log_seq(~std::uint64_t{0}));
+    if (!snap) return snap.error();
+    if (snap->has_value()) {
+      State s;
+      PEV_RETURN_IF_ERROR(actors::decode_snapshot((*snap)->state, s));
+      state = std::move(s);
+      meta.stream_seq = meta.snapshot_seq = (*snap)->stream_seq;
+      meta.snapshot_bytes = static_cast<std::uint32_t>((*snap)->state.size());
+    }
+  }
+  if (state) {
+    table.activate(id, std::move(*state), meta).meta.used = now();
+    found = true;
+  }
+  // The tail: events after the snapshot (all of them when there is none; the first creates it).
+  auto* meta_now = &meta;
+  PEV_RETURN_IF_ERROR(log_.scan_stream(stream, meta.stream_seq, log_seq(~std::uint64_t{0}), [&](const fb::Record& r) {
+    actors::apply(state_, *r.body_nested_root(), unix_seconds(r.at()));
+    found = true;
+    auto* slot = table.resident(id);
+    PEV_ASSERT(slot != nullptr);  // the stream's first event creates its entity
+    if (!state) {
+      state.emplace();  // marks that the entity now exists; the table holds its state
+      slot->meta = *meta_now;
+      slot->meta.used = now();
+    }
+    ++slot->meta.stream_seq;
+    return status::ok();
+  }));
+  if (found) ++activations_;
+  return status::ok();
+}
+
+status residency::activate(const std::string& stream, bool& found) {
+  const stream_name name = split(stream);
+  found = false;
+  status result = status::ok();
+  const bool paged =
+      with_table(state_, name.kind, [&](auto& table) { result = activate_in(table, stream, name.id, found); });
+  if (paged) return result;
+  // A pinned entity: a utility or the clearinghouse.
+  if (pinned_meta_.count(stream) != 0) {
+    found = true;
+    return status::ok();
+  }
+  actors::residency_meta meta;
+  auto snap = log_.newest_snapshot(stream, log_seq(~std::uint64_t{0}));
+  if (!snap) return snap.error();
+  if (snap->has_value()) {
+    if (name.kind == "utility") {
+      actors::utility_state u;
+      PEV_RETURN_IF_ERROR(actors::decode_snapshot((*snap)->state, u));
+      state_.utilities.emplace(name.id, std::move(u));
+    } else {
+      PEV_ASSERT(stream == clearinghouse_stream);
+      PEV_RETURN_IF_ERROR(actors::decode_snapshot((*snap)->state, state_.clearinghouse));
+    }
+    meta.stream_seq = meta.snapshot_seq = (*snap)->stream_seq;
+    meta.snapshot_bytes = static_cast<std::uint32_t>((*snap)->state.size());
+    found = true;
+  }
+  PEV_RETURN_IF_ERROR(log_.scan_stream(stream, meta.stream_seq, log_seq(~std::uint64_t{0}), [&](const fb::Record& r) {
+    actors::apply(state_, *r.body_nested_root(), unix_seconds(r.at()));
+    ++meta.stream_seq;
+    found = true;
+    return status::ok();
+  }));
+  if (found) pinned_meta_[stream] = meta;
+  return status::ok();
+}
+
+void residency::snapshot_if_due(const std::string& stream, storage::append_batch& batch) {
+  actors::residency_meta* meta = meta_of(stream);
+  if (meta == nullptr) return;  // passivated already in this group
+  const std::uint64_t grown = meta->stream_seq - meta->snapshot_seq;
+  if (grown < std::max(snapshot_events_min, std::uint64_t{meta->snapshot_bytes} / snapshot_bytes_per_event)) return;
+  const stream_name name = split(stream);
+  std::string bytes;
+  if (!with_table(state_, name.kind, [&](auto& table) { bytes = actors::encode_snapshot(table.resident(name.id)->state); })) {
+    if (name.kind == "utility")
+      bytes = actors::encode_snapshot(state_.utilities.at(name.id));
+    else
+      bytes = actors::encode_snapshot(state_.clearinghouse);
+  }
+  meta->snapshot_seq = meta->stream_seq;
+  meta->snapshot_bytes = static_cast<std::uint32_t>(std::min<std::size_t>(bytes.size(), UINT32_MAX));
+  batch.snapshots.push_back({stream, meta->stream_seq, std::move(bytes)});
+}
+
+void residency::passivate_over_bound(std::uint64_t group, storage::append_batch* batch) {
+  const std::size_t resident = resident_count();
+  if (resident <= options_.resident_max) return;
+  const std::size_t target = options_.resident_max - options_.resident_max / 8;
+  // Least recently used first; the scan is linear in what is resident, and it runs only when the
+  // bound is crossed, after which an eighth of the bound is free again.
+  struct candidate {
+    std::uint64_t used;
+    std::string_view kind;
+    const std::string* id;
+  };
+  std::vector<candidate> all;
+  all.reserve(resident);
+  for_each_table(state_, [&](auto& table) {
+    for (const auto& [id, slot] : table.resident_entities()) all.push_back({slot.meta.used, table.kind(), &id});
+  });
+  const std::size_t evict = resident - target;
+  std::nth_element(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(evict - 1), all.end(),
+                   [](const candidate& a, const candidate& b) { return a.used < b.used; });
+  all.resize(evict);
+  for (const candidate& c : all) {
+    const std::string id = *c.id;  // the table owns the key we point at; copy before erasing
+    const std::string stream = join(c.kind, id);
+    with_table(state_, c.kind, [&](auto& table) {
+      auto* slot = table.resident(id);
+      if (batch != nullptr) {
+        // Kept aside until this group is durable: its snapshot, or the one an earlier group in
+        // flight wrote, is not readable from the log before then.
+        std::string bytes = actors::encode_snapshot(slot->state);
+        if (slot->meta.stream_seq > slot->meta.snapshot_seq)
+          batch->snapshots.push_back({stream, slot->meta.stream_seq, bytes});
+        passivated_[stream] = {std::move(bytes), slot->meta.stream_seq, group};
+      }
+      table.passivate(id);
+    });
+    ++passivations_;
+  }
+}
+
+void residency::end_group(std::uint64_t group, storage::append_batch& batch) {
+  for (const std::string& stream : changed_) snapshot_if_due(stream, batch);
+  changed_.clear();
+  passivate_over_bound(group, &batch);
+}
+
+void residency::group_durable(std::uint64_t group) {
+  std::erase_if(passivated_, [&](const auto& entry) { return entry.second.group <= group; });
+}
+
+void residency::trim() { passivate_over_bound(0, nullptr); }
+
+std::size_t residency::resident_count() const {
+  std::size_t n = 0;
+  for_each_table(const_cast<actors::ledger_state&>(state_), [&](auto& table) { n += table.size(); });
+  return n;
+}
+
+}  // namespace pevledger::engine_detail
