@@ -18,10 +18,18 @@ using json = nlohmann::json;
 
 class scenario {
  public:
-  explicit scenario(std::size_t group_lines = 4096) {
-    engine_options options;
-    options.group_lines = group_lines;
-    auto e = engine::open(dir_.file("db"), options);
+  explicit scenario(std::size_t group_lines = 4096,
+                    std::size_t resident_entities_max = engine_options{}.resident_entities_max) {
+    options_.group_lines = group_lines;
+    options_.resident_entities_max = resident_entities_max;
+    reopen();
+  }
+
+  // Closes the engine and opens the database again: what is not durable is gone, the rest comes
+  // back from the log (snapshots plus tails).
+  void reopen() {
+    engine_.reset();
+    auto e = engine::open(dir_.file("db"), options_);
     if (!e) throw std::runtime_error(e.error().describe());
     engine_ = std::move(e.value());
   }
@@ -81,6 +89,7 @@ class scenario {
   std::vector<std::string> lines_;
   int next_id_ = 0;
   ingest_summary last_;
+  engine_options options_;
 };
 
 // A JSON string literal for an identifier (test identifiers need no escaping).
