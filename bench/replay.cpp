@@ -55,7 +55,7 @@ int main(int argc, char** argv) {
   double raw_s = 0;
   {
     std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
-    for (const char* name : {"default", "events", "streams", "stream_heads", "commands", "projections"})
+    for (const char* name : {"default", "events", "streams", "stream_heads", "commands", "projections", "snapshots", "intervals"})
       cfs.emplace_back(name, rocksdb::ColumnFamilyOptions());
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     rocksdb::DB* raw = nullptr;

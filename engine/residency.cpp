@@ -2,13 +2,12 @@
 
 #include <algorithm>
 
-#include "actors/apply.hpp"
+#include "actors/recovery.hpp"
 #include "actors/snapshot_codec.hpp"
 
 namespace pevledger::engine_detail {
 namespace {
 
-namespace fb = pevledger::schema;
 
 constexpr std::string_view clearinghouse_stream = "clearinghouse";
 constexpr std::uint64_t snapshot_events_min = 256;
@@ -164,50 +163,29 @@ void residency::interval_recorded(const std::string& device, std::int64_t start,
 template <class Table>
 status residency::activate_in(Table& table, const std::string& stream, const std::string& id, bool& found) {
   using State = std::remove_reference_t<decltype(table.resident(id)->state)>;
-  found = false;
-  if (table.resident(id) != nullptr) {
-    found = true;
-    return status::ok();
-  }
+  found = table.resident(id) != nullptr;
+  if (found) return status::ok();
   actors::residency_meta meta;
-  std::optional<State> state;
   if (auto it = passivated_.find(stream); it != passivated_.end()) {
     State s;
     PEV_RETURN_IF_ERROR(actors::decode_snapshot(it->second.state, s));
-    state = std::move(s);
     meta.stream_seq = meta.snapshot_seq = it->second.stream_seq;
     meta.snapshot_bytes = static_cast<std::uint32_t>(it->second.state.size());
+    table.activate(id, std::move(s), meta);
   } else {
-    auto snap = log_.newest_snapshot(stream, log_seq(~std::uint64_t{0}));
-    if (!snap) return snap.error();
-    if (snap->has_value()) {
-      State s;
-      PEV_RETURN_IF_ERROR(actors::decode_snapshot((*snap)->state, s));
-      state = std::move(s);
-      meta.stream_seq = meta.snapshot_seq = (*snap)->stream_seq;
-      meta.snapshot_bytes = static_cast<std::uint32_t>((*snap)->state.size());
-    }
-  }
-  if (state) {
-    table.activate(id, std::move(*state), meta).meta.used = now();
-    found = true;
-  }
-  // The tail: events after the snapshot (all of them when there is none; the first creates it).
-  auto* meta_now = &meta;
-  PEV_RETURN_IF_ERROR(log_.scan_stream(stream, meta.stream_seq, log_seq(~std::uint64_t{0}), [&](const fb::Record& r) {
-    actors::apply(state_, *r.body_nested_root(), unix_seconds(r.at()));
-    found = true;
+    auto recovered = actors::recover_entity(log_, stream, state_);
+    if (!recovered) return recovered.error();
+    if (recovered->stream_seq == 0) return status::ok();
+    meta.stream_seq = recovered->stream_seq;
+    meta.snapshot_seq = recovered->snapshot_seq;
+    meta.snapshot_bytes = static_cast<std::uint32_t>(std::min<std::size_t>(recovered->snapshot_bytes, UINT32_MAX));
     auto* slot = table.resident(id);
-    PEV_ASSERT(slot != nullptr);  // the stream's first event creates its entity
-    if (!state) {
-      state.emplace();  // marks that the entity now exists; the table holds its state
-      slot->meta = *meta_now;
-      slot->meta.used = now();
-    }
-    ++slot->meta.stream_seq;
-    return status::ok();
-  }));
-  if (found) ++activations_;
+    PEV_ASSERT(slot != nullptr);  // a stream's first event creates its entity
+    slot->meta = meta;
+  }
+  table.resident(id)->meta.used = now();
+  found = true;
+  ++activations_;
   return status::ok();
 }
 
@@ -223,29 +201,14 @@ status residency::activate(const std::string& stream, bool& found) {
     found = true;
     return status::ok();
   }
-  actors::residency_meta meta;
-  auto snap = log_.newest_snapshot(stream, log_seq(~std::uint64_t{0}));
-  if (!snap) return snap.error();
-  if (snap->has_value()) {
-    if (name.kind == "utility") {
-      actors::utility_state u;
-      PEV_RETURN_IF_ERROR(actors::decode_snapshot((*snap)->state, u));
-      state_.utilities.emplace(name.id, std::move(u));
-    } else {
-      PEV_ASSERT(stream == clearinghouse_stream);
-      PEV_RETURN_IF_ERROR(actors::decode_snapshot((*snap)->state, state_.clearinghouse));
-    }
-    meta.stream_seq = meta.snapshot_seq = (*snap)->stream_seq;
-    meta.snapshot_bytes = static_cast<std::uint32_t>((*snap)->state.size());
-    found = true;
-  }
-  PEV_RETURN_IF_ERROR(log_.scan_stream(stream, meta.stream_seq, log_seq(~std::uint64_t{0}), [&](const fb::Record& r) {
-    actors::apply(state_, *r.body_nested_root(), unix_seconds(r.at()));
-    ++meta.stream_seq;
-    found = true;
-    return status::ok();
-  }));
-  if (found) pinned_meta_[stream] = meta;
+  auto recovered = actors::recover_entity(log_, stream, state_);
+  if (!recovered) return recovered.error();
+  if (recovered->stream_seq == 0) return status::ok();
+  actors::residency_meta& meta = pinned_meta_[stream];
+  meta.stream_seq = recovered->stream_seq;
+  meta.snapshot_seq = recovered->snapshot_seq;
+  meta.snapshot_bytes = static_cast<std::uint32_t>(std::min<std::size_t>(recovered->snapshot_bytes, UINT32_MAX));
+  found = true;
   return status::ok();
 }
 
