@@ -172,6 +172,10 @@ int main(int argc, char** argv) {
   replay->add_option("--until", until, "stop after this sequence number, or at this time (YYYY-MM-DDTHH:MM:SSZ)");
   replay->add_flag("--verify", verify, "check the hash chain and compare with the stored projections");
   bool from_snapshots = false;
+  std::size_t replay_threads = 0;
+  replay->add_option("--threads", replay_threads,
+                     "threads: one reads and verifies, the others apply; 0 for one per core (the digest is the same)")
+      ->capture_default_str();
   replay->add_flag("--from-snapshots", from_snapshots,
                    "start each entity from its newest snapshot and apply only the events after it");
 
@@ -254,7 +258,7 @@ int main(int argc, char** argv) {
     return outcome->ok ? exit_ok : exit_refused;
   }
   if (*replay) {
-    auto report = pevledger::replay::run(db, until, verify, from_snapshots);
+    auto report = pevledger::replay::run(db, until, verify, from_snapshots, replay_threads);
     if (!report) return fail(report.error());
     std::cout << (format == "json" ? report->json : report->text) << std::endl;
     return report->ok ? exit_ok : exit_refused;

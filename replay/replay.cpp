@@ -1,6 +1,13 @@
 #include "replay/replay.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <span>
+#include <thread>
 #include <map>
 #include <unordered_map>
 #include <nlohmann/json.hpp>
@@ -41,16 +48,15 @@ result<stop_rule> parse_until(const std::string& until) {
 result<log_seq> replay_end(const storage::event_log& lg, const stop_rule& rule) {
   const std::uint64_t last = lg.last_seq().value();
   if (rule.time) {
-    // Records carry their command's business time in log order: the records not after `time`
-    // are a prefix, found by bisection.
-    std::uint64_t lo = 0, hi = last;  // answer in [lo, hi]
-    while (lo < hi) {
-      const std::uint64_t mid = lo + (hi - lo + 1) / 2;
-      auto r = lg.read(log_seq(mid));
-      if (!r) return r.error();
-      if (r->record().at() <= rule.time->value()) lo = mid; else hi = mid - 1;
-    }
-    return log_seq(lo);
+    // Up to the first record whose business time is after `time`.
+    std::uint64_t end = 0;
+    bool past = false;
+    PEV_RETURN_IF_ERROR(lg.scan(log_seq(1), log_seq(last), [&](const schema::Record& r) {
+      if (!past && r.at() > rule.time->value()) past = true;
+      if (!past) end = r.global_seq();
+      return status::ok();
+    }));
+    return log_seq(end);
   }
   if (!rule.seq || *rule.seq >= last) return log_seq(last);
   if (*rule.seq == 0) return log_seq(0);
@@ -67,6 +73,122 @@ result<log_seq> replay_end(const storage::event_log& lg, const stop_rule& rule) 
   }
   return log_seq(end);
 }
+
+// Folds records into partitions of the state, one thread each, while the caller reads and verifies
+// the log. Every stream goes to one partition, and an entity's state depends only on its own
+// stream, so the partitions together are the state a single fold builds: the same projections,
+// the same digest, whatever the number of threads.
+class parallel_fold {
+ public:
+  // `partitions` 0: apply on the caller's thread.
+  explicit parallel_fold(std::size_t partitions) : states_(std::max<std::size_t>(partitions, 1)) {
+    for (std::size_t i = 0; i < partitions; ++i) workers_.push_back(std::make_unique<worker>());
+    for (std::size_t i = 0; i < partitions; ++i)
+      workers_[i]->thread = std::thread([this, i] { run(*workers_[i], states_[i]); });
+  }
+  ~parallel_fold() { finish(); }
+
+  [[nodiscard]] actors::ledger_state& state_of(std::string_view stream) { return states_[partition(stream)]; }
+
+  // `covered`: the events of each stream already in the state (from its snapshot).
+  void set_covered(std::unordered_map<std::string, std::uint64_t> covered) { covered_ = std::move(covered); }
+
+  void add(const schema::Record& r, std::span<const std::uint8_t> bytes) {
+    if (!covered_.empty()) {
+      auto it = covered_.find(r.stream()->str());
+      if (it != covered_.end() && r.stream_seq() <= it->second) return;
+    }
+    if (workers_.empty()) {
+      actors::apply(states_[0], *r.body_nested_root(), unix_seconds(r.at()));
+      return;
+    }
+    worker& w = *workers_[partition(r.stream()->string_view())];
+    batch& b = w.filling;
+    // Records start 8-byte aligned, as FlatBuffers expects of a buffer.
+    const std::size_t at = (b.bytes.size() + 7) & ~std::size_t{7};
+    b.bytes.resize(at + bytes.size());
+    std::memcpy(b.bytes.data() + at, bytes.data(), bytes.size());
+    b.offsets.push_back(at);
+    if (b.offsets.size() >= batch_records_max || b.bytes.size() >= batch_bytes_max) hand_over(w);
+  }
+
+  void finish() {
+    for (auto& w : workers_) {
+      if (!w->thread.joinable()) continue;
+      hand_over(*w);
+      {
+        std::lock_guard lock(w->mu);
+        w->done = true;
+      }
+      w->changed.notify_all();
+      w->thread.join();
+    }
+  }
+
+  [[nodiscard]] std::vector<std::pair<std::string, std::string>> projections() const {
+    std::vector<std::pair<std::string, std::string>> all;
+    for (const auto& st : states_) {
+      auto part = actors::all_projections(st);
+      all.insert(all.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
+    }
+    std::sort(all.begin(), all.end());
+    return all;
+  }
+
+ private:
+  static constexpr std::size_t batch_records_max = 4096;
+  static constexpr std::size_t batch_bytes_max = 4u << 20;
+  static constexpr std::size_t queued_batches_max = 8;  // per worker: bounds memory and lead
+
+  struct batch {
+    std::vector<std::uint8_t> bytes;
+    std::vector<std::size_t> offsets;
+  };
+  struct worker {
+    std::thread thread;
+    std::mutex mu;
+    std::condition_variable changed;
+    std::deque<batch> queue;
+    bool done = false;
+    batch filling;
+  };
+
+  std::size_t partition(std::string_view stream) const {
+    return workers_.empty() ? 0 : std::hash<std::string_view>{}(stream) % workers_.size();
+  }
+
+  void hand_over(worker& w) {
+    if (w.filling.offsets.empty()) return;
+    std::unique_lock lock(w.mu);
+    w.changed.wait(lock, [&] { return w.queue.size() < queued_batches_max; });
+    w.queue.push_back(std::move(w.filling));
+    w.filling = {};
+    lock.unlock();
+    w.changed.notify_all();
+  }
+
+  static void run(worker& w, actors::ledger_state& state) {
+    for (;;) {
+      batch b;
+      {
+        std::unique_lock lock(w.mu);
+        w.changed.wait(lock, [&] { return !w.queue.empty() || w.done; });
+        if (w.queue.empty()) return;
+        b = std::move(w.queue.front());
+        w.queue.pop_front();
+      }
+      w.changed.notify_all();
+      for (const std::size_t at : b.offsets) {
+        const schema::Record* r = schema::GetRecord(b.bytes.data() + at);  // verified by the reader
+        actors::apply(state, *r->body_nested_root(), unix_seconds(r->at()));
+      }
+    }
+  }
+
+  std::vector<actors::ledger_state> states_;
+  std::vector<std::unique_ptr<worker>> workers_;
+  std::unordered_map<std::string, std::uint64_t> covered_;
+};
 
 // The first field at which two JSON documents differ, as a path.
 std::string first_difference(const ojson& a, const ojson& b, const std::string& path) {
@@ -93,7 +215,8 @@ std::string first_difference(const ojson& a, const ojson& b, const std::string& 
 
 }  // namespace
 
-result<report> run(const std::string& db, const std::string& until, bool verify, bool from_snapshots) {
+result<report> run(const std::string& db, const std::string& until, bool verify, bool from_snapshots,
+                   std::size_t threads) {
   auto rule = parse_until(until);
   if (!rule) return rule.error();
   storage::log_options options;
@@ -102,49 +225,36 @@ result<report> run(const std::string& db, const std::string& until, bool verify,
   if (!log) return log.error();
   storage::event_log& lg = *log.value();
 
-  actors::ledger_state state;
-  // Events of a stream up to this stream sequence are in the snapshot the state started from.
-  std::unordered_map<std::string, std::uint64_t> covered;
+  auto end = replay_end(lg, *rule);
+  if (!end) return end.error();
+  if (threads == 0) threads = std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 8);
+  // One thread reads and verifies; the others apply. With one thread, it does both.
+  parallel_fold fold(threads - 1);
   if (from_snapshots) {
-    auto end = replay_end(lg, *rule);
-    if (!end) return end.error();
+    // Events of a stream up to this stream sequence are in the snapshot the state started from.
+    std::unordered_map<std::string, std::uint64_t> covered;
     std::unordered_map<std::string, storage::entity_snapshot> newest;
     PEV_RETURN_IF_ERROR(lg.scan_snapshots([&](std::string_view stream, const storage::entity_snapshot& snap) {
       if (snap.global_seq <= end.value()) newest[std::string(stream)] = snap;  // in stream order: newest last
       return status::ok();
     }));
     for (auto& [stream, snap] : newest) {
-      PEV_RETURN_IF_ERROR(actors::restore_entity(state, stream, snap.state));
+      PEV_RETURN_IF_ERROR(actors::restore_entity(fold.state_of(stream), stream, snap.state));
       covered[stream] = snap.stream_seq;
     }
+    fold.set_covered(std::move(covered));
   }
-  std::uint64_t records = 0;
-  std::uint64_t last_applied = 0;
-  bool stopped = false;
-  std::string stop_command;
-  status scanned = lg.scan(log_seq(1), lg.last_seq(), [&](const schema::Record& r) -> status {
-    if (stopped) return status::ok();
-    if (rule->time && r.at() > rule->time->value()) {
-      stopped = true;
-      return status::ok();
-    }
-    if (rule->seq && r.global_seq() > *rule->seq && r.command_id()->str() != stop_command) {
-      stopped = true;
-      return status::ok();
-    }
-    if (covered.empty()) {
-      actors::apply(state, *r.body_nested_root(), unix_seconds(r.at()));
-    } else if (auto it = covered.find(r.stream()->str()); it == covered.end() || r.stream_seq() > it->second) {
-      actors::apply(state, *r.body_nested_root(), unix_seconds(r.at()));
-    }
-    stop_command = r.command_id()->str();
-    ++records;
-    last_applied = r.global_seq();
+  const std::uint64_t last_applied = end->value();
+  const std::uint64_t records = last_applied;
+  // The whole chain is read and verified, also past the end of a point-in-time replay.
+  status scanned = lg.scan_bytes(log_seq(1), lg.last_seq(), [&](const schema::Record& r, std::span<const std::uint8_t> bytes) {
+    if (r.global_seq() <= last_applied) fold.add(r, bytes);
     return status::ok();
   });
+  fold.finish();
   if (!scanned.is_ok()) return scanned;
 
-  const auto projections = actors::all_projections(state);
+  const auto projections = fold.projections();
   std::string digest_input;
   for (const auto& [key, value] : projections) {
     digest_input += key;

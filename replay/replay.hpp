@@ -4,6 +4,7 @@
 // projections the engine stored. Every record is verified on the way (structure, hash, chain,
 // contiguous sequences).
 
+#include <cstddef>
 #include <string>
 
 #include "base/status.hpp"
@@ -22,7 +23,9 @@ struct report {
 // `from_snapshots`: start every entity from its newest snapshot that covers nothing after the
 // replay's end, and apply only the events after it (the whole chain is still read and verified).
 // The result must be identical to a replay from zero; tests hold the two against each other.
+// `threads`: one reads and verifies the log, the others apply it, each to the entities of its
+// share of the streams; 0 picks the number of cores (at most 8). The digest does not depend on it.
 [[nodiscard]] result<report> run(const std::string& db, const std::string& until, bool verify,
-                                 bool from_snapshots = false);
+                                 bool from_snapshots = false, std::size_t threads = 0);
 
 }  // namespace pevledger::replay

@@ -485,6 +485,12 @@ result<log_seq> event_log::projection_watermark() const {
 result<stored_record> event_log::read(log_seq seq) const { return impl_->read(seq); }
 
 status event_log::scan(log_seq first, log_seq last, const std::function<status(const schema::Record&)>& visit) const {
+  return scan_bytes(first, last, [&](const schema::Record& r, std::span<const std::uint8_t>) { return visit(r); });
+}
+
+status event_log::scan_bytes(
+    log_seq first, log_seq last,
+    const std::function<status(const schema::Record&, std::span<const std::uint8_t>)>& visit) const {
   if (first.value() == 0) first = log_seq(1);
   if (last < first) return status::ok();
   digest prev{};
@@ -508,7 +514,7 @@ status event_log::scan(log_seq first, log_seq last, const std::function<status(c
     if (record_prev_hash(*r) != prev)
       return {errc::corruption, "record " + std::to_string(expected) + ": previous hash breaks the chain"};
     prev = record_hash(*r);
-    PEV_RETURN_IF_ERROR(visit(*r));
+    PEV_RETURN_IF_ERROR(visit(*r, bytes));
   }
   if (!it->status().ok()) return io_error(it->status(), "scanning the log");
   if (expected <= last.value() && expected <= last_seq().value())

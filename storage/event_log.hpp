@@ -136,6 +136,10 @@ class event_log {
   // between them and that no sequence is missing. Stops at the first error `visit` returns.
   [[nodiscard]] status scan(log_seq first, log_seq last,
                             const std::function<status(const schema::Record&)>& visit) const;
+  // The same, also passing the stored bytes of each record (valid only during the call).
+  [[nodiscard]] status scan_bytes(
+      log_seq first, log_seq last,
+      const std::function<status(const schema::Record&, std::span<const std::uint8_t>)>& visit) const;
   // Global sequences of a stream's records, in stream order.
   [[nodiscard]] result<std::vector<log_seq>> stream_records(std::string_view stream) const;
   // Visits, in stream order, the verified records of `stream` after its event number
