@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include "actors/apply.hpp"
+#include "actors/entity_actors.hpp"
 #include "actors/decide.hpp"
 #include "actors/projections.hpp"
 #include "base/limits.hpp"
@@ -57,6 +58,39 @@ struct engine::impl {
   std::unique_ptr<fb::command_parser> parser;
   std::unique_ptr<engine_detail::residency> resident;
   bool opened = false;
+  // The actors that host entities with their durable state (actors/entity_actors.hpp). Declared
+  // after the log: they read it, so they stop first.
+  std::unique_ptr<caf::actor_system_config> actor_config;
+  std::unique_ptr<caf::actor_system> actor_system;
+  actors::directory_actor directory;
+
+  ~impl() {
+    if (actor_system) {
+      caf::anon_send_exit(directory, caf::exit_reason::user_shutdown);
+      directory = nullptr;
+      actor_system.reset();  // waits for every actor
+    }
+  }
+
+  void start_actors() {
+    actor_config = std::make_unique<caf::actor_system_config>();
+    actor_config->set("scheduler.max-threads", std::size_t{2});
+    actor_system = std::make_unique<caf::actor_system>(*actor_config);
+    directory = actor_system->spawn(actors::directory_behavior, log.get(), options.live_entity_actors_max);
+  }
+
+  // The projection `what` of the entity of `stream`, from its actor: what is durable. "" when the
+  // entity does not exist.
+  result<std::string> ask_entity(const std::string& stream, const std::string& what) {
+    caf::scoped_actor self{*actor_system};
+    result<std::string> out = status(errc::io_error, "no answer from the actor of '" + stream + "'");
+    self->request(directory, caf::infinite, actors::render_atom::value, stream, what)
+        .receive([&](const std::string& json) { out = json; },
+                 [&](const caf::error& e) {
+                   out = status(errc::io_error, "actor of '" + stream + "': " + actor_system->render(e));
+                 });
+    return out;
+  }
   std::uint64_t groups = 0;
 
   [[nodiscard]] actors::ledger_state& state() { return resident->state(); }
@@ -136,6 +170,7 @@ result<std::unique_ptr<engine>> engine::open(const std::string& dir, engine_opti
   if (options.group_lines < 1 || options.group_lines > limits::ingest_group_lines_max)
     return status(errc::usage, "group_lines must be 1 to " + std::to_string(limits::ingest_group_lines_max));
   if (options.resident_entities_max < 1) return status(errc::usage, "resident_entities_max must be at least 1");
+  if (options.live_entity_actors_max < 1) return status(errc::usage, "live_entity_actors_max must be at least 1");
   auto p = std::make_unique<impl>();
   p->options = options;
   storage::log_options log_options;
@@ -148,6 +183,7 @@ result<std::unique_ptr<engine>> engine::open(const std::string& dir, engine_opti
   if (!parser) return parser.error();
   p->parser = std::move(parser.value());
   p->discard_state();
+  p->start_actors();
   return std::unique_ptr<engine>(new engine(std::move(p)));
 }
 
@@ -173,6 +209,7 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
     if (!receipt) return receipt.error();
     for (const auto& id : g.ids) ids_in_flight.erase(id);
     m.resident->group_durable(g.number);
+    caf::anon_send(m.directory, actors::durable_atom::value, receipt->first.value(), receipt->last.value());
     if (on_durable) on_durable(g.lines_through);
     return status::ok();
   };
@@ -281,11 +318,10 @@ result<std::string> engine::bill(std::string_view account, std::string_view peri
   auto stored = impl_->stored(actors::bill_key(id, p->index()));
   if (!stored) return stored.error();
   if (stored->has_value()) return std::move(**stored);  // issued: immutable
-  PEV_RETURN_IF_ERROR(impl_->open_state());
-  auto found = impl_->account_for_query(id);
-  if (!found) return found.error();
-  if (found.value() == nullptr) return status(errc::unknown_account, "unknown account '" + id + "'");
-  return actors::bill_json(impl_->state(), id, p->index());
+  auto preview = impl_->ask_entity("account/" + id, "bill/" + p->to_string());
+  if (!preview) return preview.error();
+  if (preview->empty()) return status(errc::unknown_account, "unknown account '" + id + "'");
+  return std::move(preview.value());
 }
 
 result<std::string> engine::balance(std::string_view account) {
@@ -302,8 +338,9 @@ result<std::string> engine::settlement(std::string_view period) {
   auto stored = impl_->stored(actors::settlement_key(p->index()));
   if (!stored) return stored.error();
   if (stored->has_value()) return std::move(**stored);
-  PEV_RETURN_IF_ERROR(impl_->open_state());
-  return actors::settlement_json(impl_->state(), p->index());
+  auto preview = impl_->ask_entity("clearinghouse", "settlement/" + p->to_string());
+  if (!preview) return preview.error();
+  return preview->empty() ? std::string("[]") : std::move(preview.value());  // no roaming yet: nothing owed
 }
 
 result<std::string> engine::session(std::string_view session) {
@@ -383,7 +420,17 @@ status engine::export_events(std::ostream& out, bool raw) const {
 std::uint64_t engine::log_size() const { return impl_->log->last_seq().value(); }
 
 residency_stats engine::residency() const {
-  return {impl_->resident->resident_count(), impl_->resident->activations(), impl_->resident->passivations()};
+  residency_stats out{impl_->resident->resident_count(), impl_->resident->activations(),
+                      impl_->resident->passivations()};
+  caf::scoped_actor self{*impl_->actor_system};
+  self->request(impl_->directory, caf::infinite, actors::stats_atom::value)
+      .receive([&](const actors::directory_stats& s) {
+                 out.live_entity_actors = s.live;
+                 out.entity_actors_spawned = s.spawned;
+                 out.entity_actors_stopped = s.stopped;
+               },
+               [](const caf::error&) {});
+  return out;
 }
 
 }  // namespace pevledger

@@ -36,6 +36,9 @@ struct residency_stats {
   std::size_t resident_entities = 0;  // accounts, premises, devices, PEVs, sessions, cards, registry entries
   std::uint64_t activations = 0;      // entities brought back from snapshot plus stream tail
   std::uint64_t passivations = 0;     // entities that left memory
+  std::size_t live_entity_actors = 0; // entity actors hosting durable state right now
+  std::uint64_t entity_actors_spawned = 0;
+  std::uint64_t entity_actors_stopped = 0;
 };
 
 // A command line the engine refused: nothing of it was applied, and its id is not taken.
@@ -59,6 +62,9 @@ struct engine_options {
   // their snapshot plus the tail of their stream when needed. Utilities and the clearinghouse are
   // always in memory. See docs/design.md, "Residency".
   std::size_t resident_entities_max = 200'000;
+  // Entity actors (CAF) live at once: they host an entity's durable state and answer previews;
+  // beyond it, the least recently used stop. See actors/entity_actors.hpp.
+  std::size_t live_entity_actors_max = 4096;
 };
 
 class engine {
