@@ -174,7 +174,7 @@ int main(int argc, char** argv) {
   bool from_snapshots = false;
   std::size_t replay_threads = 0;
   replay->add_option("--threads", replay_threads,
-                     "threads: one reads and verifies, the others apply; 0 for one per core (the digest is the same)")
+                     "threads: one reads, the others verify hashes and apply; 0: one more than the cores (the digest is the same)")
       ->capture_default_str();
   replay->add_flag("--from-snapshots", from_snapshots,
                    "start each entity from its newest snapshot and apply only the events after it");

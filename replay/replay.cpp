@@ -15,6 +15,7 @@
 #include "actors/apply.hpp"
 #include "actors/projections.hpp"
 #include "actors/snapshot_codec.hpp"
+#include "storage/record.hpp"
 #include "base/time.hpp"
 #include "storage/event_log.hpp"
 
@@ -81,17 +82,28 @@ result<log_seq> replay_end(const storage::event_log& lg, const stop_rule& rule) 
 class parallel_fold {
  public:
   // `partitions` 0: apply on the caller's thread.
-  explicit parallel_fold(std::size_t partitions) : states_(std::max<std::size_t>(partitions, 1)) {
-    for (std::size_t i = 0; i < partitions; ++i) workers_.push_back(std::make_unique<worker>());
-    for (std::size_t i = 0; i < partitions; ++i)
-      workers_[i]->thread = std::thread([this, i] { run(*workers_[i], states_[i]); });
+  explicit parallel_fold(std::size_t partitions) {
+    for (std::size_t i = 0; i < std::max<std::size_t>(partitions, 1); ++i)
+      states_.push_back(std::make_shared<actors::ledger_state>());
+    for (std::size_t i = 0; i < partitions; ++i) {
+      auto w = std::make_shared<worker>();
+      // The thread shares the worker and its partition, so that it can outlive the fold while it
+      // frees the partition (see `run`).
+      w->thread = std::thread([w, state = states_[i]]() mutable { run(*w, std::move(state)); });
+      workers_.push_back(std::move(w));
+    }
   }
   ~parallel_fold() { finish(); }
+  parallel_fold(const parallel_fold&) = delete;
+  parallel_fold& operator=(const parallel_fold&) = delete;
 
-  [[nodiscard]] actors::ledger_state& state_of(std::string_view stream) { return states_[partition(stream)]; }
+  [[nodiscard]] actors::ledger_state& state_of(std::string_view stream) { return *states_[partition(stream)]; }
 
   // `covered`: the events of each stream already in the state (from its snapshot).
   void set_covered(std::unordered_map<std::string, std::uint64_t> covered) { covered_ = std::move(covered); }
+
+  // Whether the workers check each record's hash (the reader then checks only structure and chain).
+  [[nodiscard]] bool hashes_records() const { return !workers_.empty(); }
 
   void add(const schema::Record& r, std::span<const std::uint8_t> bytes) {
     if (!covered_.empty()) {
@@ -99,7 +111,7 @@ class parallel_fold {
       if (it != covered_.end() && r.stream_seq() <= it->second) return;
     }
     if (workers_.empty()) {
-      actors::apply(states_[0], *r.body_nested_root(), unix_seconds(r.at()));
+      actors::apply(*states_[0], *r.body_nested_root(), unix_seconds(r.at()));
       return;
     }
     worker& w = *workers_[partition(r.stream()->string_view())];
@@ -109,27 +121,41 @@ class parallel_fold {
     b.bytes.resize(at + bytes.size());
     std::memcpy(b.bytes.data() + at, bytes.data(), bytes.size());
     b.offsets.push_back(at);
+    b.sizes.push_back(bytes.size());
     if (b.offsets.size() >= batch_records_max || b.bytes.size() >= batch_bytes_max) hand_over(w);
   }
 
+  // Waits until every worker has applied its share and rendered its projections.
   void finish() {
+    if (!workers_.empty()) states_.clear();  // each worker becomes the only owner of its partition
     for (auto& w : workers_) {
       if (!w->thread.joinable()) continue;
       hand_over(*w);
-      {
-        std::lock_guard lock(w->mu);
-        w->done = true;
-      }
+      std::unique_lock lock(w->mu);
+      w->done = true;
       w->changed.notify_all();
-      w->thread.join();
+      w->changed.wait(lock, [&] { return w->rendered; });
+      lock.unlock();
+      w->thread.detach();  // it only frees its partition now, which nothing else refers to
     }
   }
 
-  [[nodiscard]] std::vector<std::pair<std::string, std::string>> projections() const {
+  // After `finish`: the lowest record whose hash did not match, if a worker found one.
+  [[nodiscard]] std::optional<std::pair<std::uint64_t, status>> first_bad_hash() const {
+    std::optional<std::pair<std::uint64_t, status>> out;
+    for (const auto& w : workers_)
+      if (w->first_bad && (!out || w->first_bad->first < out->first)) out = w->first_bad;
+    return out;
+  }
+
+  // After `finish`: every projection of every partition, in key order.
+  [[nodiscard]] std::vector<std::pair<std::string, std::string>> projections() {
     std::vector<std::pair<std::string, std::string>> all;
-    for (const auto& st : states_) {
-      auto part = actors::all_projections(st);
-      all.insert(all.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
+    if (workers_.empty()) return actors::all_projections(*states_[0]);
+    for (auto& w : workers_) {
+      all.insert(all.end(), std::make_move_iterator(w->projections.begin()),
+                 std::make_move_iterator(w->projections.end()));
+      w->projections.clear();
     }
     std::sort(all.begin(), all.end());
     return all;
@@ -143,6 +169,7 @@ class parallel_fold {
   struct batch {
     std::vector<std::uint8_t> bytes;
     std::vector<std::size_t> offsets;
+    std::vector<std::size_t> sizes;
   };
   struct worker {
     std::thread thread;
@@ -150,7 +177,10 @@ class parallel_fold {
     std::condition_variable changed;
     std::deque<batch> queue;
     bool done = false;
+    bool rendered = false;
     batch filling;
+    std::vector<std::pair<std::string, std::string>> projections;  // rendered once the fold is done
+    std::optional<std::pair<std::uint64_t, status>> first_bad;       // lowest record whose hash failed
   };
 
   std::size_t partition(std::string_view stream) const {
@@ -163,30 +193,43 @@ class parallel_fold {
     w.changed.wait(lock, [&] { return w.queue.size() < queued_batches_max; });
     w.queue.push_back(std::move(w.filling));
     w.filling = {};
-    lock.unlock();
     w.changed.notify_all();
   }
 
-  static void run(worker& w, actors::ledger_state& state) {
+  static void run(worker& w, std::shared_ptr<actors::ledger_state> state) {
     for (;;) {
       batch b;
       {
         std::unique_lock lock(w.mu);
         w.changed.wait(lock, [&] { return !w.queue.empty() || w.done; });
-        if (w.queue.empty()) return;
+        if (w.queue.empty()) break;
         b = std::move(w.queue.front());
         w.queue.pop_front();
+        w.changed.notify_all();
       }
-      w.changed.notify_all();
-      for (const std::size_t at : b.offsets) {
-        const schema::Record* r = schema::GetRecord(b.bytes.data() + at);  // verified by the reader
-        actors::apply(state, *r->body_nested_root(), unix_seconds(r->at()));
+      for (std::size_t i = 0; i < b.offsets.size(); ++i) {
+        const std::span<const std::uint8_t> bytes(b.bytes.data() + b.offsets[i], b.sizes[i]);
+        const schema::Record* r = schema::GetRecord(bytes.data());  // its structure was verified by the reader
+        if (w.first_bad) break;  // the replay fails; what follows may depend on the bad record
+        if (status hashed = storage::verify_record_hash(bytes); !hashed.is_ok()) {
+          w.first_bad = {r->global_seq(), hashed};
+          break;
+        }
+        actors::apply(*state, *r->body_nested_root(), unix_seconds(r->at()));
       }
     }
+    w.projections = actors::all_projections(*state);
+    {
+      std::lock_guard lock(w.mu);
+      w.rendered = true;
+      w.changed.notify_all();
+    }
+    // Freeing millions of map nodes takes seconds nobody needs to wait for: the caller has its
+    // projections and detaches this thread, which frees the partition as the last owner.
   }
 
-  std::vector<actors::ledger_state> states_;
-  std::vector<std::unique_ptr<worker>> workers_;
+  std::vector<std::shared_ptr<actors::ledger_state>> states_;
+  std::vector<std::shared_ptr<worker>> workers_;
   std::unordered_map<std::string, std::uint64_t> covered_;
 };
 
@@ -227,7 +270,8 @@ result<report> run(const std::string& db, const std::string& until, bool verify,
 
   auto end = replay_end(lg, *rule);
   if (!end) return end.error();
-  if (threads == 0) threads = std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 8);
+  // By default one reader plus one applier per core: the reader waits on the store part of the time.
+  if (threads == 0) threads = std::clamp<std::size_t>(std::thread::hardware_concurrency() + 1, 1, 9);
   // One thread reads and verifies; the others apply. With one thread, it does both.
   parallel_fold fold(threads - 1);
   if (from_snapshots) {
@@ -247,23 +291,44 @@ result<report> run(const std::string& db, const std::string& until, bool verify,
   const std::uint64_t last_applied = end->value();
   const std::uint64_t records = last_applied;
   // The whole chain is read and verified, also past the end of a point-in-time replay.
-  status scanned = lg.scan_bytes(log_seq(1), lg.last_seq(), [&](const schema::Record& r, std::span<const std::uint8_t> bytes) {
-    if (r.global_seq() <= last_applied) fold.add(r, bytes);
-    return status::ok();
-  });
+  // A record is folded only once the next one has shown that the chain holds through it: a forged
+  // record with a recomputed hash breaks the next link, and must never reach `apply`.
+  std::uint64_t read = 0;
+  std::vector<std::uint8_t> pending;  // the last record read, not yet folded
+  auto fold_pending = [&] {
+    if (pending.empty()) return;
+    const schema::Record* r = schema::GetRecord(pending.data());
+    if (r->global_seq() <= last_applied) fold.add(*r, pending);
+    pending.clear();
+  };
+  status scanned = lg.scan_bytes(
+      log_seq(1), lg.last_seq(),
+      [&](const schema::Record& r, std::span<const std::uint8_t> bytes) {
+        read = r.global_seq();
+        fold_pending();
+        if (r.global_seq() > last_applied) {
+          if (fold.hashes_records()) PEV_RETURN_IF_ERROR(storage::verify_record_hash(bytes));
+          return status::ok();
+        }
+        pending.assign(bytes.begin(), bytes.end());
+        return status::ok();
+      },
+      !fold.hashes_records());
+  if (scanned.is_ok()) fold_pending();
   fold.finish();
+  // The first bad record wins, whichever thread found it.
+  if (auto bad = fold.first_bad_hash(); bad && (scanned.is_ok() || bad->first <= read)) return bad->second;
   if (!scanned.is_ok()) return scanned;
 
   const auto projections = fold.projections();
-  std::string digest_input;
+  storage::sha256_hasher hasher;  // over key NUL value NUL, in key order
   for (const auto& [key, value] : projections) {
-    digest_input += key;
-    digest_input.push_back('\0');
-    digest_input += value;
-    digest_input.push_back('\0');
+    hasher.update(key);
+    hasher.update(std::string_view("", 1));
+    hasher.update(value);
+    hasher.update(std::string_view("", 1));
   }
-  const std::string digest = storage::to_hex(storage::sha256(
-      {reinterpret_cast<const std::uint8_t*>(digest_input.data()), digest_input.size()}));
+  const std::string digest = storage::to_hex(hasher.finish());
 
   report out;
   ojson j;
@@ -277,11 +342,7 @@ result<report> run(const std::string& db, const std::string& until, bool verify,
   if (verify) {
     if (last_applied != lg.last_seq().value())
       return status(errc::usage, "--verify compares the whole log; leave out --until");
-    std::map<std::string, std::string> stored;
-    PEV_RETURN_IF_ERROR(lg.scan_projections("", [&](std::string_view k, std::string_view v) {
-      stored.emplace(std::string(k), std::string(v));
-      return status::ok();
-    }));
+
     // A projection follows one stream; the last record of that stream is where the stored and the
     // replayed values part.
     auto stream_of = [](const std::string& key) -> std::string {
@@ -302,20 +363,20 @@ result<report> run(const std::string& db, const std::string& until, bool verify,
       mismatches.push_back(std::move(m));
       return status::ok();
     };
-    for (const auto& [key, value] : projections) {
-      auto it = stored.find(key);
-      if (it == stored.end()) {
-        PEV_RETURN_IF_ERROR(mismatch(key, "(missing from the store)"));
-        continue;
-      }
-      if (it->second != value) {
-        const auto a = ojson::parse(value, nullptr, false), b = ojson::parse(it->second, nullptr, false);
-        PEV_RETURN_IF_ERROR(
-            mismatch(key, a.is_discarded() || b.is_discarded() ? "(document)" : first_difference(a, b, "")));
-      }
-      stored.erase(it);
-    }
-    for (const auto& [key, value] : stored) PEV_RETURN_IF_ERROR(mismatch(key, "(stored, but not in the log)"));
+    // Both sides in key order (RocksDB's bytewise order is std::string's): one merging pass.
+    std::size_t next = 0;
+    PEV_RETURN_IF_ERROR(lg.scan_projections("", [&](std::string_view key, std::string_view value) -> status {
+      for (; next < projections.size() && projections[next].first < key; ++next)
+        PEV_RETURN_IF_ERROR(mismatch(projections[next].first, "(missing from the store)"));
+      if (next == projections.size() || projections[next].first != key)
+        return mismatch(std::string(key), "(stored, but not in the log)");
+      const std::string& replayed = projections[next++].second;
+      if (replayed == value) return status::ok();
+      const auto a = ojson::parse(replayed, nullptr, false), b = ojson::parse(value, nullptr, false);
+      return mismatch(std::string(key), a.is_discarded() || b.is_discarded() ? "(document)" : first_difference(a, b, ""));
+    }));
+    for (; next < projections.size(); ++next)
+      PEV_RETURN_IF_ERROR(mismatch(projections[next].first, "(missing from the store)"));
     auto watermark = lg.projection_watermark();
     if (!watermark) return watermark.error();
     j["projection_watermark"] = watermark->value();
@@ -323,21 +384,23 @@ result<report> run(const std::string& db, const std::string& until, bool verify,
     j["verified"] = out.ok;
     j["mismatches"] = mismatches;
   }
-  ojson balances = ojson::array(), bills = ojson::array(), statements = ojson::array();
+  // The projections are JSON documents already: they are spliced in, not parsed and printed again.
+  std::string balances, bills, statements;
+  auto append = [](std::string& list, std::string_view item) {
+    if (!list.empty()) list.push_back(',');
+    list.append(item);
+  };
   for (const auto& [key, value] : projections) {
-    if (key.starts_with("balance/")) balances.push_back(ojson::parse(value));
-    if (key.starts_with("bill/")) bills.push_back(ojson::parse(value));
+    if (key.starts_with("balance/")) append(balances, value);
+    if (key.starts_with("bill/")) append(bills, value);
     if (key.starts_with("settlement/")) {
-      ojson s;
-      s["period"] = key.substr(std::string("settlement/").size());
-      s["entries"] = ojson::parse(value);
-      statements.push_back(std::move(s));
+      const std::string period = key.substr(std::string("settlement/").size());
+      append(statements, R"({"period":")" + period + R"(","entries":)" + value + "}");
     }
   }
-  j["balances"] = std::move(balances);
-  j["bills"] = std::move(bills);
-  j["settlements"] = std::move(statements);
   out.json = j.dump();
+  out.json.pop_back();  // the closing brace
+  out.json += R"(,"balances":[)" + balances + R"(],"bills":[)" + bills + R"(],"settlements":[)" + statements + "]}";
 
   std::string text = "replayed " + std::to_string(records) + " of " + std::to_string(lg.last_seq().value()) +
                      " records; " + std::to_string(projections.size()) + " projections\ndigest " + digest + "\n";

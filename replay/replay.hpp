@@ -24,7 +24,8 @@ struct report {
 // replay's end, and apply only the events after it (the whole chain is still read and verified).
 // The result must be identical to a replay from zero; tests hold the two against each other.
 // `threads`: one reads and verifies the log, the others apply it, each to the entities of its
-// share of the streams; 0 picks the number of cores (at most 8). The digest does not depend on it.
+// share of the streams; 0 picks one more than the number of cores (at most 9). The digest does not
+// depend on it.
 [[nodiscard]] result<report> run(const std::string& db, const std::string& until, bool verify,
                                  bool from_snapshots = false, std::size_t threads = 0);
 

@@ -136,10 +136,13 @@ class event_log {
   // between them and that no sequence is missing. Stops at the first error `visit` returns.
   [[nodiscard]] status scan(log_seq first, log_seq last,
                             const std::function<status(const schema::Record&)>& visit) const;
-  // The same, also passing the stored bytes of each record (valid only during the call).
+  // The same, also passing the stored bytes of each record (valid only during the call). With
+  // `check_hashes` false, each record's own hash is not recomputed (its structure, position and
+  // chain link still are): the caller must call verify_record_hash on every record it is given.
   [[nodiscard]] status scan_bytes(
       log_seq first, log_seq last,
-      const std::function<status(const schema::Record&, std::span<const std::uint8_t>)>& visit) const;
+      const std::function<status(const schema::Record&, std::span<const std::uint8_t>)>& visit,
+      bool check_hashes = true) const;
   // Global sequences of a stream's records, in stream order.
   [[nodiscard]] result<std::vector<log_seq>> stream_records(std::string_view stream) const;
   // Visits, in stream order, the verified records of `stream` after its event number

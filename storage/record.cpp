@@ -66,6 +66,20 @@ digest sha256(std::span<const std::uint8_t> bytes) {
   return out;
 }
 
+sha256_hasher::sha256_hasher() : ctx_(EVP_MD_CTX_new()) {
+  PEV_ASSERT(ctx_ != nullptr && EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), sha256_md(), nullptr) == 1);
+}
+sha256_hasher::~sha256_hasher() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+void sha256_hasher::update(std::string_view piece) {
+  PEV_ASSERT(EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), piece.data(), piece.size()) == 1);
+}
+digest sha256_hasher::finish() {
+  digest out{};
+  unsigned int len = 0;
+  PEV_ASSERT(EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), out.data(), &len) == 1 && len == out.size());
+  return out;
+}
+
 std::string to_hex(const digest& d) {
   static constexpr char hex[] = "0123456789abcdef";
   std::string out;
@@ -116,19 +130,30 @@ digest build_record(flatbuffers::FlatBufferBuilder& fbb, const record_position& 
   return h;
 }
 
-status verify_record(std::span<const std::uint8_t> bytes, log_seq expected) {
-  const std::string where = "record " + std::to_string(expected.value()) + ": ";
+status verify_record_structure(std::span<const std::uint8_t> bytes, log_seq expected) {
   flatbuffers::Verifier verifier(bytes.data(), bytes.size());
-  if (!schema::VerifyRecordBuffer(verifier)) return {errc::corruption, where + "does not verify as a Record"};
+  if (!schema::VerifyRecordBuffer(verifier))
+    return {errc::corruption, "record " + std::to_string(expected.value()) + ": does not verify as a Record"};
   const schema::Record* r = schema::GetRecord(bytes.data());
   if (r->global_seq() != expected.value())
-    return {errc::corruption, where + "carries sequence " + std::to_string(r->global_seq())};
+    return {errc::corruption, "record " + std::to_string(expected.value()) + ": carries sequence " +
+                                  std::to_string(r->global_seq())};
   const schema::EventBody* body = r->body_nested_root();
   if (body == nullptr || static_cast<std::uint8_t>(body->event_type()) != r->event_type())
-    return {errc::corruption, where + "event type differs from its body"};
-  if (hash_with_zeroed_field(bytes, r->hash()) != record_hash(*r))
-    return {errc::corruption, where + "hash does not match its bytes"};
+    return {errc::corruption, "record " + std::to_string(expected.value()) + ": event type differs from its body"};
   return status::ok();
+}
+
+status verify_record_hash(std::span<const std::uint8_t> bytes) {
+  const schema::Record* r = schema::GetRecord(bytes.data());
+  if (hash_with_zeroed_field(bytes, r->hash()) != record_hash(*r))
+    return {errc::corruption, "record " + std::to_string(r->global_seq()) + ": hash does not match its bytes"};
+  return status::ok();
+}
+
+status verify_record(std::span<const std::uint8_t> bytes, log_seq expected) {
+  PEV_RETURN_IF_ERROR(verify_record_structure(bytes, expected));
+  return verify_record_hash(bytes);
 }
 
 }  // namespace pevledger::storage
