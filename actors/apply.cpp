@@ -158,6 +158,7 @@ void on(ledger_state& st, const fb::BindReceived& e, unix_seconds) {
   if (ss.decision) return;  // a bind after the decision changes nothing
   ss.bound = true;
   ss.bound_pev = s(e.pev());
+  ss.rebind = e.rebind();
 }
 
 void on(ledger_state& st, const fb::SessionDecided& e, unix_seconds) {

@@ -565,8 +565,11 @@ status session_bind(context& c) {
   if (ss->bound) return refuse(errc::already_bound, "session '" + sid + "' is bound to '" + ss->bound_pev + "'");
   const std::int64_t timeout = c.state.utilities.at(ss->utility).comm_timeout_s;
   const bool in_time = c.cmd.at.value() - ss->began.value() <= timeout;
-  c.sink.emit(stream("session", sid), Event::BindReceived,
-              [&](auto& fbb) { return fb::CreateBindReceivedDirect(fbb, sid.c_str(), vin.c_str(), in_time); });
+  const pev_state* pev = find(c.state.pevs, vin);
+  const bool rebind = pev != nullptr && pev->set_up && pev->setup_premise == ss->premise;
+  c.sink.emit(stream("session", sid), Event::BindReceived, [&](auto& fbb) {
+    return fb::CreateBindReceivedDirect(fbb, sid.c_str(), vin.c_str(), in_time, rebind);
+  });
   if (ss->decision) return status::ok();  // decided without a bind: accepted, changes nothing
   booking b{c.state, c.sink};
   decide_and_book(b, sid, *ss, decide_residential(c.state, *ss, vin, c.cmd.at));

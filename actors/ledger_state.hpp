@@ -213,6 +213,7 @@ struct session_state {
   // Binding.
   bool bound = false;
   std::string bound_pev;
+  bool rebind = false;  // bound with the credentials of an earlier pev.setup at this premise
   std::optional<session_decision> decision;
   bool unplugged = false;
   // Metering: readings in start order, and those waiting for the decision to be priced.

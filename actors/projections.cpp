@@ -123,6 +123,9 @@ std::string session_json(const ledger_state& state, const std::string& session) 
     j["card"] = ss.card;
     j["online"] = ss.online;
   }
+  // How the PEV identified itself: "full" authentication on a first bind at this premise, "rebind"
+  // with the credentials its pev.setup here issued; null when nothing bound.
+  j["authentication"] = ss.bound ? ojson(ss.rebind ? "rebind" : "full") : ojson(nullptr);
   j["eumd"] = ss.eumd.empty() ? ojson(nullptr) : ojson(ss.eumd);
   j["wh"] = ss.eumd_wh;
   j["intervals"] = ss.readings.size();

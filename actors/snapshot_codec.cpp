@@ -60,7 +60,7 @@ void fields(Ar& ar, S& s) {
     ar(s.payer, s.reason, s.pev, s.payer_account, s.payer_utility, s.tariff, s.tariff_utility, s.credit_account,
        s.credit_tariff, s.roaming, s.reserved_micro);
   } else if constexpr (std::is_same_v<T, session_state>) {
-    ar(s.premise, s.utility, s.eumd, s.is_public, s.began, s.card, s.card_account, s.online, s.bound, s.bound_pev,
+    ar(s.premise, s.utility, s.eumd, s.is_public, s.began, s.card, s.card_account, s.online, s.bound, s.bound_pev, s.rebind,
        s.decision, s.unplugged, s.readings, s.held, s.eumd_wh, s.duplicates, s.anomalies, s.pev_total_wh, s.grants);
   } else if constexpr (std::is_same_v<T, settlement_pair_total>) {
     ar(s.wh, s.amount_micro);

@@ -102,6 +102,8 @@ TEST(who_pays, pev_at_its_home_premise_pays_its_tariff_and_the_premise_is_credit
   EXPECT_TRUE(report["reason"].is_null());
   EXPECT_EQ(report["wh"], 1234);
   EXPECT_EQ(report["intervals"], 1);
+  // Set up at home (base): it binds again there without the full authentication.
+  EXPECT_EQ(report["authentication"], "rebind");
 }
 
 TEST(who_pays, guest_pays_host_with_a_roaming_pev_bills_the_pev) {
@@ -114,6 +116,8 @@ TEST(who_pays, guest_pays_host_with_a_roaming_pev_bills_the_pev) {
   EXPECT_EQ(amount_of(s.bill("owner", "2024-03"), "charge"), 300000);
   EXPECT_EQ(amount_of(s.bill("guestacct", "2024-03"), "credit"), -400000);
   EXPECT_TRUE(s.bill("host", "2024-03")["lines"].empty());
+  // Never set up at the guest premise: a first bind there is a full authentication.
+  EXPECT_EQ(s.session("s1")["authentication"], "full");
 }
 
 TEST(who_pays, host_pays_host_falls_back_to_the_main_meter) {
