@@ -20,6 +20,8 @@
 
 #include "base/time.hpp"
 
+#include "bench/vin_gen.hpp"
+
 namespace {
 
 using pevledger::format_timestamp;
@@ -86,24 +88,7 @@ class generator {
   int uniform(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng_); }
   bool chance(double p) { return std::bernoulli_distribution(p)(rng_); }
 
-  std::string vin() {
-    static constexpr char alphabet[] = "0123456789ABCDEFGHJKLMNPRSTUVWXYZ";
-    static constexpr int weights[17] = {8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2};
-    auto value = [](char c) {
-      if (c >= '0' && c <= '9') return c - '0';
-      static const std::string letters = "ABCDEFGHJKLMNPRSTUVWXYZ";
-      static const int values[] = {1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 7, 9, 2, 3, 4, 5, 6, 7, 8, 9};
-      return values[letters.find(c)];
-    };
-    std::string v(17, '0');
-    for (int i = 0; i < 17; ++i) v[i] = alphabet[uniform(0, 32)];
-    int sum = 0;
-    for (int i = 0; i < 17; ++i)
-      if (i != 8) sum += value(v[i]) * weights[i];
-    const int check = sum % 11;
-    v[8] = check == 10 ? 'X' : static_cast<char>('0' + check);
-    return v;
-  }
+  std::string vin() { return pevledger::bench::random_vin(rng_); }
 
   void setup() {
     utilities_ = {{"u_west", "America/Los_Angeles", -8, 60},

@@ -1,5 +1,6 @@
 #include "storage/event_log.hpp"
 
+#include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
@@ -36,7 +37,6 @@ constexpr std::string_view watermark_key = "projection_watermark";
 constexpr std::string_view format_key = "format";
 constexpr std::string_view format_version = "pevledger-log-2";
 // Stream heads cached in memory; past this the cache is dropped and refilled from the index.
-constexpr std::size_t stream_head_cache_max = 1u << 20;
 
 void put_be64(std::string& out, std::uint64_t v) {
   for (int i = 7; i >= 0; --i) out.push_back(static_cast<char>((v >> (i * 8)) & 0xff));
@@ -157,11 +157,6 @@ struct event_log::impl {
   // The cached head of a stream (loaded from the store on a miss), to be advanced by the caller.
   result<stream_head_entry*> stream_head(const std::string& stream) {
     if (auto it = stream_heads.find(stream); it != stream_heads.end()) return &it->second;
-    if (stream_heads.size() >= stream_head_cache_max) {
-      // Forget the cache only once everything it knew is durable, so the store is up to date.
-      drain_sealed();
-      stream_heads.clear();
-    }
     std::string value;
     auto s = db->Get(rocksdb::ReadOptions(), cfs[cf_stream_heads], stream, &value);
     std::uint64_t head = 0;
@@ -185,6 +180,13 @@ struct event_log::impl {
 
   // Assigns positions and hashes to a group of appends and packs them into one WriteBatch.
   status seal(sealed_group& g) {
+    // Forget the stream heads only between groups, and only once everything they knew is durable:
+    // mid-group, the heads of streams this group already moved exist nowhere else. The cache
+    // exceeds its bound by at most the streams of one group.
+    if (stream_heads.size() >= options.stream_heads_cached_max) {
+      drain_sealed();
+      stream_heads.clear();
+    }
     log_seq seq = sealed_seq;
     digest hash = sealed_hash;
     bool has_projections = false;
@@ -353,18 +355,23 @@ result<std::unique_ptr<event_log>> event_log::open(const std::string& dir, log_o
   db_options.create_if_missing = options.create_if_missing;
   db_options.create_missing_column_families = options.create_if_missing;
   db_options.max_background_jobs = 2;
+  // RocksDB's memory has a bound of its own, whatever the number of column families: memtables
+  // share log_memtables_bytes_max (flushed early when they reach it) and blocks share one cache.
+  db_options.db_write_buffer_size = limits::log_memtables_bytes_max;
+  const auto block_cache = rocksdb::NewLRUCache(limits::log_block_cache_bytes);
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (const char* name : cf_names) {
     rocksdb::ColumnFamilyOptions cf_options;
-    if (std::string_view(name) == "events") cf_options.write_buffer_size = 128u << 20;
+    cf_options.write_buffer_size = std::string_view(name) == "events" ? 64u << 20 : 16u << 20;
+    rocksdb::BlockBasedTableOptions table;
+    table.block_cache = block_cache;
     if (std::string_view(name) == "stream_heads" || std::string_view(name) == "commands" ||
         std::string_view(name) == "intervals") {
       // Point lookups that mostly miss (a new stream, a new command id, a new interval): a bloom
       // filter answers them.
-      rocksdb::BlockBasedTableOptions table;
       table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-      cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
     }
+    cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
     descriptors.emplace_back(name, cf_options);
   }
   rocksdb::DB* raw = nullptr;

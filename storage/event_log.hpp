@@ -98,6 +98,8 @@ struct command_outcome {
 struct log_options {
   bool sync = true;  // fsync the WAL on every group commit; only benchmarks of the limit turn it off
   bool create_if_missing = true;
+  // Stream heads the sealer keeps in memory before it forgets them (between two groups).
+  std::size_t stream_heads_cached_max = 1u << 16;
 };
 
 // A record read back and verified; `bytes` owns the data `record` points into.
