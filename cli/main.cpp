@@ -104,6 +104,8 @@ int run_query(const std::string& db, const std::string& format,
 }  // namespace
 
 int main(int argc, char** argv) {
+  // cin gets a buffer of its own: the ingest reads whatever has arrived, a chunk at a time.
+  std::ios::sync_with_stdio(false);
   CLI::App app{"pevledger: settlement core for plug-in electric vehicle charging"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("pevledger ") + PEVLEDGER_VERSION + " (log format pevledger-log-2)");

@@ -1,5 +1,6 @@
 #include "pevledger/engine.hpp"
 
+#include <chrono>
 #include <deque>
 #include <nlohmann/json.hpp>
 #include <ostream>
@@ -200,6 +201,7 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
   std::vector<std::string> batch_ids;
   std::set<std::string> dirty;
   std::size_t batch_lines = 0;
+  std::chrono::steady_clock::time_point group_opened;
   std::uint64_t line_no = 0;
 
   auto wait_oldest = [&]() -> status {
@@ -302,7 +304,11 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
     }
     m.resident->end_command();
     if (!record.events.empty() || record.indexed) batch.commands.push_back(std::move(record));
-    if (++batch_lines >= m.options.group_lines) PEV_RETURN_IF_ERROR(submit());
+    if (batch_lines++ == 0) group_opened = std::chrono::steady_clock::now();
+    if (batch_lines >= m.options.group_lines ||
+        (m.options.group_delay_max_us > 0 &&
+         std::chrono::steady_clock::now() - group_opened >= std::chrono::microseconds(m.options.group_delay_max_us)))
+      PEV_RETURN_IF_ERROR(submit());
   }
   if (in.bad()) return status(errc::io_error, "reading the command stream failed");
   PEV_RETURN_IF_ERROR(submit());

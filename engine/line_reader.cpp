@@ -1,5 +1,7 @@
 #include "engine/line_reader.hpp"
 
+#include <algorithm>
+
 #include <cstring>
 
 namespace pevledger::engine_detail {
@@ -13,9 +15,22 @@ line_reader::line_reader(std::istream& in, std::size_t line_bytes_max)
 
 bool line_reader::fill() {
   if (eof_) return false;
-  in_.read(buffer_.data(), static_cast<std::streamsize>(buffer_.size()));
+  // Take what the stream has buffered, and block only when it has nothing: a line that has arrived
+  // on a pipe is processed now, not when a whole chunk has (istream::read would wait for one).
+  std::streambuf* source = in_.rdbuf();
+  std::streamsize available = source->in_avail();
+  if (available <= 0) {
+    if (std::istream::traits_type::eq_int_type(source->sgetc(), std::istream::traits_type::eof())) {
+      eof_ = true;
+      begin_ = end_ = 0;
+      return false;
+    }
+    available = std::max<std::streamsize>(source->in_avail(), 1);
+  }
+  const std::streamsize got =
+      source->sgetn(buffer_.data(), std::min<std::streamsize>(available, static_cast<std::streamsize>(buffer_.size())));
   begin_ = 0;
-  end_ = static_cast<std::size_t>(in_.gcount());
+  end_ = static_cast<std::size_t>(std::max<std::streamsize>(got, 0));
   if (end_ == 0) eof_ = true;
   return end_ > 0;
 }

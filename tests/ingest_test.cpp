@@ -5,6 +5,7 @@
 
 #include <sstream>
 
+#include "engine/line_reader.hpp"
 #include "pevledger/engine.hpp"
 #include "tests/test_support.hpp"
 
@@ -39,6 +40,45 @@ const std::string account =
 std::string topup(const std::string& id, std::int64_t amount) {
   return R"({"type":"account.topup","id":")" + id + R"(","at":"2024-03-01T00:00:02Z","account":"a","amount":)" +
          std::to_string(amount) + "}";
+}
+
+// A source that has one line at a time, like a pipe a device gateway writes to: asking it for more
+// before its line was taken would block a real reader.
+class one_line_at_a_time : public std::streambuf {
+ public:
+  explicit one_line_at_a_time(std::vector<std::string> lines) : lines_(std::move(lines)) {}
+  std::size_t underflows = 0;
+
+ protected:
+  int_type underflow() override {
+    if (next_ == lines_.size()) return traits_type::eof();
+    ++underflows;
+    current_ = lines_[next_++];
+    setg(current_.data(), current_.data(), current_.data() + current_.size());
+    return traits_type::to_int_type(current_[0]);
+  }
+
+ private:
+  std::vector<std::string> lines_;
+  std::size_t next_ = 0;
+  std::string current_;
+};
+
+TEST(ingest, a_line_is_read_as_soon_as_it_has_arrived) {
+  one_line_at_a_time source({"first\n", "second\n", "third"});
+  std::istream in(&source);
+  engine_detail::line_reader reader(in, 100);
+  std::string line;
+  bool too_long = false;
+  ASSERT_TRUE(reader.next(line, too_long));
+  EXPECT_EQ(line, "first");
+  EXPECT_EQ(source.underflows, 1u);  // the second line was not waited for
+  ASSERT_TRUE(reader.next(line, too_long));
+  EXPECT_EQ(line, "second");
+  EXPECT_EQ(source.underflows, 2u);
+  ASSERT_TRUE(reader.next(line, too_long));
+  EXPECT_EQ(line, "third");
+  EXPECT_FALSE(reader.next(line, too_long));
 }
 
 TEST(ingest, bad_lines_are_refused_with_their_code_and_the_rest_applied) {

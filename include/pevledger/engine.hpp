@@ -57,6 +57,9 @@ struct engine_options {
   // Lines per group commit, 1 to 4096. Fewer means smaller, more frequent synced writes; tests use
   // 1 to make every line's projections stand on their own.
   std::size_t group_lines = 4096;
+  // If not 0, a group commit also closes once its first line has waited this long (microseconds):
+  // bounds the latency of a line under a steady load, at the cost of more, smaller synced writes.
+  std::uint64_t group_delay_max_us = 0;
   // Entities (accounts, premises, devices, PEVs, sessions, cards, registry entries) kept in memory
   // between group commits; the least recently used beyond it are passivated and come back from
   // their snapshot plus the tail of their stream when needed. Utilities and the clearinghouse are
