@@ -57,6 +57,14 @@ inline nlohmann::ordered_json header(const std::string& name) {
   return j;
 }
 
+// Writes the seeded fleet month of `fleet_gen` (next to the running benchmark) to `path`.
+inline bool generate_fleet(const char* argv0, int premises_per_utility, const std::string& path) {
+  const std::string dir = std::string(argv0).substr(0, std::string(argv0).rfind('/') + 1);
+  const std::string cmd = "'" + dir + "fleet_gen' --seed 11 --premises-per-utility " +
+                          std::to_string(premises_per_utility) + " > '" + path + "'";
+  return std::system(cmd.c_str()) == 0;
+}
+
 inline double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }

@@ -1,0 +1,116 @@
+// bench/ingest: end-to-end durable ingest of a fleet month (parse, decide, rate, apply, group
+// commit, acknowledged only when durable) in intervals per second, beside RocksDB's limit measured
+// in the same run: synced WriteBatches of as many records as there were intervals, each of the
+// average record size, 4,096 to a batch (one group commit's worth). Prints JSON.
+//
+//   ingest [--premises-per-utility N] [--dir DIR]
+
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "bench/bench_info.hpp"
+#include "pevledger/engine.hpp"
+#include "storage/event_log.hpp"
+
+int main(int argc, char** argv) {
+  int premises = 1500;
+  std::string dir = "/tmp/pevledger-bench-ingest";
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (flag == "--premises-per-utility") premises = std::stoi(argv[i + 1]);
+    else if (flag == "--dir") dir = argv[i + 1];
+  }
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string fleet = dir + "/fleet.jsonl";
+  if (!pevledger::bench::generate_fleet(argv[0], premises, fleet)) return 2;
+  std::uint64_t lines = 0, intervals = 0, input_bytes = 0;
+  {
+    std::ifstream in(fleet);
+    for (std::string line; std::getline(in, line);) {
+      ++lines;
+      input_bytes += line.size() + 1;
+      if (line.find(R"("type":"meter.interval")") != std::string::npos) ++intervals;
+    }
+  }
+
+  double ingest_s = 0;
+  std::uint64_t records = 0, record_bytes = 0;
+  pevledger::ingest_summary summary;
+  {
+    auto engine = pevledger::engine::open(dir + "/db");
+    if (!engine) return 2;
+    std::ifstream in(fleet);
+    const auto t0 = std::chrono::steady_clock::now();
+    auto s = engine.value()->ingest(in, {});
+    ingest_s = pevledger::bench::seconds_since(t0);
+    if (!s) {
+      std::cerr << s.error().describe() << '\n';
+      return 2;
+    }
+    summary = s.value();
+    records = engine.value()->log_size();
+  }
+  {
+    auto log = pevledger::storage::event_log::open(dir + "/db");
+    if (!log) return 2;
+    const auto scanned = log.value()->scan_bytes(
+        pevledger::log_seq(1), log.value()->last_seq(),
+        [&](const pevledger::schema::Record&, std::span<const std::uint8_t> bytes) {
+          record_bytes += bytes.size();
+          return pevledger::status::ok();
+        });
+    if (!scanned.is_ok()) return 2;
+  }
+
+  // The limit: synced WriteBatches of `intervals` records of the log's average record size.
+  const std::size_t record_size = records == 0 ? 64 : record_bytes / records;
+  double raw_s = 0;
+  {
+    rocksdb::Options options;
+    options.create_if_missing = true;
+    rocksdb::DB* raw = nullptr;
+    if (!rocksdb::DB::Open(options, dir + "/raw", &raw).ok()) return 2;
+    std::unique_ptr<rocksdb::DB> db(raw);
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    const std::string value(record_size, 'x');
+    const auto t0 = std::chrono::steady_clock::now();
+    for (std::uint64_t first = 0; first < intervals; first += 4096) {
+      rocksdb::WriteBatch batch;
+      for (std::uint64_t i = first; i < std::min<std::uint64_t>(intervals, first + 4096); ++i) {
+        char key[8];
+        for (int b = 0; b < 8; ++b) key[b] = static_cast<char>((i >> (56 - 8 * b)) & 0xff);
+        if (!batch.Put(rocksdb::Slice(key, 8), value).ok()) return 2;
+      }
+      if (!db->Write(wo, &batch).ok()) return 2;
+    }
+    raw_s = pevledger::bench::seconds_since(t0);
+  }
+  std::filesystem::remove_all(dir);
+
+  auto j = pevledger::bench::header("ingest");
+  j["settings"] = {{"premises_per_utility", premises}, {"group_lines", 4096}, {"sync", true}};
+  j["lines"] = lines;
+  j["input_bytes"] = input_bytes;
+  j["intervals"] = intervals;
+  j["accepted"] = summary.accepted;
+  j["duplicates"] = summary.duplicates;
+  j["refused"] = summary.refused;
+  j["log_records"] = records;
+  j["ingest_s"] = std::round(ingest_s * 100) / 100;
+  j["lines_per_s"] = static_cast<long long>(static_cast<double>(lines) / ingest_s);
+  const double rate = static_cast<double>(intervals) / ingest_s;
+  const double raw_rate = static_cast<double>(intervals) / raw_s;
+  j["intervals_per_s"] = static_cast<long long>(rate);
+  j["raw_record_bytes"] = record_size;
+  j["raw_synced_writebatch_records_per_s"] = static_cast<long long>(raw_rate);
+  j["ratio"] = std::round(rate / raw_rate * 1000) / 1000;
+  j["goal_ratio_min"] = 1.2;
+  std::cout << j.dump(2) << std::endl;
+  return 0;
+}
