@@ -309,6 +309,10 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
         (m.options.group_delay_max_us > 0 &&
          std::chrono::steady_clock::now() - group_opened >= std::chrono::microseconds(m.options.group_delay_max_us)))
       PEV_RETURN_IF_ERROR(submit());
+    // Report a group as soon as it is durable, not when the next one needs its slot.
+    if (m.options.group_delay_max_us > 0 && !in_flight.empty() &&
+        in_flight.front().done.wait_for(std::chrono::seconds(0)) == std::future_status::ready)
+      PEV_RETURN_IF_ERROR(wait_oldest());
   }
   if (in.bad()) return status(errc::io_error, "reading the command stream failed");
   PEV_RETURN_IF_ERROR(submit());

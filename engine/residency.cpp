@@ -12,6 +12,7 @@ namespace {
 constexpr std::string_view clearinghouse_stream = "clearinghouse";
 constexpr std::uint64_t snapshot_events_min = 256;
 constexpr std::uint64_t snapshot_bytes_per_event = 64;
+constexpr std::uint64_t passivation_tail_max = 16;
 
 struct stream_name {
   std::string_view kind;
@@ -259,7 +260,8 @@ void residency::passivate_over_bound(std::uint64_t group, storage::append_batch*
         // Kept aside until this group is durable: its snapshot, or the one an earlier group in
         // flight wrote, is not readable from the log before then.
         std::string bytes = actors::encode_snapshot(slot->state);
-        if (slot->meta.stream_seq > slot->meta.snapshot_seq)
+        // A short tail is cheaper to fold again than a snapshot is to write.
+        if (slot->meta.stream_seq - slot->meta.snapshot_seq > passivation_tail_max)
           batch->snapshots.push_back({stream, slot->meta.stream_seq, bytes});
         passivated_[stream] = {std::move(bytes), slot->meta.stream_seq, group};
       }

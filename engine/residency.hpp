@@ -11,8 +11,9 @@
 //   its utility); they leave at the next group commit.
 // - An entity is activated from its newest snapshot plus the tail of its own stream, both read
 //   from the log and verified. A snapshot is written, in the group commit that makes its events
-//   durable, when an entity is passivated with events its snapshot lacks, or when its stream has
-//   grown by max(256 events, one event per 64 bytes of its last snapshot) since its last one.
+//   durable, when an entity is passivated with more than 16 events its snapshot lacks, or when its
+//   stream has grown by max(256 events, one event per 64 bytes of its last snapshot) since its
+//   last one.
 // - Until that group commit is durable, a passivated entity's state stays in a bounded side table
 //   so that a command in the next group can activate it again without reading stale storage.
 //

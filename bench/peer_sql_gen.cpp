@@ -1,0 +1,88 @@
+// bench/peer_sql_gen: turns a fleet month (JSON command lines on standard input) into the SQL a
+// utility would otherwise run: a PostgreSQL table of intervals loaded with batched INSERTs, plus
+// the tables its bill query joins (who bound each session, each PEV's account and tariff, tariff
+// prices). Writes two files: DIR/load.sql (schema and data) and DIR/bill.sql (the month's bills).
+//
+//   peer_sql_gen DIR [--batch N] < fleet.jsonl
+//
+// The peer is deliberately simple and favourable to it: one price per tariff (the base price of
+// time-of-use and real-time tariffs), the PEV's account pays every interval of a bound session,
+// duplicates are dropped by the primary key.
+
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace {
+
+std::string quoted(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("''") : std::string(1, c);
+  return out + "'";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::cerr << "usage: peer_sql_gen DIR [--batch N] < fleet.jsonl\n";
+    return 2;
+  }
+  const std::string dir = argv[1];
+  std::size_t batch = 1000;
+  if (argc >= 4 && std::string(argv[2]) == "--batch") batch = std::stoul(argv[3]);
+  std::ofstream load(dir + "/load.sql"), bill(dir + "/bill.sql");
+  load << "\\set ON_ERROR_STOP on\n"
+          "CREATE TABLE tariffs (utility text, tariff text, price_micro_per_kwh bigint, PRIMARY KEY (utility, tariff));\n"
+          "CREATE TABLE pevs (vin text PRIMARY KEY, account text, utility text, tariff text);\n"
+          "CREATE TABLE bindings (session text PRIMARY KEY, vin text);\n"
+          "CREATE TABLE intervals (device text, start timestamptz, session text, seconds int, wh bigint,\n"
+          "                        register_wh bigint, PRIMARY KEY (device, start));\n";
+  std::vector<std::string> rows;
+  std::uint64_t intervals = 0;
+  auto flush = [&] {
+    if (rows.empty()) return;
+    load << "INSERT INTO intervals VALUES ";
+    for (std::size_t i = 0; i < rows.size(); ++i) load << (i ? "," : "") << rows[i];
+    load << " ON CONFLICT DO NOTHING;\n";  // each statement commits on its own: synchronous_commit
+    rows.clear();
+  };
+  for (std::string line; std::getline(std::cin, line);) {
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_object() || !j.contains("type")) continue;
+    const std::string type = j["type"];
+    if (type == "tariff.publish") {
+      load << "INSERT INTO tariffs VALUES (" << quoted(j["utility"]) << "," << quoted(j["tariff"]) << ","
+           << j["price"].get<long long>() << ") ON CONFLICT (utility, tariff) DO UPDATE SET price_micro_per_kwh = "
+           << j["price"].get<long long>() << ";\n";
+    } else if (type == "pev.enroll") {
+      load << "INSERT INTO pevs SELECT " << quoted(j["pev"]) << "," << quoted(j["account"])
+           << ", NULL, " << quoted(j["tariff"]) << ";\n";
+    } else if (type == "session.bind") {
+      load << "INSERT INTO bindings VALUES (" << quoted(j["session"]) << "," << quoted(j["pev"])
+           << ") ON CONFLICT DO NOTHING;\n";
+    } else if (type == "meter.interval") {
+      ++intervals;
+      rows.push_back("(" + quoted(j["device"]) + "," + quoted(j["start"]) + "," + quoted(j["session"]) + "," +
+                     std::to_string(j["seconds"].get<long long>()) + "," + std::to_string(j["wh"].get<long long>()) +
+                     "," + (j.contains("register_wh") ? std::to_string(j["register_wh"].get<long long>()) : "NULL") +
+                     ")");
+      if (rows.size() >= batch) flush();
+    }
+  }
+  flush();
+  // The PEV's utility is its account's; the fleet names accounts "<utility>-a<n>...".
+  load << "UPDATE pevs SET utility = split_part(account, '-', 1);\nANALYZE;\n";
+  bill << "\\set ON_ERROR_STOP on\n"
+          "SELECT p.account, count(*) AS lines, sum(i.wh) AS wh,\n"
+          "       sum(round(i.wh * t.price_micro_per_kwh / 1000.0)) AS total_micro\n"
+          "FROM intervals i JOIN bindings b USING (session) JOIN pevs p ON p.vin = b.vin\n"
+          "JOIN tariffs t ON t.utility = p.utility AND t.tariff = p.tariff\n"
+          "WHERE i.start >= '2024-03-01' AND i.start < '2024-04-01'\n"
+          "GROUP BY p.account ORDER BY p.account;\n";
+  std::cout << intervals << '\n';
+  return load && bill ? 0 : 2;
+}
