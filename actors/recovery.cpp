@@ -8,6 +8,11 @@ namespace pevledger::actors {
 result<recovered_entity> recover_entity(const storage::event_log& log, std::string_view stream, ledger_state& state,
                                         log_seq until) {
   recovered_entity out;
+  // Most lookups of an entity that is not in memory are of one that does not exist yet (a new
+  // session, a new account): the bloom-filtered head answers them without reading any block.
+  auto length = log.stream_length(stream);
+  if (!length) return length.error();
+  if (length.value() == 0) return out;
   auto snap = log.newest_snapshot(stream, until);
   if (!snap) return snap.error();
   if (snap->has_value()) {

@@ -570,6 +570,16 @@ status event_log::scan_stream(std::string_view stream, std::uint64_t after_strea
   return status::ok();
 }
 
+result<std::uint64_t> event_log::stream_length(std::string_view stream) const {
+  std::string value;
+  auto s = impl_->db->Get(rocksdb::ReadOptions(), impl_->cfs[cf_stream_heads],
+                          rocksdb::Slice(stream.data(), stream.size()), &value);
+  if (s.IsNotFound()) return std::uint64_t{0};
+  if (!s.ok()) return io_error(s, "reading stream heads");
+  if (value.size() != 8) return status(errc::corruption, "stream head is malformed");
+  return get_be64(value);
+}
+
 status event_log::scan_streams(std::string_view prefix,
                                const std::function<status(std::string_view, std::uint64_t)>& visit) const {
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cfs[cf_stream_heads]));

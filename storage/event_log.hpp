@@ -151,6 +151,9 @@ class event_log {
   // `after_stream_seq` whose global sequence is at most `until`.
   [[nodiscard]] status scan_stream(std::string_view stream, std::uint64_t after_stream_seq, log_seq until,
                                    const std::function<status(const schema::Record&)>& visit) const;
+  // The last stream sequence of a durable stream; 0 when it has no event. A bloom-filtered point
+  // lookup: the cheap way to learn that an entity does not exist.
+  [[nodiscard]] result<std::uint64_t> stream_length(std::string_view stream) const;
   // Every stream whose name starts with `prefix`, with its last stream sequence.
   [[nodiscard]] status scan_streams(std::string_view prefix,
                                     const std::function<status(std::string_view, std::uint64_t)>& visit) const;
