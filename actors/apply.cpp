@@ -206,8 +206,7 @@ void on(ledger_state& st, const fb::SessionUnplugged& e, unix_seconds) {
   ss.unplugged = true;  // from now on, lines of this session post on arrival
 }
 
-void on(ledger_state& st, const fb::IntervalRecorded& e, unix_seconds) {
-  const fb::IntervalReading& r = *e.reading();
+void record_reading(ledger_state& st, const fb::IntervalReading& r) {
   interval_reading reading;
   reading.device = s(r.device());
   reading.start = unix_seconds(r.start());
@@ -219,6 +218,12 @@ void on(ledger_state& st, const fb::IntervalRecorded& e, unix_seconds) {
   ss.eumd_wh += r.wh();
   if (!ss.decision) ss.held.push_back(r.start());
   ss.readings.emplace(r.start(), std::move(reading));
+}
+
+void on(ledger_state& st, const fb::IntervalRecorded& e, unix_seconds) { record_reading(st, *e.reading()); }
+
+void on(ledger_state& st, const fb::IntervalsRecorded& e, unix_seconds) {
+  for (const fb::IntervalReading* r : *e.readings()) record_reading(st, *r);
 }
 
 void on(ledger_state& st, const fb::IntervalDuplicated& e, unix_seconds) {
@@ -245,6 +250,10 @@ void on(ledger_state& st, const fb::LineBooked& e, unix_seconds) {
   } else if ((a.unposted_micro[sid] += e.amount_micro()) == 0) {
     a.unposted_micro.erase(sid);  // nothing to post: unplug will emit no AmountsPosted for it
   }
+}
+
+void on(ledger_state& st, const fb::LinesBooked& e, unix_seconds at) {
+  for (const fb::LineBooked* line : *e.lines()) on(st, *line, at);
 }
 
 void on(ledger_state& st, const fb::RoamingCreditCounted& e, unix_seconds) {
@@ -351,6 +360,8 @@ void apply(ledger_state& st, const schema::EventBody& body, unix_seconds at) {
     PEV_APPLY(UndecidedSessionAdded)
     PEV_APPLY(UndecidedSessionRemoved)
     PEV_APPLY(RoamingCreditCounted)
+    PEV_APPLY(IntervalsRecorded)
+    PEV_APPLY(LinesBooked)
 #undef PEV_APPLY
     case E::NONE:
       break;

@@ -25,6 +25,8 @@ inline constexpr std::size_t log_block_cache_bytes = 32u << 20;
 inline constexpr std::size_t events_per_command_max = 1u << 22;
 // Command lines the ingest path decides before one synced group commit.
 inline constexpr std::size_t ingest_group_lines_max = 4096;
+// Events one batched record carries (engine/record_batcher.hpp); a group's lines bound it too.
+inline constexpr std::size_t record_batch_events_max = 4096;
 // Business time accepted: years 1970 to 9999.
 inline constexpr std::int64_t unix_seconds_max = 253402300799;
 

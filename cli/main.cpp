@@ -108,7 +108,7 @@ int main(int argc, char** argv) {
   std::ios::sync_with_stdio(false);
   CLI::App app{"pevledger: settlement core for plug-in electric vehicle charging"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("pevledger ") + PEVLEDGER_VERSION + " (log format pevledger-log-2)");
+  app.set_version_flag("--version", std::string("pevledger ") + PEVLEDGER_VERSION + " (log format pevledger-log-3)");
   app.footer(
       "Exit codes: 0 success; 1 the account or session asked for does not exist; 2 usage or storage\n"
       "error; 3 ingest refused a line, or replay --verify / verify found a mismatch.\n"

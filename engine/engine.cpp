@@ -15,6 +15,7 @@
 #include "base/limits.hpp"
 #include "base/time.hpp"
 #include "engine/line_reader.hpp"
+#include "engine/record_batcher.hpp"
 #include "engine/residency.hpp"
 #include "schema/command_parser.hpp"
 #include "schema/event_text.hpp"
@@ -198,6 +199,11 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
   std::unordered_set<std::string> ids_in_flight;  // taken, not yet durable
 
   storage::append_batch batch;
+  engine_detail::record_batcher batcher;
+  // The residency counts records per stream, so that its snapshots name stream positions.
+  const engine_detail::record_batcher::on_record record_added = [&](std::string_view stream) {
+    m.resident->applied(stream);
+  };
   std::vector<std::string> batch_ids;
   std::set<std::string> dirty;
   std::size_t batch_lines = 0;
@@ -216,6 +222,7 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
     return status::ok();
   };
   auto submit = [&]() -> status {
+    batcher.close_all(batch, record_added);
     if (batch.commands.empty()) return status::ok();
     batch.projections = m.render(dirty);
     const std::uint64_t number = ++m.groups;
@@ -285,7 +292,6 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
       const auto* body = flatbuffers::GetRoot<fb::EventBody>(e.body.data());
       PEV_RETURN_IF_ERROR(m.resident->ensure_resident(e.stream));
       actors::apply(m.state(), *body, cmd->at);
-      m.resident->applied(e.stream);
       if (const auto* rec = body->event_as_IntervalRecorded()) {
         const fb::IntervalReading& r = *rec->reading();
         actors::interval_content content{r.session()->str(), r.seconds(), r.wh(), std::nullopt};
@@ -303,7 +309,7 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
       refuse(d.refusal.code(), d.refusal.message(), cmd->id);
     }
     m.resident->end_command();
-    if (!record.events.empty() || record.indexed) batch.commands.push_back(std::move(record));
+    batcher.add(std::move(record), batch, record_added);
     if (batch_lines++ == 0) group_opened = std::chrono::steady_clock::now();
     if (batch_lines >= m.options.group_lines ||
         (m.options.group_delay_max_us > 0 &&

@@ -7,6 +7,7 @@
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -35,7 +36,10 @@ constexpr std::string_view watermark_key = "projection_watermark";
 // The on-disk format this code reads and writes; any change to keys, column families or the record
 // layout gets a new one, and a database of another format is refused, never misread.
 constexpr std::string_view format_key = "format";
-constexpr std::string_view format_version = "pevledger-log-2";
+constexpr std::string_view format_version = "pevledger-log-3";
+// Older formats this code reads as they are: log-3 only added record kinds (batched records), so a
+// log-2 database is a log-3 database that holds none yet. Opening one upgrades its format key.
+constexpr std::string_view format_versions_readable[] = {"pevledger-log-2"};
 // Stream heads cached in memory; past this the cache is dropped and refilled from the index.
 
 void put_be64(std::string& out, std::uint64_t v) {
@@ -383,7 +387,9 @@ result<std::unique_ptr<event_log>> event_log::open(const std::string& dir, log_o
   PEV_ASSERT(p->cfs.size() == cf_count);
   std::string format;
   s = p->db->Get(rocksdb::ReadOptions(), p->cfs[cf_default], std::string(format_key), &format);
-  if (s.IsNotFound()) {
+  const bool upgradable = s.ok() && std::find(std::begin(format_versions_readable),
+                                               std::end(format_versions_readable), format) != std::end(format_versions_readable);
+  if (s.IsNotFound() || upgradable) {
     rocksdb::WriteOptions wo;
     wo.sync = true;
     s = p->db->Put(wo, p->cfs[cf_default], std::string(format_key), std::string(format_version));

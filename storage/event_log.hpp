@@ -10,7 +10,8 @@
 //   snapshots    stream '\0' stream_seq          -> global_seq + entity state (engine's encoding)
 //   intervals    key chosen by the engine        -> value chosen by the engine (interval identity)
 //   default      "projection_watermark"          -> global_seq the projections include
-//                "format"                        -> "pevledger-log-2"; other formats are refused
+//                "format"                        -> "pevledger-log-3" (log-2 is read and upgraded);
+//                                                   other formats are refused
 //
 // Writes are group commits: `append` queues a batch and returns a future. A sealer thread packs
 // every waiting batch (up to limits::log_batch_*_max) into a single WriteBatch, assigning

@@ -34,6 +34,9 @@ class scenario {
     engine_ = std::move(e.value());
   }
 
+  // Closes the engine, so that another process may open the database.
+  void close() { engine_.reset(); }
+
   // One command line; `fields` is the JSON body after type, id and at (without braces).
   scenario& cmd(const std::string& type, const std::string& at, const std::string& fields) {
     lines_.push_back(R"({"type":")" + type + R"(","id":"c)" + std::to_string(++next_id_) + R"(","at":")" + at +

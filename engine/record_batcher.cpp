@@ -1,0 +1,107 @@
+#include "engine/record_batcher.hpp"
+
+#include <algorithm>
+
+#include "base/assert.hpp"
+#include "base/limits.hpp"
+
+namespace pevledger::engine_detail {
+namespace {
+
+namespace fb = pevledger::schema;
+
+bool batchable(fb::Event type) { return type == fb::Event::IntervalRecorded || type == fb::Event::LineBooked; }
+
+const char* c_str_or_null(const flatbuffers::String* s) { return s == nullptr ? nullptr : s->c_str(); }
+
+const fb::EventBody& body_of(const std::vector<std::uint8_t>& bytes) {
+  return *flatbuffers::GetRoot<fb::EventBody>(bytes.data());
+}
+
+}  // namespace
+
+void record_batcher::add(storage::command_to_append cmd, storage::append_batch& group, const on_record& record) {
+  std::vector<storage::event_to_append> kept;
+  kept.reserve(cmd.events.size());
+  // Only events of accepted commands join batches; a refusal's audit records stay with its id.
+  for (auto& ev : cmd.events) {
+    const fb::Event type = body_of(ev.body).event_type();
+    // A stream this command already wrote outside a batch keeps the rest of its events in order.
+    const bool stream_kept =
+        std::any_of(kept.begin(), kept.end(), [&](const storage::event_to_append& k) { return k.stream == ev.stream; });
+    auto it = open_.find(ev.stream);
+    if (cmd.indexed && batchable(type) && !stream_kept) {
+      if (it != open_.end() && (it->second.type != type || it->second.bodies.size() >= limits::record_batch_events_max)) {
+        close(it->first, it->second, group, record);
+        open_.erase(it);
+        it = open_.end();
+      }
+      if (it == open_.end()) it = open_.emplace(ev.stream, open_batch{type, cmd.command_id, cmd.at, {}, {}}).first;
+      it->second.bodies.push_back(std::move(ev.body));
+      it->second.command_ids.push_back(cmd.command_id);
+      continue;
+    }
+    if (it != open_.end()) {
+      close(it->first, it->second, group, record);
+      open_.erase(it);
+    }
+    kept.push_back(std::move(ev));
+  }
+  cmd.events = std::move(kept);
+  for (const auto& ev : cmd.events) record(ev.stream);
+  if (!cmd.events.empty() || cmd.indexed) group.commands.push_back(std::move(cmd));
+}
+
+void record_batcher::close_all(storage::append_batch& group, const on_record& record) {
+  // In stream order, so that the same input always gives the same log.
+  std::vector<std::string> streams;
+  streams.reserve(open_.size());
+  for (const auto& [stream, batch] : open_) streams.push_back(stream);
+  std::sort(streams.begin(), streams.end());
+  for (const std::string& stream : streams) close(stream, open_.at(stream), group, record);
+  open_.clear();
+}
+
+void record_batcher::close(const std::string& stream, open_batch& batch, storage::append_batch& group,
+                           const on_record& record) {
+  PEV_ASSERT(!batch.bodies.empty());
+  storage::command_to_append out{batch.first_command_id, batch.at, {}, /*indexed=*/false};
+  if (batch.bodies.size() == 1) {
+    // One event is recorded as itself.
+    out.events.push_back({stream, std::move(batch.bodies.front())});
+  } else {
+    fbb_.Clear();
+    const auto ids = fbb_.CreateVectorOfStrings(batch.command_ids);
+    flatbuffers::Offset<void> table;
+    if (batch.type == fb::Event::IntervalRecorded) {
+      std::vector<flatbuffers::Offset<fb::IntervalReading>> readings;
+      readings.reserve(batch.bodies.size());
+      for (const auto& bytes : batch.bodies) {
+        const fb::IntervalReading& r = *body_of(bytes).event_as_IntervalRecorded()->reading();
+        readings.push_back(fb::CreateIntervalReadingDirect(fbb_, r.device()->c_str(), r.session()->c_str(), r.start(),
+                                                           r.seconds(), r.wh(), r.register_wh()));
+      }
+      table = fb::CreateIntervalsRecorded(fbb_, fbb_.CreateVector(readings), ids).Union();
+    } else {
+      PEV_ASSERT(batch.type == fb::Event::LineBooked);
+      std::vector<flatbuffers::Offset<fb::LineBooked>> lines;
+      lines.reserve(batch.bodies.size());
+      for (const auto& bytes : batch.bodies) {
+        const fb::LineBooked& l = *body_of(bytes).event_as_LineBooked();
+        lines.push_back(fb::CreateLineBookedDirect(
+            fbb_, l.account()->c_str(), l.utility()->c_str(), l.period()->c_str(), l.session()->c_str(), l.kind(),
+            l.adjusts(), c_str_or_null(l.original_period()), c_str_or_null(l.tariff()), c_str_or_null(l.window()),
+            l.wh(), l.amount_micro(), l.interval_start(), c_str_or_null(l.counterpart_utility()),
+            c_str_or_null(l.settlement_period()), l.posted()));
+      }
+      table = fb::CreateLinesBooked(fbb_, fbb_.CreateVector(lines), ids).Union();
+    }
+    const fb::Event type = batch.type == fb::Event::IntervalRecorded ? fb::Event::IntervalsRecorded : fb::Event::LinesBooked;
+    fbb_.Finish(fb::CreateEventBody(fbb_, type, table));
+    out.events.push_back({stream, {fbb_.GetBufferPointer(), fbb_.GetBufferPointer() + fbb_.GetSize()}});
+  }
+  record(stream);
+  group.commands.push_back(std::move(out));
+}
+
+}  // namespace pevledger::engine_detail
