@@ -5,10 +5,12 @@
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
 #include <rocksdb/options.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -352,6 +354,42 @@ struct event_log::impl {
 event_log::event_log(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 event_log::~event_log() = default;
 
+namespace {
+
+// The stream of a `stream '\0' stream_seq` key, '\0' included: the unit that lookups of one
+// entity's events and snapshots stay within. With it, RocksDB keeps a prefix bloom filter per table
+// file, and a seek for a stream that a file does not hold skips that file without reading a block.
+// Without it, activating an entity that has no snapshot landed on the next stream's snapshot, often
+// a multi-megabyte utility snapshot, and decompressed it (docs/design.md, "Residency").
+class stream_prefix final : public rocksdb::SliceTransform {
+ public:
+  const char* Name() const override { return "pevledger.stream_prefix.v1"; }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    const auto* end = static_cast<const char*>(std::memchr(key.data(), '\0', key.size()));
+    PEV_ASSERT(end != nullptr);  // InDomain holds
+    return {key.data(), static_cast<std::size_t>(end - key.data()) + 1};
+  }
+  bool InDomain(const rocksdb::Slice& key) const override {
+    return std::memchr(key.data(), '\0', key.size()) != nullptr;
+  }
+};
+
+// Reads of one stream's keys: only table files whose prefix filter admits the stream are read.
+rocksdb::ReadOptions within_stream() {
+  rocksdb::ReadOptions ro;
+  ro.prefix_same_as_start = true;
+  return ro;
+}
+
+// Reads that cross streams must not use the prefix filters.
+rocksdb::ReadOptions across_streams() {
+  rocksdb::ReadOptions ro;
+  ro.total_order_seek = true;
+  return ro;
+}
+
+}  // namespace
+
 result<std::unique_ptr<event_log>> event_log::open(const std::string& dir, log_options options) {
   auto p = std::make_unique<impl>();
   p->options = options;
@@ -374,6 +412,17 @@ result<std::unique_ptr<event_log>> event_log::open(const std::string& dir, log_o
       // Point lookups that mostly miss (a new stream, a new command id, a new interval): a bloom
       // filter answers them.
       table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    }
+    if (std::string_view(name) == "streams" || std::string_view(name) == "snapshots") {
+      cf_options.prefix_extractor = std::make_shared<stream_prefix>();
+      table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+      table.whole_key_filtering = false;
+    }
+    if (std::string_view(name) == "snapshots") {
+      // Large snapshots (a utility's lists its accounts) live in blob files: compactions and
+      // seeks then move references, not megabytes.
+      cf_options.enable_blob_files = true;
+      cf_options.min_blob_size = limits::log_snapshot_inline_bytes_max;
     }
     cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
     descriptors.emplace_back(name, cf_options);
@@ -539,7 +588,7 @@ status event_log::scan_bytes(
 
 result<std::vector<log_seq>> event_log::stream_records(std::string_view stream) const {
   std::vector<log_seq> out;
-  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cfs[cf_streams]));
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(within_stream(), impl_->cfs[cf_streams]));
   const std::string prefix = std::string(stream) + '\0';
   for (it->Seek(prefix); it->Valid(); it->Next()) {
     const auto key = it->key().ToStringView();
@@ -552,7 +601,7 @@ result<std::vector<log_seq>> event_log::stream_records(std::string_view stream) 
 
 status event_log::scan_stream(std::string_view stream, std::uint64_t after_stream_seq, log_seq until,
                               const std::function<status(const schema::Record&)>& visit) const {
-  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cfs[cf_streams]));
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(within_stream(), impl_->cfs[cf_streams]));
   const std::string prefix = std::string(stream) + '\0';
   std::uint64_t expected = after_stream_seq + 1;
   for (it->Seek(stream_key(stream, expected)); it->Valid(); it->Next(), ++expected) {
@@ -611,7 +660,7 @@ result<entity_snapshot> parse_snapshot(std::string_view key_suffix, std::string_
 }  // namespace
 
 result<std::optional<entity_snapshot>> event_log::newest_snapshot(std::string_view stream, log_seq until) const {
-  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cfs[cf_snapshots]));
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(within_stream(), impl_->cfs[cf_snapshots]));
   const std::string prefix = std::string(stream) + '\0';
   // Newest first; snapshots of one stream are few (older ones are kept for point-in-time replay).
   for (it->SeekForPrev(stream_key(stream, ~std::uint64_t{0})); it->Valid(); it->Prev()) {
@@ -627,7 +676,7 @@ result<std::optional<entity_snapshot>> event_log::newest_snapshot(std::string_vi
 
 status event_log::scan_snapshots(
     const std::function<status(std::string_view stream, const entity_snapshot&)>& visit) const {
-  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->cfs[cf_snapshots]));
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(across_streams(), impl_->cfs[cf_snapshots]));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     const auto key = it->key().ToStringView();
     const auto cut = key.find('\0');
