@@ -256,9 +256,16 @@ struct interval_identity {
   auto operator<=>(const interval_identity&) const = default;
 };
 
+struct interval_identity_hash {
+  std::size_t operator()(const interval_identity& id) const noexcept {
+    return std::hash<std::string>{}(id.device) ^ (std::hash<std::int64_t>{}(id.start) * 0x9e3779b97f4a7c15ULL);
+  }
+};
+
 struct interval_index {
-  // Known entries; `missing` when the engine has not looked the key up yet.
-  std::map<interval_identity, std::optional<interval_content>> known;
+  // Known entries; `missing` when the engine has not looked the key up yet. Looked up once per
+  // interval line, so hashed rather than ordered.
+  std::unordered_map<interval_identity, std::optional<interval_content>, interval_identity_hash> known;
   mutable std::vector<interval_identity> misses;
   bool paged = false;
 

@@ -14,7 +14,7 @@
 #include "actors/projections.hpp"
 #include "base/limits.hpp"
 #include "base/time.hpp"
-#include "engine/line_reader.hpp"
+#include "engine/parse_ahead.hpp"
 #include "engine/record_batcher.hpp"
 #include "engine/residency.hpp"
 #include "schema/command_parser.hpp"
@@ -194,7 +194,6 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
   impl& m = *impl_;
   PEV_RETURN_IF_ERROR(m.open_state());
   ingest_summary summary;
-  engine_detail::line_reader reader(in, limits::command_line_bytes_max);
   std::deque<group_in_flight> in_flight;
   std::unordered_set<std::string> ids_in_flight;  // taken, not yet durable
 
@@ -255,22 +254,15 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
     }
   } guard{m};
 
-  std::string line;
-  bool too_long = false;
-  fb::parse_failure failure;
-  while (reader.next(line, too_long)) {
-    ++line_no;
-    if (too_long) {
-      refuse(errc::line_too_long,
-             "line is over " + std::to_string(limits::command_line_bytes_max) + " bytes", std::nullopt);
+  engine_detail::parse_ahead lines(in, *m.parser);
+  std::vector<engine_detail::parsed_line> chunk;
+  while (lines.next(chunk)) for (engine_detail::parsed_line& parsed : chunk) {
+    line_no = parsed.line_no;
+    if (!parsed.command) {
+      refuse(parsed.refusal.code(), parsed.refusal.message(), std::move(parsed.id));
       continue;
     }
-    if (fb::command_parser::is_blank(line)) continue;
-    std::optional<fb::command> cmd = m.parser->parse(line, failure);
-    if (!cmd) {
-      refuse(failure.error.code(), failure.error.message(), failure.id);
-      continue;
-    }
+    const std::optional<fb::command>& cmd = parsed.command;
     // Idempotency: an id already taken (durable, in flight, or in this group) is a duplicate.
     bool seen = ids_in_flight.count(cmd->id) != 0;
     if (!seen) {
@@ -320,7 +312,7 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
         in_flight.front().done.wait_for(std::chrono::seconds(0)) == std::future_status::ready)
       PEV_RETURN_IF_ERROR(wait_oldest());
   }
-  if (in.bad()) return status(errc::io_error, "reading the command stream failed");
+  if (lines.input_failed()) return status(errc::io_error, "reading the command stream failed");
   PEV_RETURN_IF_ERROR(submit());
   while (!in_flight.empty()) PEV_RETURN_IF_ERROR(wait_oldest());
   guard.done = true;

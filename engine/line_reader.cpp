@@ -35,6 +35,10 @@ bool line_reader::fill() {
   return end_ > 0;
 }
 
+bool line_reader::has_buffered() const {
+  return begin_ < end_ && std::memchr(buffer_.data() + begin_, '\n', end_ - begin_) != nullptr;
+}
+
 bool line_reader::next(std::string& line, bool& too_long) {
   line.clear();
   too_long = false;

@@ -16,6 +16,8 @@ class line_reader {
   // The next line without its '\n'; false at the end of input. `too_long` says the line had more
   // than line_bytes_max bytes (then `line` holds only its first bytes).
   bool next(std::string& line, bool& too_long);
+  // Whether a whole line is buffered, so that `next` returns it without waiting for the source.
+  [[nodiscard]] bool has_buffered() const;
 
  private:
   bool fill();

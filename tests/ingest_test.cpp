@@ -3,9 +3,12 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
+#include <mutex>
 #include <sstream>
 
 #include "engine/line_reader.hpp"
+#include "engine/parse_ahead.hpp"
 #include "pevledger/engine.hpp"
 #include "tests/test_support.hpp"
 
@@ -79,6 +82,62 @@ TEST(ingest, a_line_is_read_as_soon_as_it_has_arrived) {
   ASSERT_TRUE(reader.next(line, too_long));
   EXPECT_EQ(line, "third");
   EXPECT_FALSE(reader.next(line, too_long));
+}
+
+// A source whose second line arrives only when the test says so, like a device that has sent one
+// line and waits for its acknowledgement.
+class second_line_on_release : public std::streambuf {
+ public:
+  void release() {
+    {
+      std::lock_guard lock(mutex_);
+      released_ = true;
+    }
+    changed_.notify_all();
+  }
+
+ protected:
+  int_type underflow() override {
+    if (served_ == 2) return traits_type::eof();
+    if (served_ == 1) {
+      std::unique_lock lock(mutex_);
+      changed_.wait(lock, [&] { return released_; });
+    }
+    current_ = served_ == 0 ? topup("first", 1) + "\n" : topup("second", 2) + "\n";
+    ++served_;
+    setg(current_.data(), current_.data(), current_.data() + current_.size());
+    return traits_type::to_int_type(current_[0]);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool released_ = false;
+  int served_ = 0;
+  std::string current_;
+};
+
+TEST(ingest, a_parsed_line_is_handed_over_before_the_next_line_arrives) {
+  auto parser = schema::command_parser::create();
+  ASSERT_TRUE(parser.has_value());
+  second_line_on_release source;
+  std::istream in(&source);
+  std::vector<engine_detail::parsed_line> chunk;
+  {
+    engine_detail::parse_ahead lines(in, *parser.value());
+    // The reader is blocked on the second line; the first is already available.
+    ASSERT_TRUE(lines.next(chunk));
+    ASSERT_EQ(chunk.size(), 1u);
+    EXPECT_EQ(chunk[0].line_no, 1u);
+    ASSERT_TRUE(chunk[0].command.has_value());
+    EXPECT_EQ(chunk[0].command->id, "first");
+    source.release();
+    ASSERT_TRUE(lines.next(chunk));
+    ASSERT_EQ(chunk.size(), 1u);
+    EXPECT_EQ(chunk[0].command->id, "second");
+    EXPECT_FALSE(lines.next(chunk));
+    EXPECT_FALSE(lines.input_failed());
+  }
 }
 
 TEST(ingest, bad_lines_are_refused_with_their_code_and_the_rest_applied) {
