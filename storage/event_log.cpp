@@ -412,6 +412,9 @@ result<std::unique_ptr<event_log>> event_log::open(const std::string& dir, log_o
       // Point lookups that mostly miss (a new stream, a new command id, a new interval): a bloom
       // filter answers them.
       table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+      // The memtables too: every ingested line looks up its id, every interval its identity.
+      cf_options.memtable_whole_key_filtering = true;
+      cf_options.memtable_prefix_bloom_size_ratio = 0.02;
     }
     if (std::string_view(name) == "streams" || std::string_view(name) == "snapshots") {
       cf_options.prefix_extractor = std::make_shared<stream_prefix>();
