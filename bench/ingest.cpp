@@ -1,9 +1,14 @@
 // bench/ingest: end-to-end durable ingest of a fleet month (parse, decide, rate, apply, group
 // commit, acknowledged only when durable) in intervals per second, beside RocksDB's limit measured
-// in the same run: synced WriteBatches of as many records as there were intervals, each of the
-// average record size, 4,096 to a batch (one group commit's worth). Prints JSON.
+// in the same run: synced WriteBatches of as many records as there were intervals, one record per
+// interval of the size the log gives an interval recorded alone, 4,096 to a batch (one group
+// commit's worth). Prints JSON.
 //
-//   ingest [--premises-per-utility N] [--dir DIR]
+// The month's bill runs are held back into DIR/bill_runs.jsonl, so that bench/bill_run can time
+// them on this database; with --keep, the fleet (DIR/fleet.jsonl) and the database (DIR/db) stay
+// for it and for bench/peer_sql.sh.
+//
+//   ingest [--premises-per-utility N] [--dir DIR] [--keep]
 
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
@@ -19,32 +24,48 @@
 int main(int argc, char** argv) {
   int premises = 1500;
   std::string dir = "/tmp/pevledger-bench-ingest";
-  for (int i = 1; i + 1 < argc; i += 2) {
+  bool keep = false;
+  for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
-    if (flag == "--premises-per-utility") premises = std::stoi(argv[i + 1]);
-    else if (flag == "--dir") dir = argv[i + 1];
+    if (flag == "--keep") keep = true;
+    else if (flag == "--premises-per-utility" && i + 1 < argc) premises = std::stoi(argv[++i]);
+    else if (flag == "--dir" && i + 1 < argc) dir = argv[++i];
+    else {
+      std::cerr << "usage: ingest [--premises-per-utility N] [--dir DIR] [--keep]\n";
+      return 2;
+    }
   }
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   const std::string fleet = dir + "/fleet.jsonl";
   if (!pevledger::bench::generate_fleet(argv[0], premises, fleet)) return 2;
+  // The month without its bill runs, which bench/bill_run times on its own.
+  const std::string month = dir + "/month.jsonl";
   std::uint64_t lines = 0, intervals = 0, input_bytes = 0;
   {
     std::ifstream in(fleet);
+    std::ofstream month_out(month), runs_out(dir + "/bill_runs.jsonl");
     for (std::string line; std::getline(in, line);) {
+      if (line.find(R"("type":"bill.run")") != std::string::npos) {
+        runs_out << line << '\n';
+        continue;
+      }
       ++lines;
       input_bytes += line.size() + 1;
       if (line.find(R"("type":"meter.interval")") != std::string::npos) ++intervals;
+      month_out << line << '\n';
     }
+    if (!month_out || !runs_out) return 2;
   }
 
   double ingest_s = 0;
-  std::uint64_t records = 0, record_bytes = 0;
+  std::uint64_t records = 0, record_bytes = 0, lone_interval_records = 0, lone_interval_bytes = 0,
+                interval_batches = 0;
   pevledger::ingest_summary summary;
   {
     auto engine = pevledger::engine::open(dir + "/db");
     if (!engine) return 2;
-    std::ifstream in(fleet);
+    std::ifstream in(month);
     const auto t0 = std::chrono::steady_clock::now();
     auto s = engine.value()->ingest(in, {});
     ingest_s = pevledger::bench::seconds_since(t0);
@@ -60,15 +81,24 @@ int main(int argc, char** argv) {
     if (!log) return 2;
     const auto scanned = log.value()->scan_bytes(
         pevledger::log_seq(1), log.value()->last_seq(),
-        [&](const pevledger::schema::Record&, std::span<const std::uint8_t> bytes) {
+        [&](const pevledger::schema::Record& r, std::span<const std::uint8_t> bytes) {
           record_bytes += bytes.size();
+          const auto type = static_cast<pevledger::schema::Event>(r.event_type());
+          if (type == pevledger::schema::Event::IntervalRecorded) {
+            ++lone_interval_records;
+            lone_interval_bytes += bytes.size();
+          }
+          if (type == pevledger::schema::Event::IntervalsRecorded) ++interval_batches;
           return pevledger::status::ok();
         });
     if (!scanned.is_ok()) return 2;
   }
 
-  // The limit: synced WriteBatches of `intervals` records of the log's average record size.
-  const std::size_t record_size = records == 0 ? 64 : record_bytes / records;
+  // The limit: synced WriteBatches of `intervals` records, each the size of an interval recorded
+  // alone in this log (what one record per interval would cost).
+  const std::size_t record_size = lone_interval_records != 0 ? lone_interval_bytes / lone_interval_records
+                                  : records != 0             ? record_bytes / records
+                                                             : 64;
   double raw_s = 0;
   {
     rocksdb::Options options;
@@ -91,7 +121,9 @@ int main(int argc, char** argv) {
     }
     raw_s = pevledger::bench::seconds_since(t0);
   }
-  std::filesystem::remove_all(dir);
+  std::filesystem::remove_all(dir + "/raw");
+  std::filesystem::remove(month);
+  if (!keep) std::filesystem::remove_all(dir);
 
   auto j = pevledger::bench::header("ingest");
   j["settings"] = {{"premises_per_utility", premises}, {"group_lines", 4096}, {"sync", true}};
@@ -102,6 +134,8 @@ int main(int argc, char** argv) {
   j["duplicates"] = summary.duplicates;
   j["refused"] = summary.refused;
   j["log_records"] = records;
+  j["log_bytes"] = record_bytes;
+  j["interval_batch_records"] = interval_batches;
   j["ingest_s"] = std::round(ingest_s * 100) / 100;
   j["lines_per_s"] = static_cast<long long>(static_cast<double>(lines) / ingest_s);
   const double rate = static_cast<double>(intervals) / ingest_s;

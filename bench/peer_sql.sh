@@ -3,12 +3,16 @@
 # bench/ingest and bench/bill_run (same seed and size): a PostgreSQL table of intervals loaded with
 # batched INSERTs (1,000 rows a statement, each statement committed with synchronous_commit=on and
 # fsync=on), then the month's bills computed in one SQL query. Debian's PostgreSQL is installed if
-# missing, started on loopback in a temporary directory and stopped afterwards. Prints JSON.
+# missing, started on loopback in a temporary directory and stopped afterwards. Reference rows
+# (tariffs, PEVs, bindings) are sent in transactions of 1,000 statements. Prints JSON.
 #
-#   bench/peer_sql.sh BUILD_DIR [PREMISES_PER_UTILITY]
+#   bench/peer_sql.sh BUILD_DIR [PREMISES_PER_UTILITY [FLEET_FILE]]
+#
+# With FLEET_FILE (bench/ingest --keep leaves one), that month is loaded instead of generating it.
 set -euo pipefail
 build=$1
 premises=${2:-1500}
+fleet=${3:-}
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   if [ "$(id -u)" -eq 0 ]; then apt-get install -y postgresql >&2 || (apt-get update >&2 && apt-get install -y postgresql >&2)
   else sudo apt-get install -y postgresql >&2; fi
@@ -24,8 +28,11 @@ port=54329
 stop() { "${as_pg[@]}" "$pgbin/pg_ctl" -D "$work/pg" -m fast stop >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap stop EXIT
 
-"$build/bench/fleet_gen" --seed 11 --premises-per-utility "$premises" >"$work/fleet.jsonl"
-intervals=$("$build/bench/peer_sql_gen" "$work" <"$work/fleet.jsonl")
+if [ -z "$fleet" ]; then
+  fleet="$work/fleet.jsonl"
+  "$build/bench/fleet_gen" --seed 11 --premises-per-utility "$premises" >"$fleet"
+fi
+intervals=$("$build/bench/peer_sql_gen" "$work" <"$fleet")
 chmod a+r "$work"/*.sql
 "${as_pg[@]}" "$pgbin/initdb" -D "$work/pg" -A trust -U bench >/dev/null
 "${as_pg[@]}" "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w \

@@ -43,8 +43,24 @@ int main(int argc, char** argv) {
           "                        register_wh bigint, PRIMARY KEY (device, start));\n";
   std::vector<std::string> rows;
   std::uint64_t intervals = 0;
+  // Reference rows (tariffs, PEVs, bindings) go in transactions of `batch` statements, as a loader
+  // would send them; without that, one synchronous commit per binding dominated the peer's time.
+  std::size_t reference_in_transaction = 0;
+  auto reference = [&](const std::string& statement) {
+    if (reference_in_transaction == 0) load << "BEGIN;\n";
+    load << statement;
+    if (++reference_in_transaction >= batch) {
+      load << "COMMIT;\n";
+      reference_in_transaction = 0;
+    }
+  };
+  auto end_reference = [&] {
+    if (reference_in_transaction != 0) load << "COMMIT;\n";
+    reference_in_transaction = 0;
+  };
   auto flush = [&] {
     if (rows.empty()) return;
+    end_reference();
     load << "INSERT INTO intervals VALUES ";
     for (std::size_t i = 0; i < rows.size(); ++i) load << (i ? "," : "") << rows[i];
     load << " ON CONFLICT DO NOTHING;\n";  // each statement commits on its own: synchronous_commit
@@ -55,15 +71,16 @@ int main(int argc, char** argv) {
     if (!j.is_object() || !j.contains("type")) continue;
     const std::string type = j["type"];
     if (type == "tariff.publish") {
-      load << "INSERT INTO tariffs VALUES (" << quoted(j["utility"]) << "," << quoted(j["tariff"]) << ","
-           << j["price"].get<long long>() << ") ON CONFLICT (utility, tariff) DO UPDATE SET price_micro_per_kwh = "
-           << j["price"].get<long long>() << ";\n";
+      reference("INSERT INTO tariffs VALUES (" + quoted(j["utility"]) + "," + quoted(j["tariff"]) + "," +
+                std::to_string(j["price"].get<long long>()) +
+                ") ON CONFLICT (utility, tariff) DO UPDATE SET price_micro_per_kwh = " +
+                std::to_string(j["price"].get<long long>()) + ";\n");
     } else if (type == "pev.enroll") {
-      load << "INSERT INTO pevs SELECT " << quoted(j["pev"]) << "," << quoted(j["account"])
-           << ", NULL, " << quoted(j["tariff"]) << ";\n";
+      reference("INSERT INTO pevs SELECT " + quoted(j["pev"]) + "," + quoted(j["account"]) + ", NULL, " +
+                quoted(j["tariff"]) + ";\n");
     } else if (type == "session.bind") {
-      load << "INSERT INTO bindings VALUES (" << quoted(j["session"]) << "," << quoted(j["pev"])
-           << ") ON CONFLICT DO NOTHING;\n";
+      reference("INSERT INTO bindings VALUES (" + quoted(j["session"]) + "," + quoted(j["pev"]) +
+                ") ON CONFLICT DO NOTHING;\n");
     } else if (type == "meter.interval") {
       ++intervals;
       rows.push_back("(" + quoted(j["device"]) + "," + quoted(j["start"]) + "," + quoted(j["session"]) + "," +
@@ -74,6 +91,7 @@ int main(int argc, char** argv) {
     }
   }
   flush();
+  end_reference();
   // The PEV's utility is its account's; the fleet names accounts "<utility>-a<n>...".
   load << "UPDATE pevs SET utility = split_part(account, '-', 1);\nANALYZE;\n";
   bill << "\\set ON_ERROR_STOP on\n"

@@ -315,6 +315,13 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
   if (lines.input_failed()) return status(errc::io_error, "reading the command stream failed");
   PEV_RETURN_IF_ERROR(submit());
   while (!in_flight.empty()) PEV_RETURN_IF_ERROR(wait_oldest());
+  // A checkpoint: what this ingest changed comes back quickly in the next process.
+  storage::append_batch checkpoint;
+  m.resident->checkpoint(checkpoint);
+  if (!checkpoint.snapshots.empty()) {
+    auto written = m.log->append_and_wait(std::move(checkpoint));
+    if (!written) return written.error();
+  }
   guard.done = true;
   return summary;
 }

@@ -277,6 +277,27 @@ void residency::end_group(std::uint64_t group, storage::append_batch& batch) {
   passivate_over_bound(group, &batch);
 }
 
+void residency::checkpoint(storage::append_batch& batch) {
+  for_each_table(state_, [&](auto& table) {
+    for (auto& [id, slot] : table.resident_entities()) {
+      if (slot.meta.stream_seq - slot.meta.snapshot_seq <= passivation_tail_max) continue;
+      std::string bytes = actors::encode_snapshot(slot.state);
+      slot.meta.snapshot_seq = slot.meta.stream_seq;
+      slot.meta.snapshot_bytes = static_cast<std::uint32_t>(std::min<std::size_t>(bytes.size(), UINT32_MAX));
+      batch.snapshots.push_back({join(table.kind(), id), slot.meta.stream_seq, std::move(bytes)});
+    }
+  });
+  for (auto& [stream, meta] : pinned_meta_) {
+    if (meta.stream_seq - meta.snapshot_seq <= passivation_tail_max) continue;
+    const stream_name name = split(stream);
+    std::string bytes = name.kind == "utility" ? actors::encode_snapshot(state_.utilities.at(name.id))
+                                               : actors::encode_snapshot(state_.clearinghouse);
+    meta.snapshot_seq = meta.stream_seq;
+    meta.snapshot_bytes = static_cast<std::uint32_t>(std::min<std::size_t>(bytes.size(), UINT32_MAX));
+    batch.snapshots.push_back({stream, meta.stream_seq, std::move(bytes)});
+  }
+}
+
 void residency::group_durable(std::uint64_t group) {
   std::erase_if(passivated_, [&](const auto& entry) { return entry.second.group <= group; });
 }

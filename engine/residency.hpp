@@ -72,6 +72,10 @@ class residency final : public actors::entity_pager {
   // At a group commit: snapshots that are due and those of passivated entities join `batch`
   // (number `group`); entities over the bound are passivated.
   void end_group(std::uint64_t group, storage::append_batch& batch);
+  // At the end of an ingest, when every group is durable: snapshots of the resident entities whose
+  // snapshot lacks more than 16 events join `batch`, so that the next process activates them from
+  // a snapshot rather than folding their whole stream.
+  void checkpoint(storage::append_batch& batch);
   // Group `group` and every one before it are durable.
   void group_durable(std::uint64_t group);
   // The interval identities known exceed their bound: forget them once no group is in flight.
