@@ -65,6 +65,14 @@ inline bool generate_fleet(const char* argv0, int premises_per_utility, const st
   return std::system(cmd.c_str()) == 0;
 }
 
+// The process's peak resident memory (VmHWM), in bytes.
+inline long long peak_resident_bytes() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  return 0;
+}
+
 inline double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }

@@ -57,13 +57,6 @@ long long resident_bytes() {
   return resident * sysconf(_SC_PAGESIZE);
 }
 
-long long peak_resident_bytes() {
-  std::ifstream status("/proc/self/status");
-  for (std::string line; std::getline(status, line);)
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
-  return 0;
-}
-
 const char* const utilities[] = {"u_west", "u_north", "u_east"};
 const char* const zones[] = {"America/Los_Angeles", "Europe/Helsinki", "Asia/Tokyo"};
 
@@ -213,7 +206,7 @@ int main(int argc, char** argv) {
   j["resident_bytes_enrolled"] = rss_enrolled;
   j["resident_bytes_per_enrolled_pev"] = rss_enrolled / pevs;
   j["marginal_bytes_per_idle_pev"] = (rss_enrolled - rss_tenth) / (pevs - first_share);
-  j["peak_resident_bytes"] = peak_resident_bytes();
+  j["peak_resident_bytes"] = pevledger::bench::peak_resident_bytes();
   j["goal_bytes_per_idle_pev_max"] = 256;
   j["resident_entities_after_enrolment"] = after_enrolment.resident_entities;
   j["resident_entities_after_charging"] = after_charging.resident_entities;

@@ -7,8 +7,8 @@
 #
 # The default, 15,500 premises per utility, makes a month of 10.1 million intervals (the fleet
 # generator needs about 6 GB of memory for it, the run about 8 GB of disk under /tmp); the memory
-# benchmark enrols 1,000,000 PEVs. The month is generated and ingested once: bench/bill_run and the
-# PostgreSQL peer reuse it. Pass a smaller size for a quick look (1500: about a million intervals).
+# benchmark enrols 1,000,000 PEVs. The month is generated and ingested once: bench/bill_run, the
+# PostgreSQL peer and bench/replay reuse it. Pass a smaller size for a quick look (1500: about a million intervals).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 premises=${1:-15500}
@@ -33,8 +33,9 @@ run log_append "$bench/log_append"
 run ingest "$bench/ingest" --premises-per-utility "$premises" --dir "$month" --keep
 run bill_run "$bench/bill_run" --db "$month/db" --runs "$month/bill_runs.jsonl" --premises-per-utility "$premises"
 run peer_sql "$root/bench/peer_sql.sh" "$root/build" "$premises" "$month/fleet.jsonl"
+rm -f "$month/fleet.jsonl"
+run replay "$bench/replay" --dir "$month" --keep  # replays the month's log
 rm -rf "$month"
-run replay "$bench/replay"
 run latency "$bench/latency"
 run memory "$bench/memory" --pevs 1000000
 
