@@ -256,61 +256,63 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
 
   engine_detail::parse_ahead lines(in, *m.parser);
   std::vector<engine_detail::parsed_line> chunk;
-  while (lines.next(chunk)) for (engine_detail::parsed_line& parsed : chunk) {
-    line_no = parsed.line_no;
-    if (!parsed.command) {
-      refuse(parsed.refusal.code(), parsed.refusal.message(), std::move(parsed.id));
-      continue;
-    }
-    const std::optional<fb::command>& cmd = parsed.command;
-    // Idempotency: an id already taken (durable, in flight, or in this group) is a duplicate.
-    bool seen = ids_in_flight.count(cmd->id) != 0;
-    if (!seen) {
-      auto known = m.log->find_command(cmd->id);
-      if (!known) return known.error();
-      seen = known->has_value();
-    }
-    if (seen) {
-      ++summary.duplicates;
-      continue;
-    }
-    auto decided = m.decide(*cmd);
-    if (!decided) return decided.error();
-    actors::decision& d = decided.value();
-    storage::command_to_append record{cmd->id, cmd->at, {}, d.refusal.is_ok()};
-    record.events.reserve(d.events.size());
-    // Every recorded event is applied, the audit records of a refusal included: replay will.
-    for (auto& e : d.events) {
-      const auto* body = flatbuffers::GetRoot<fb::EventBody>(e.body.data());
-      PEV_RETURN_IF_ERROR(m.resident->ensure_resident(e.stream));
-      actors::apply(m.state(), *body, cmd->at);
-      if (const auto* rec = body->event_as_IntervalRecorded()) {
-        const fb::IntervalReading& r = *rec->reading();
-        actors::interval_content content{r.session()->str(), r.seconds(), r.wh(), std::nullopt};
-        if (r.register_wh()) content.register_wh = *r.register_wh();
-        m.resident->interval_recorded(r.device()->str(), r.start(), content, batch);
+  while (lines.next(chunk)) {
+    for (engine_detail::parsed_line& parsed : chunk) {
+      line_no = parsed.line_no;
+      if (!parsed.command) {
+        refuse(parsed.refusal.code(), parsed.refusal.message(), std::move(parsed.id));
+        continue;
       }
-      mark_dirty(*body, e.stream, dirty);
-      record.events.push_back({std::move(e.stream), std::move(e.body)});
+      const std::optional<fb::command>& cmd = parsed.command;
+      // Idempotency: an id already taken (durable, in flight, or in this group) is a duplicate.
+      bool seen = ids_in_flight.count(cmd->id) != 0;
+      if (!seen) {
+        auto known = m.log->find_command(cmd->id);
+        if (!known) return known.error();
+        seen = known->has_value();
+      }
+      if (seen) {
+        ++summary.duplicates;
+        continue;
+      }
+      auto decided = m.decide(*cmd);
+      if (!decided) return decided.error();
+      actors::decision& d = decided.value();
+      storage::command_to_append record{cmd->id, cmd->at, {}, d.refusal.is_ok()};
+      record.events.reserve(d.events.size());
+      // Every recorded event is applied, the audit records of a refusal included: replay will.
+      for (auto& e : d.events) {
+        const auto* body = flatbuffers::GetRoot<fb::EventBody>(e.body.data());
+        PEV_RETURN_IF_ERROR(m.resident->ensure_resident(e.stream));
+        actors::apply(m.state(), *body, cmd->at);
+        if (const auto* rec = body->event_as_IntervalRecorded()) {
+          const fb::IntervalReading& r = *rec->reading();
+          actors::interval_content content{r.session()->str(), r.seconds(), r.wh(), std::nullopt};
+          if (r.register_wh()) content.register_wh = *r.register_wh();
+          m.resident->interval_recorded(r.device()->str(), r.start(), content, batch);
+        }
+        mark_dirty(*body, e.stream, dirty);
+        record.events.push_back({std::move(e.stream), std::move(e.body)});
+      }
+      if (d.refusal.is_ok()) {
+        d.duplicate ? ++summary.duplicates : ++summary.accepted;
+        ids_in_flight.insert(cmd->id);
+        batch_ids.push_back(cmd->id);
+      } else {
+        refuse(d.refusal.code(), d.refusal.message(), cmd->id);
+      }
+      m.resident->end_command();
+      batcher.add(std::move(record), batch, record_added);
+      if (batch_lines++ == 0) group_opened = std::chrono::steady_clock::now();
+      if (batch_lines >= m.options.group_lines ||
+          (m.options.group_delay_max_us > 0 &&
+           std::chrono::steady_clock::now() - group_opened >= std::chrono::microseconds(m.options.group_delay_max_us)))
+        PEV_RETURN_IF_ERROR(submit());
+      // Report a group as soon as it is durable, not when the next one needs its slot.
+      if (m.options.group_delay_max_us > 0 && !in_flight.empty() &&
+          in_flight.front().done.wait_for(std::chrono::seconds(0)) == std::future_status::ready)
+        PEV_RETURN_IF_ERROR(wait_oldest());
     }
-    if (d.refusal.is_ok()) {
-      d.duplicate ? ++summary.duplicates : ++summary.accepted;
-      ids_in_flight.insert(cmd->id);
-      batch_ids.push_back(cmd->id);
-    } else {
-      refuse(d.refusal.code(), d.refusal.message(), cmd->id);
-    }
-    m.resident->end_command();
-    batcher.add(std::move(record), batch, record_added);
-    if (batch_lines++ == 0) group_opened = std::chrono::steady_clock::now();
-    if (batch_lines >= m.options.group_lines ||
-        (m.options.group_delay_max_us > 0 &&
-         std::chrono::steady_clock::now() - group_opened >= std::chrono::microseconds(m.options.group_delay_max_us)))
-      PEV_RETURN_IF_ERROR(submit());
-    // Report a group as soon as it is durable, not when the next one needs its slot.
-    if (m.options.group_delay_max_us > 0 && !in_flight.empty() &&
-        in_flight.front().done.wait_for(std::chrono::seconds(0)) == std::future_status::ready)
-      PEV_RETURN_IF_ERROR(wait_oldest());
   }
   if (lines.input_failed()) return status(errc::io_error, "reading the command stream failed");
   PEV_RETURN_IF_ERROR(submit());
