@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/settlement.hpp"
+#include "base/json_writer.hpp"
 #include "base/money.hpp"
 
 namespace pevledger::actors {
@@ -29,51 +30,53 @@ std::string session_key(const std::string& session) { return "session/" + sessio
 
 std::string balance_json(const ledger_state& state, const std::string& account) {
   const account_state& a = state.accounts.at(account);
-  ojson j;
-  j["account"] = account;
-  j["utility"] = a.utility;
-  j["kind"] = fb::EnumNameAccountKind(a.kind);
-  j["balance_micro"] = a.balance_micro();
-  j["reserved_micro"] = a.reserved_micro();
-  j["available_micro"] = a.available_micro();
-  return j.dump();
+  json_writer j;
+  j.begin_object();
+  j.key("account").string(account);
+  j.key("utility").string(a.utility);
+  j.key("kind").string(fb::EnumNameAccountKind(a.kind));
+  j.key("balance_micro").number(a.balance_micro());
+  j.key("reserved_micro").number(a.reserved_micro());
+  j.key("available_micro").number(a.available_micro());
+  return j.end_object().take();
 }
 
 std::string bill_json(const ledger_state& state, const std::string& account, std::int32_t period) {
   const account_state& a = state.accounts.at(account);
   const bool issued = a.bills.count(period) != 0;
-  ojson j;
-  j["account"] = account;
-  j["utility"] = a.utility;
-  j["period"] = period_text(period);
-  j["status"] = issued ? "issued" : "preview";
-  ojson lines = ojson::array();
+  json_writer j;
+  j.begin_object();
+  j.key("account").string(account);
+  j.key("utility").string(a.utility);
+  j.key("period").string(period_text(period));
+  j.key("status").string(issued ? "issued" : "preview");
+  j.key("lines").begin_array();
   std::int64_t total = 0;
   std::int64_t wh = 0;
   if (auto it = a.lines.find(period); it != a.lines.end()) {
     for (const auto& [key, t] : it->second) {
-      ojson line;
-      line["session"] = key.session;
-      line["kind"] = line_kind_name(key.kind);
-      line["tariff"] = key.kind == fb::LineKind::main_meter ? "" : key.tariff;
-      line["window"] = key.window;
-      line["wh"] = t.wh;
-      line["amount_micro"] = t.amount_micro;
+      j.begin_object();
+      j.key("session").string(key.session);
+      j.key("kind").string(line_kind_name(key.kind));
+      j.key("tariff").string(key.kind == fb::LineKind::main_meter ? "" : key.tariff);
+      j.key("window").string(key.window);
+      j.key("wh").number(t.wh);
+      j.key("amount_micro").number(t.amount_micro);
       if (key.kind == fb::LineKind::adjustment) {
-        line["adjusts"] = line_kind_name(key.adjusts);
-        line["original_period"] = period_text(key.original_period);
+        j.key("adjusts").string(line_kind_name(key.adjusts));
+        j.key("original_period").string(period_text(key.original_period));
       }
+      j.end_object();
       total += t.amount_micro;
       wh += t.wh;
-      lines.push_back(std::move(line));
     }
   }
-  j["lines"] = std::move(lines);
-  j["wh"] = wh;
-  j["total_micro"] = total;
-  j["total_cents"] = total_cents(amount_micro(total));
+  j.end_array();
+  j.key("wh").number(wh);
+  j.key("total_micro").number(total);
+  j.key("total_cents").number(total_cents(amount_micro(total)));
   if (issued) PEV_ASSERT(a.bills.at(period).total_micro == total);  // an issued bill never changes
-  return j.dump();
+  return j.end_object().take();
 }
 
 std::string settlement_json(const ledger_state& state, std::int32_t period) {
@@ -98,80 +101,91 @@ std::string settlement_json(const ledger_state& state, std::int32_t period) {
 
 std::string session_json(const ledger_state& state, const std::string& session) {
   const session_state& ss = state.sessions.at(session);
-  ojson j;
-  j["session"] = session;
-  j["premise"] = ss.premise;
-  j["utility"] = ss.utility;
-  j["state"] = ss.unplugged ? "unplugged" : (ss.is_public ? "started" : "plugged");
+  json_writer j;
+  j.begin_object();
+  j.key("session").string(session);
+  j.key("premise").string(ss.premise);
+  j.key("utility").string(ss.utility);
+  j.key("state").string(ss.unplugged ? "unplugged" : (ss.is_public ? "started" : "plugged"));
   if (ss.decision) {
     const session_decision& d = *ss.decision;
-    j["payer"] = d.payer == fb::Payer::main_meter ? std::string("main_meter") : d.payer_account;
-    j["payer_kind"] = payer_name(d.payer);
-    j["reason"] = d.reason == fb::FallbackReason::none ? ojson(nullptr) : ojson(fb::EnumNameFallbackReason(d.reason));
-    j["tariff"] = d.tariff;
-    j["pev"] = d.pev.empty() ? ojson(nullptr) : ojson(d.pev);
-    j["roaming"] = d.roaming;
+    j.key("payer").string(d.payer == fb::Payer::main_meter ? std::string_view("main_meter") : d.payer_account);
+    j.key("payer_kind").string(payer_name(d.payer));
+    j.key("reason");
+    d.reason == fb::FallbackReason::none ? j.null() : j.string(fb::EnumNameFallbackReason(d.reason));
+    j.key("tariff").string(d.tariff);
+    j.key("pev");
+    d.pev.empty() ? j.null() : j.string(d.pev);
+    j.key("roaming").boolean(d.roaming);
   } else {
-    j["payer"] = nullptr;
-    j["payer_kind"] = nullptr;
-    j["reason"] = nullptr;
-    j["tariff"] = nullptr;
-    j["pev"] = ss.bound ? ojson(ss.bound_pev) : ojson(nullptr);
-    j["roaming"] = false;
+    j.key("payer").null();
+    j.key("payer_kind").null();
+    j.key("reason").null();
+    j.key("tariff").null();
+    j.key("pev");
+    ss.bound ? j.string(ss.bound_pev) : j.null();
+    j.key("roaming").boolean(false);
   }
   if (ss.is_public) {
-    j["card"] = ss.card;
-    j["online"] = ss.online;
+    j.key("card").string(ss.card);
+    j.key("online").boolean(ss.online);
   }
   // How the PEV identified itself: "full" authentication on a first bind at this premise, "rebind"
   // with the credentials its pev.setup here issued; null when nothing bound.
-  j["authentication"] = ss.bound ? ojson(ss.rebind ? "rebind" : "full") : ojson(nullptr);
-  j["eumd"] = ss.eumd.empty() ? ojson(nullptr) : ojson(ss.eumd);
-  j["wh"] = ss.eumd_wh;
-  j["intervals"] = ss.readings.size();
-  j["duplicates"] = ss.duplicates;
+  j.key("authentication");
+  ss.bound ? j.string(ss.rebind ? "rebind" : "full") : j.null();
+  j.key("eumd");
+  ss.eumd.empty() ? j.null() : j.string(ss.eumd);
+  j.key("wh").number(ss.eumd_wh);
+  j.key("intervals").number_unsigned(ss.readings.size());
+  j.key("duplicates").number_unsigned(ss.duplicates);
   // Gaps: consecutive readings with registers that leave time uncovered between them.
-  ojson gaps = ojson::array();
+  std::vector<std::pair<const interval_reading*, const interval_reading*>> gaps;  // (before, after)
   const interval_reading* prev = nullptr;
   for (const auto& [start, r] : ss.readings) {
-    if (prev != nullptr && prev->start.value() + prev->content.seconds < start) {
-      ojson g;
-      g["from"] = format_timestamp(unix_seconds(prev->start.value() + prev->content.seconds));
-      g["to"] = format_timestamp(r.start);
-      if (prev->content.register_wh && r.content.register_wh)
-        g["wh"] = *r.content.register_wh - r.content.wh - *prev->content.register_wh;
-      else
-        g["wh"] = nullptr;
-      gaps.push_back(std::move(g));
-    }
+    if (prev != nullptr && prev->start.value() + prev->content.seconds < start) gaps.emplace_back(prev, &r);
     prev = &r;
   }
-  j["gaps"] = gaps.size();
-  j["gap_list"] = std::move(gaps);
-  ojson anomalies = ojson::array();
+  j.key("gaps").number_unsigned(gaps.size());
+  j.key("gap_list").begin_array();
+  for (const auto& [before, after] : gaps) {
+    j.begin_object();
+    j.key("from").string(format_timestamp(unix_seconds(before->start.value() + before->content.seconds)));
+    j.key("to").string(format_timestamp(after->start));
+    j.key("wh");
+    if (before->content.register_wh && after->content.register_wh)
+      j.number(*after->content.register_wh - after->content.wh - *before->content.register_wh);
+    else
+      j.null();
+    j.end_object();
+  }
+  j.end_array();
+  j.key("anomalies").number_unsigned(ss.anomalies.size());
+  j.key("anomaly_list").begin_array();
   for (const anomaly_note& a : ss.anomalies) {
-    ojson x;
-    x["kind"] = fb::EnumNameAnomalyKind(a.kind);
-    if (a.kind != fb::AnomalyKind::reconciliation) x["interval_start"] = format_timestamp(a.interval_start);
-    x["expected_wh"] = a.expected_wh;
-    x["observed_wh"] = a.observed_wh;
-    x["detail"] = a.detail;
-    anomalies.push_back(std::move(x));
+    j.begin_object();
+    j.key("kind").string(fb::EnumNameAnomalyKind(a.kind));
+    if (a.kind != fb::AnomalyKind::reconciliation) j.key("interval_start").string(format_timestamp(a.interval_start));
+    j.key("expected_wh").number(a.expected_wh);
+    j.key("observed_wh").number(a.observed_wh);
+    j.key("detail").string(a.detail);
+    j.end_object();
   }
-  j["anomalies"] = anomalies.size();
-  j["anomaly_list"] = std::move(anomalies);
-  j["pev_total_wh"] = ss.pev_total_wh ? ojson(*ss.pev_total_wh) : ojson(nullptr);
-  ojson grants = ojson::array();
+  j.end_array();
+  j.key("pev_total_wh");
+  ss.pev_total_wh ? j.number(*ss.pev_total_wh) : j.null();
+  j.key("grants").begin_array();
   for (const energy_grant& g : ss.grants) {
-    ojson x;
-    x["wh"] = g.wh;
-    x["depart"] = format_timestamp(g.depart);
-    x["start"] = format_timestamp(g.start);
-    x["price_micro_per_kwh"] = g.price ? ojson(*g.price) : ojson(nullptr);
-    grants.push_back(std::move(x));
+    j.begin_object();
+    j.key("wh").number(g.wh);
+    j.key("depart").string(format_timestamp(g.depart));
+    j.key("start").string(format_timestamp(g.start));
+    j.key("price_micro_per_kwh");
+    g.price ? j.number(*g.price) : j.null();
+    j.end_object();
   }
-  j["grants"] = std::move(grants);
-  return j.dump();
+  j.end_array();
+  return j.end_object().take();
 }
 
 std::string period_report_json(const ledger_state& state, std::int32_t period,

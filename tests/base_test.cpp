@@ -1,5 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <limits>
+#include <nlohmann/json.hpp>
+
+#include "base/json_writer.hpp"
 #include "base/money.hpp"
 #include "base/time.hpp"
 
@@ -65,6 +69,44 @@ TEST(time, months_and_clock_times) {
 TEST(time, weekdays) {
   EXPECT_EQ(weekday_from_days(0), 3);  // 1970-01-01 was a Thursday
   EXPECT_EQ(weekday_from_days(days_from_civil({2024, 3, 11})), 0);  // a Monday
+}
+
+// The projections are compared byte for byte with stored ones, so the writer must give exactly
+// nlohmann's dump() of the same document.
+TEST(json_writer, escapes_every_ascii_byte_as_nlohmann_does) {
+  for (int c = 0; c < 0x80; ++c) {
+    const std::string text = std::string("a") + static_cast<char>(c) + "z";
+    json_writer j;
+    j.begin_object().key(text).string(text).end_object();
+    nlohmann::ordered_json expected;
+    expected[text] = text;
+    EXPECT_EQ(j.take(), expected.dump()) << "byte " << c;
+  }
+}
+
+TEST(json_writer, keeps_utf8_and_writes_numbers_and_nesting_as_nlohmann_does) {
+  json_writer j;
+  j.begin_object();
+  j.key("name").string("Zo\xc3\xab \xe2\x82\xac \xf0\x9f\x94\x8c");
+  j.key("min").number(std::numeric_limits<std::int64_t>::min());
+  j.key("max").number_unsigned(std::numeric_limits<std::uint64_t>::max());
+  j.key("zero").number(0);
+  j.key("flags").begin_array().boolean(true).boolean(false).null().end_array();
+  j.key("empty_list").begin_array().end_array();
+  j.key("empty_object").begin_object().end_object();
+  j.key("nested").begin_array().begin_object().key("a").begin_array().number(-1).end_array().end_object().end_array();
+  j.end_object();
+
+  nlohmann::ordered_json expected;
+  expected["name"] = "Zo\xc3\xab \xe2\x82\xac \xf0\x9f\x94\x8c";
+  expected["min"] = std::numeric_limits<std::int64_t>::min();
+  expected["max"] = std::numeric_limits<std::uint64_t>::max();
+  expected["zero"] = 0;
+  expected["flags"] = nlohmann::ordered_json::array({true, false, nullptr});
+  expected["empty_list"] = nlohmann::ordered_json::array();
+  expected["empty_object"] = nlohmann::ordered_json::object();
+  expected["nested"] = nlohmann::ordered_json::parse(R"([{"a":[-1]}])");
+  EXPECT_EQ(j.take(), expected.dump());
 }
 
 }  // namespace
