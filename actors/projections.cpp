@@ -44,7 +44,7 @@ std::string balance_json(const ledger_state& state, const std::string& account) 
 std::string bill_json(const ledger_state& state, const std::string& account, std::int32_t period) {
   const account_state& a = state.accounts.at(account);
   const bool issued = a.bills.count(period) != 0;
-  json_writer j;
+  json_writer j(1024);
   j.begin_object();
   j.key("account").string(account);
   j.key("utility").string(a.utility);
@@ -101,7 +101,7 @@ std::string settlement_json(const ledger_state& state, std::int32_t period) {
 
 std::string session_json(const ledger_state& state, const std::string& session) {
   const session_state& ss = state.sessions.at(session);
-  json_writer j;
+  json_writer j(768);  // a report without gaps or anomalies is about 500 bytes
   j.begin_object();
   j.key("session").string(session);
   j.key("premise").string(ss.premise);

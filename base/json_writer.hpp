@@ -22,6 +22,9 @@ class json_writer {
   // Containers nest at most this deep: the projections need three.
   static constexpr std::size_t depth_max = 16;
 
+  // Reserves the expected size up front: one allocation instead of one per doubling.
+  explicit json_writer(std::size_t expected_bytes = 256) { out_.reserve(expected_bytes); }
+
   json_writer& begin_object();
   json_writer& end_object();
   json_writer& begin_array();

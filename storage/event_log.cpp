@@ -128,6 +128,14 @@ struct event_log::impl {
   };
   std::unordered_map<std::string, stream_head_entry> stream_heads;
   flatbuffers::FlatBufferBuilder fbb{4096};
+
+  // Batches already written, handed back so that the thread that built them frees them (in its
+  // next `append`). glibc's per-thread caches only serve a thread the memory it freed itself: when
+  // the syncer freed what the ingest thread allocated, every allocation of the ingest thread went
+  // the slow way through the shared heap (docs/performance.md). Holds at most the batches written
+  // between two appends of the caller: the groups sealed or queued, since `append` blocks beyond.
+  std::mutex spent_mu;
+  std::vector<append_batch> spent;
   std::thread sealer;
   std::thread syncer;
 
@@ -333,6 +341,10 @@ struct event_log::impl {
       } else {
         fail_group(*g, result_status);
       }
+      {
+        std::lock_guard lock(spent_mu);
+        for (auto& p : g->appends) spent.push_back(std::move(p->batch));
+      }
       std::lock_guard lock(sealed_mu);
       sealed.pop_front();
       sealed_changed.notify_all();
@@ -471,6 +483,13 @@ result<std::unique_ptr<event_log>> event_log::open(const std::string& dir, log_o
 }
 
 std::future<result<append_receipt>> event_log::append(append_batch batch) {
+  {
+    std::vector<append_batch> written;
+    {
+      std::lock_guard lock(impl_->spent_mu);
+      written.swap(impl_->spent);
+    }
+  }  // freed here, on the caller's thread
   auto pending = std::make_unique<pending_append>();
   for (const auto& c : batch.commands)
     for (const auto& e : c.events) pending->bytes += e.body.size() + e.stream.size() + c.command_id.size() + 160;
