@@ -26,7 +26,7 @@ inline constexpr std::size_t log_snapshot_inline_bytes_max = 16u << 10;
 // Events one command may produce (a bill run produces one per account and line group).
 inline constexpr std::size_t events_per_command_max = 1u << 22;
 // Command lines the ingest path decides before one synced group commit.
-inline constexpr std::size_t ingest_group_lines_max = 4096;
+inline constexpr std::size_t ingest_group_lines_max = 16384;
 // Events one batched record carries (engine/record_batcher.hpp); a group's lines bound it too.
 inline constexpr std::size_t record_batch_events_max = 4096;
 // Business time accepted: years 1970 to 9999.

@@ -1,8 +1,8 @@
 // bench/ingest: end-to-end durable ingest of a fleet month (parse, decide, rate, apply, group
 // commit, acknowledged only when durable) in intervals per second, beside RocksDB's limit measured
 // in the same run: synced WriteBatches of as many records as there were intervals, one record per
-// interval of the size the log gives an interval recorded alone, 4,096 to a batch (one group
-// commit's worth). Prints JSON.
+// interval of the size the log gives an interval recorded alone, as many to a batch as the
+// engine's default group commit has lines. Prints JSON.
 //
 // The month's bill runs are held back into DIR/bill_runs.jsonl, so that bench/bill_run can time
 // them on this database; with --keep, the fleet (DIR/fleet.jsonl) and the database (DIR/db) stay
@@ -27,6 +27,8 @@
 #include "storage/event_log.hpp"
 
 int main(int argc, char** argv) {
+  // The engine's default group commit; the raw baseline writes batches of as many records.
+  const std::uint64_t group_lines = pevledger::engine_options{}.group_lines;
   int premises = 1500;
   std::string dir = "/tmp/pevledger-bench-ingest";
   bool keep = false;
@@ -121,9 +123,9 @@ int main(int argc, char** argv) {
     wo.sync = true;
     const std::string value(record_size, 'x');
     const auto t0 = std::chrono::steady_clock::now();
-    for (std::uint64_t first = 0; first < intervals; first += 4096) {
+    for (std::uint64_t first = 0; first < intervals; first += group_lines) {
       rocksdb::WriteBatch batch;
-      for (std::uint64_t i = first; i < std::min<std::uint64_t>(intervals, first + 4096); ++i) {
+      for (std::uint64_t i = first; i < std::min<std::uint64_t>(intervals, first + group_lines); ++i) {
         char key[8];
         for (int b = 0; b < 8; ++b) key[b] = static_cast<char>((i >> (56 - 8 * b)) & 0xff);
         if (!batch.Put(rocksdb::Slice(key, 8), value).ok()) return 2;
@@ -137,7 +139,7 @@ int main(int argc, char** argv) {
   if (!keep) std::filesystem::remove_all(dir);
 
   auto j = pevledger::bench::header("ingest");
-  j["settings"] = {{"premises_per_utility", premises}, {"group_lines", 4096}, {"resident_entities_max", resident}, {"sync", true}};
+  j["settings"] = {{"premises_per_utility", premises}, {"group_lines", group_lines}, {"resident_entities_max", resident}, {"sync", true}};
   j["lines"] = lines;
   j["input_bytes"] = input_bytes;
   j["intervals"] = intervals;

@@ -1,7 +1,8 @@
 // bench/latency: binding latency under ingest load. Sessions plug in, bind and ask for energy
 // while other sessions' intervals stream in; a binding's latency runs from the moment its plug line
 // is handed to the engine until its energy request (the grant) is durable. Measured with the
-// default group commits (up to 4,096 lines) and with groups closed after 2 ms. Prints JSON.
+// default group commits (engine_options::group_lines lines) and with groups closed after 2 ms.
+// Prints JSON.
 //
 //   latency [--premises N] [--sessions N] [--dir DIR]
 
@@ -121,7 +122,8 @@ int main(int argc, char** argv) {
   for (auto& l : backlog) load.push_back(std::move(l));
 
   auto j = pevledger::bench::header("latency");
-  j["settings"] = {{"premises", premises}, {"sessions", sessions}, {"load_lines", load.size()}};
+  j["settings"] = {{"premises", premises}, {"sessions", sessions}, {"load_lines", load.size()},
+                   {"default_group_lines", pevledger::engine_options{}.group_lines}};
   nlohmann::ordered_json runs = nlohmann::ordered_json::array();
   for (std::uint64_t delay_us : {std::uint64_t{0}, std::uint64_t{2000}}) {
     std::filesystem::remove_all(dir);

@@ -5,7 +5,8 @@
 //   replay [--premises-per-utility N] [--dir DIR] [--keep]
 //
 // When DIR already holds a database (DIR/db, as bench/ingest --keep leaves one), that log is
-// replayed instead of writing a new one. "Events" are the log's records; a batched record
+// replayed instead of writing a new one (pass the size it was written with, for the record;
+// settings.log_reused says which). "Events" are the log's records; a batched record
 // (docs/design.md, "Batched records") counts once.
 //
 // With the default 4,700 premises per utility the log holds about 10.2 million events.
@@ -35,7 +36,8 @@ int main(int argc, char** argv) {
   const std::string gen = std::filesystem::path(argv[0]).parent_path().string() + "/fleet_gen";
   double ingest_s = 0;
   std::uint64_t lines = 0;
-  if (!std::filesystem::exists(db)) {
+  const bool log_reused = std::filesystem::exists(db);
+  if (!log_reused) {
     std::filesystem::create_directories(dir);
     const std::string scenario = dir + "/fleet.jsonl";
     const std::string cmd = "'" + gen + "' --seed 11 --premises-per-utility " + std::to_string(premises) + " > '" + scenario + "'";
@@ -94,7 +96,7 @@ int main(int argc, char** argv) {
   if (!keep) std::filesystem::remove_all(dir);
 
   auto j = pevledger::bench::header("replay");
-  j["settings"] = {{"premises_per_utility", premises}, {"verify", true}};
+  j["settings"] = {{"premises_per_utility", premises}, {"verify", true}, {"log_reused", log_reused}};
   if (lines > 0) {
     j["ingest_lines"] = lines;
     j["ingest_lines_per_s"] = static_cast<long long>(static_cast<double>(lines) / ingest_s);

@@ -159,11 +159,15 @@ TEST(residency, a_bounded_engine_answers_like_one_that_keeps_everything) {
     for (const char* period : {"2024-01", "2024-02", "2024-03", "2024-04"}) {
       auto a = small.value()->bill(account, period), b = large.value()->bill(account, period);
       ASSERT_EQ(a.has_value(), b.has_value()) << account;
-      if (a) EXPECT_EQ(a.value(), b.value()) << account << " " << period;
+      if (a) {
+        EXPECT_EQ(a.value(), b.value()) << account << " " << period;
+      }
     }
     auto a = small.value()->balance(account), b = large.value()->balance(account);
     ASSERT_EQ(a.has_value(), b.has_value());
-    if (a) EXPECT_EQ(a.value(), b.value()) << account;
+    if (a) {
+      EXPECT_EQ(a.value(), b.value()) << account;
+    }
   }
   for (const char* period : {"2024-01", "2024-02", "2024-03"}) {
     EXPECT_EQ(small.value()->period_report(period).value(), large.value()->period_report(period).value());

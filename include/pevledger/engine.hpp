@@ -54,9 +54,9 @@ struct engine_options {
   bool sync = true;
   // Create the database when the directory holds none; queries turn this off.
   bool create_if_missing = true;
-  // Lines per group commit, 1 to 4096. Fewer means smaller, more frequent synced writes; tests use
+  // Lines per group commit, 1 to 16,384. Fewer means smaller, more frequent synced writes; tests use
   // 1 to make every line's projections stand on their own.
-  std::size_t group_lines = 4096;
+  std::size_t group_lines = 16384;
   // If not 0, a group commit also closes once its first line has waited this long (microseconds):
   // bounds the latency of a line under a steady load, at the cost of more, smaller synced writes.
   std::uint64_t group_delay_max_us = 0;
