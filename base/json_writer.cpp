@@ -5,6 +5,19 @@
 #include "base/assert.hpp"
 
 namespace pevledger {
+namespace {
+
+template <typename Integer>
+void append_decimal(std::string& out, Integer n) {
+  char buf[24];  // 20 digits and a sign at most
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
+  PEV_ASSERT(ec == std::errc());
+  out.append(buf, end);
+}
+
+bool needs_escape(char c) { return c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20; }
+
+}  // namespace
 
 void json_writer::before_value() {
   if (after_value_) out_.push_back(',');
@@ -62,20 +75,14 @@ json_writer& json_writer::string(std::string_view text) {
 
 json_writer& json_writer::number(std::int64_t n) {
   before_value();
-  char buf[24];
-  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
-  PEV_ASSERT(ec == std::errc());
-  out_.append(buf, end);
+  append_decimal(out_, n);
   after_value_ = true;
   return *this;
 }
 
 json_writer& json_writer::number_unsigned(std::uint64_t n) {
   before_value();
-  char buf[24];
-  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
-  PEV_ASSERT(ec == std::errc());
-  out_.append(buf, end);
+  append_decimal(out_, n);
   after_value_ = true;
   return *this;
 }
@@ -103,7 +110,12 @@ std::string json_writer::take() {
 void json_writer::append_escaped(std::string_view text) {
   static constexpr char hex[] = "0123456789abcdef";
   out_.push_back('"');
-  for (const char c : text) {
+  std::size_t plain_from = 0;  // identifiers rarely need escapes: copy the runs between them whole
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (!needs_escape(c)) continue;  // UTF-8 is kept as is, as nlohmann's dump() keeps it
+    out_.append(text.data() + plain_from, i - plain_from);
+    plain_from = i + 1;
     switch (c) {
       case '"': out_.append("\\\""); break;
       case '\\': out_.append("\\\\"); break;
@@ -112,18 +124,13 @@ void json_writer::append_escaped(std::string_view text) {
       case '\n': out_.append("\\n"); break;
       case '\r': out_.append("\\r"); break;
       case '\t': out_.append("\\t"); break;
-      default: {
-        const auto u = static_cast<unsigned char>(c);
-        if (u < 0x20) {
-          out_.append("\\u00");
-          out_.push_back(hex[u >> 4]);
-          out_.push_back(hex[u & 0xf]);
-        } else {
-          out_.push_back(c);  // UTF-8 is kept as is, as nlohmann's dump() keeps it
-        }
-      }
+      default:
+        out_.append("\\u00");
+        out_.push_back(hex[static_cast<unsigned char>(c) >> 4]);
+        out_.push_back(hex[static_cast<unsigned char>(c) & 0xf]);
     }
   }
+  out_.append(text.data() + plain_from, text.size() - plain_from);
   out_.push_back('"');
 }
 
