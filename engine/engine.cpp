@@ -1,5 +1,6 @@
 #include "pevledger/engine.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <nlohmann/json.hpp>
@@ -113,6 +114,7 @@ struct engine::impl {
   [[nodiscard]] engine_detail::residency_options residency_options() const {
     engine_detail::residency_options r;
     r.resident_max = options.resident_entities_max;
+    r.interval_cache_max = options.interval_identities_known_max;
     return r;
   }
 
@@ -173,6 +175,8 @@ result<std::unique_ptr<engine>> engine::open(const std::string& dir, engine_opti
     return status(errc::usage, "group_lines must be 1 to " + std::to_string(limits::ingest_group_lines_max));
   if (options.resident_entities_max < 1) return status(errc::usage, "resident_entities_max must be at least 1");
   if (options.live_entity_actors_max < 1) return status(errc::usage, "live_entity_actors_max must be at least 1");
+  if (options.interval_identities_known_max < 1)
+    return status(errc::usage, "interval_identities_known_max must be at least 1");
   auto p = std::make_unique<impl>();
   p->options = options;
   storage::log_options log_options;
@@ -195,7 +199,20 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
   PEV_RETURN_IF_ERROR(m.open_state());
   ingest_summary summary;
   std::deque<group_in_flight> in_flight;
-  std::unordered_set<std::string> ids_in_flight;  // taken, not yet durable
+  // Ids taken and not yet durable, or durable but maybe not yet seen by the reader's lookups.
+  std::unordered_set<std::string> ids_in_flight;
+  // Groups durable, whose ids stay in ids_in_flight until a line's lookup was made after them.
+  // Bounded by the groups that can complete while the reader's chunks wait (parse_ahead.hpp).
+  struct durable_ids {
+    std::uint64_t group;
+    std::vector<std::string> ids;
+  };
+  std::deque<durable_ids> ids_leaving;
+  // Every group up to this number is durable (and readable); the reader's lookups are as of it.
+  std::atomic<std::uint64_t> durable_groups{m.groups};
+  // Interval identities were forgotten when every group up to this one was durable: a lookup
+  // made before then may miss an interval that was recorded and forgotten.
+  std::uint64_t intervals_forgotten_through = 0;
 
   storage::append_batch batch;
   engine_detail::record_batcher batcher;
@@ -214,7 +231,8 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
     in_flight.pop_front();
     auto receipt = g.done.get();
     if (!receipt) return receipt.error();
-    for (const auto& id : g.ids) ids_in_flight.erase(id);
+    ids_leaving.push_back({g.number, std::move(g.ids)});
+    durable_groups.store(g.number, std::memory_order_release);
     m.resident->group_durable(g.number);
     caf::anon_send(m.directory, actors::durable_atom::value, receipt->first.value(), receipt->last.value());
     if (on_durable) on_durable(g.lines_through);
@@ -236,6 +254,7 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
       // Forget interval identities only once all of them are readable from the log.
       while (!in_flight.empty()) PEV_RETURN_IF_ERROR(wait_oldest());
       m.resident->forget_intervals();
+      intervals_forgotten_through = number;
     }
     return status::ok();
   };
@@ -254,7 +273,7 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
     }
   } guard{m};
 
-  engine_detail::parse_ahead lines(in, *m.parser);
+  engine_detail::parse_ahead lines(in, *m.parser, {m.log.get(), &durable_groups});
   std::vector<engine_detail::parsed_line> chunk;
   while (lines.next(chunk)) {
     for (engine_detail::parsed_line& parsed : chunk) {
@@ -264,9 +283,18 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
         continue;
       }
       const std::optional<fb::command>& cmd = parsed.command;
+      engine_detail::line_lookup& ahead = parsed.lookup;
+      // Ids of groups durable before this line's lookups were made: they, and every later line's
+      // (made no earlier), see them.
+      while (!ids_leaving.empty() && ids_leaving.front().group <= ahead.durable_groups) {
+        for (const auto& id : ids_leaving.front().ids) ids_in_flight.erase(id);
+        ids_leaving.pop_front();
+      }
       // Idempotency: an id already taken (durable, in flight, or in this group) is a duplicate.
       bool seen = ids_in_flight.count(cmd->id) != 0;
-      if (!seen) {
+      if (!seen && ahead.done) {
+        seen = ahead.id_durable;
+      } else if (!seen) {
         auto known = m.log->find_command(cmd->id);
         if (!known) return known.error();
         seen = known->has_value();
@@ -274,6 +302,11 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
       if (seen) {
         ++summary.duplicates;
         continue;
+      }
+      if (ahead.interval_looked_up && ahead.durable_groups >= intervals_forgotten_through) {
+        const auto* mi = cmd->as<fb::MeterInterval>();
+        m.resident->offer_interval(mi->device()->string_view(), parse_timestamp(mi->start()->string_view())->value(),
+                                   std::move(ahead.interval));
       }
       auto decided = m.decide(*cmd);
       if (!decided) return decided.error();

@@ -1,12 +1,15 @@
 #include "engine/parse_ahead.hpp"
 
+#include "actors/snapshot_codec.hpp"
 #include "base/limits.hpp"
+#include "base/time.hpp"
 #include "engine/line_reader.hpp"
+#include "engine/residency.hpp"
 
 namespace pevledger::engine_detail {
 
-parse_ahead::parse_ahead(std::istream& in, schema::command_parser& parser)
-    : reader_([this, &in, &parser] { run(in, parser); }) {}
+parse_ahead::parse_ahead(std::istream& in, schema::command_parser& parser, lookahead_source lookups)
+    : lookups_(lookups), reader_([this, &in, &parser] { run(in, parser); }) {}
 
 parse_ahead::~parse_ahead() {
   {
@@ -28,7 +31,38 @@ bool parse_ahead::next(std::vector<parsed_line>& chunk) {
   return true;
 }
 
+void parse_ahead::look_up(std::vector<parsed_line>& chunk) const {
+  if (lookups_.log == nullptr) return;
+  // Read before the lookups: every group counted here was readable when they were made.
+  const std::uint64_t durable = lookups_.durable_groups->load(std::memory_order_acquire);
+  for (parsed_line& line : chunk) {
+    line.lookup.durable_groups = durable;
+    if (!line.command) continue;
+    auto known = lookups_.log->find_command(line.command->id);
+    if (!known) continue;
+    line_lookup found;
+    found.durable_groups = durable;
+    found.id_durable = known->has_value();
+    if (line.command->kind == schema::command_kind::meter_interval) {
+      const auto* m = line.command->as<schema::MeterInterval>();
+      const auto start = parse_timestamp(m->start()->string_view());
+      if (!start) continue;
+      auto stored = lookups_.log->get_interval(interval_key(m->device()->string_view(), start->value()));
+      if (!stored) continue;
+      if (stored->has_value()) {
+        actors::interval_content content;
+        if (!actors::decode_snapshot(**stored, content).is_ok()) continue;  // the sequencer reports it
+        found.interval = std::move(content);
+      }
+      found.interval_looked_up = true;
+    }
+    found.done = true;
+    line.lookup = std::move(found);
+  }
+}
+
 bool parse_ahead::hand_over(std::vector<parsed_line>& chunk) {
+  look_up(chunk);
   std::unique_lock lock(mutex_);
   changed_.wait(lock, [&] { return ready_.size() < chunks_max || stop_; });
   if (stop_) return false;

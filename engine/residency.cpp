@@ -155,6 +155,11 @@ void residency::applied(std::string_view stream) {
   changed_.emplace(stream);
 }
 
+void residency::offer_interval(std::string_view device, std::int64_t start,
+                               std::optional<actors::interval_content> stored) {
+  state_.intervals.known.try_emplace({std::string(device), start}, std::move(stored));
+}
+
 void residency::interval_recorded(const std::string& device, std::int64_t start,
                                   const actors::interval_content& content, storage::append_batch& batch) {
   state_.intervals.known[{device, start}] = content;

@@ -24,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -65,6 +66,9 @@ class residency final : public actors::entity_pager {
   [[nodiscard]] status ensure_resident(std::string_view stream);
   // An event of `stream` was applied.
   void applied(std::string_view stream);
+  // What the log held for an interval identity, read ahead of `decide`: known from now on unless
+  // something newer is known already.
+  void offer_interval(std::string_view device, std::int64_t start, std::optional<actors::interval_content> stored);
   // An interval was recorded: `decide` must see it from now on; its index entry joins `batch`.
   void interval_recorded(const std::string& device, std::int64_t start, const actors::interval_content& content,
                          storage::append_batch& batch);

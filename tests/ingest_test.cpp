@@ -193,6 +193,54 @@ TEST(ingest, ids_are_idempotency_keys_across_runs_and_reopens) {
   EXPECT_NE(balance->find("\"balance_micro\":501"), std::string::npos) << *balance;
 }
 
+// The reader looks ids and interval identities up ahead of the sequencer, often before the groups
+// that take them are durable: a repeat must still be a duplicate however early it was looked up.
+TEST(ingest, a_repeat_looked_up_before_its_first_is_durable_is_still_a_duplicate) {
+  testing::temp_dir dir;
+  engine_options options;
+  options.group_lines = 1;                    // a synced group per line: the reader runs far ahead
+  options.interval_identities_known_max = 2;  // identities are forgotten and read back from the log
+  auto opened = engine::open(dir.file("db"), options);
+  ASSERT_TRUE(opened.has_value());
+  engine& e = *opened.value();
+  const std::string vin = "1HG8NAW39M673BW7N";
+  auto line = [](const std::string& id, const std::string& type, const std::string& fields) {
+    return R"({"type":")" + type + R"(","id":")" + id + R"(","at":"2024-03-05T20:00:00Z",)" + fields + "}\n";
+  };
+  std::string text = utility + "\n" + account + "\n" +
+                     line("S1", "tariff.publish", R"("utility":"u","tariff":"ev","kind":"flat","price":150000)") +
+                     line("S2", "premise.register", R"("utility":"u","premise":"p","account":"a","default_tariff":"ev")") +
+                     line("S3", "device.commission", R"("premise":"p","device":"esci","kind":"esci")") +
+                     line("S4", "device.commission", R"("premise":"p","device":"eumd","kind":"eumd")") +
+                     line("S5", "pev.enroll", R"("account":"a","pev":")" + vin + R"(","tariff":"ev","home_premise":"p")") +
+                     line("S6", "pev.setup", R"("pev":")" + vin + R"(","premise":"p","esci":"esci","eumd":"eumd")") +
+                     line("S7", "session.plug", R"("session":"s","premise":"p")") +
+                     line("S8", "session.bind", R"("session":"s","pev":")" + vin + "\"");
+  constexpr int n = 300;
+  auto reading = [&](const std::string& id, int i, int wh) {
+    char start[32];
+    std::snprintf(start, sizeof start, "2024-03-%02dT%02d:%02d:00Z", 6 + i / 96, i % 96 / 4, i % 4 * 15);
+    return line(id, "meter.interval", R"("device":"eumd","session":"s","start":")" + std::string(start) +
+                                          R"(","seconds":900,"wh":)" + std::to_string(wh));
+  };
+  for (int i = 0; i < n; ++i) text += topup("T" + std::to_string(i), 1) + "\n" + reading("I" + std::to_string(i), i, 10);
+  // The same ids again (duplicates whatever their content), then the same readings under new ids.
+  for (int i = 0; i < n; ++i) text += topup("T" + std::to_string(i), 1000) + "\n" + reading("J" + std::to_string(i), i, 10);
+  text += reading("K", 7, 11);  // other content for a recorded interval
+  const ingest_run run = ingest(e, text);
+  EXPECT_EQ(run.summary.accepted, 10u + 2 * n);
+  EXPECT_EQ(run.summary.duplicates, 2u * n);
+  ASSERT_EQ(run.refusals.size(), 1u);
+  EXPECT_EQ(run.refusals[0].error, errc::interval_conflict);
+  auto balance = e.balance("a");
+  ASSERT_TRUE(balance.has_value());
+  EXPECT_NE(balance->find("\"balance_micro\":300"), std::string::npos) << *balance;
+  auto session = e.session("s");
+  ASSERT_TRUE(session.has_value());
+  EXPECT_NE(session->find("\"wh\":3000,"), std::string::npos) << *session;
+  EXPECT_NE(session->find("\"duplicates\":300,"), std::string::npos) << *session;
+}
+
 TEST(ingest, a_refused_id_is_not_taken_and_may_be_sent_again_corrected) {
   testing::temp_dir dir;
   auto e = open_engine(dir);

@@ -68,6 +68,9 @@ struct engine_options {
   // Entity actors (CAF) live at once: they host an entity's durable state and answer previews;
   // beyond it, the least recently used stop. See actors/entity_actors.hpp.
   std::size_t live_entity_actors_max = 4096;
+  // Interval identities (EUMD, start) held in memory for duplicate and conflict checks; beyond
+  // it they are forgotten once durable and read back from the log's interval index when needed.
+  std::size_t interval_identities_known_max = 1u << 20;
 };
 
 class engine {
