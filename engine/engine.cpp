@@ -43,14 +43,13 @@ struct group_in_flight {
 // sessions, then its accounts, then what their lines name).
 constexpr int decide_rounds_max = 64;
 
-// The projections an event makes stale.
-void mark_dirty(const fb::EventBody& body, std::string_view stream, std::set<std::string>& dirty) {
-  if (stream.starts_with("account/")) dirty.insert(actors::balance_key(std::string(stream.substr(8))));
-  if (stream.starts_with("session/")) dirty.insert(actors::session_key(std::string(stream.substr(8))));
+// The projections an event makes stale besides its stream's own (a balance, a session): what it
+// issued.
+void mark_issued(const fb::EventBody& body, std::set<std::string>& issued) {
   if (const auto* bill = body.event_as_BillIssued())
-    dirty.insert(actors::bill_key(bill->account()->str(), parse_month(bill->period()->string_view())->index()));
+    issued.insert(actors::bill_key(bill->account()->str(), parse_month(bill->period()->string_view())->index()));
   if (const auto* st = body.event_as_SettlementIssued())
-    dirty.insert(actors::settlement_key(parse_month(st->period()->string_view())->index()));
+    issued.insert(actors::settlement_key(parse_month(st->period()->string_view())->index()));
 }
 
 }  // namespace
@@ -143,18 +142,27 @@ struct engine::impl {
   // The stored value of a projection, if any.
   result<std::optional<std::string>> stored(const std::string& key) { return log->get_projection(key); }
 
-  std::vector<storage::projection_put> render(const std::set<std::string>& dirty) {
+  // The projections a group made stale: the balance of each account and the record of each session
+  // whose stream has events in it (the residency knows which), and the bills and settlements it
+  // issued. Streams are visited once per group, not once per event.
+  std::vector<storage::projection_put> render(const std::set<std::string>& issued) {
     std::vector<storage::projection_put> puts;
-    puts.reserve(dirty.size());
-    for (const std::string& key : dirty) {
+    puts.reserve(resident->changed_streams().size() + issued.size());
+    constexpr std::string_view account = "account/", session = "session/";
+    for (const std::string& stream : resident->changed_streams()) {
+      if (stream.starts_with(account)) {
+        const std::string id = stream.substr(account.size());
+        puts.push_back({actors::balance_key(id), actors::balance_json(state(), id)});
+      } else if (stream.starts_with(session)) {
+        const std::string id = stream.substr(session.size());
+        puts.push_back({actors::session_key(id), actors::session_json(state(), id)});
+      }
+    }
+    for (const std::string& key : issued) {
       const auto slash = key.find('/');
       const std::string kind = key.substr(0, slash);
       const std::string rest = key.substr(slash + 1);
-      if (kind == "balance") {
-        puts.push_back({key, actors::balance_json(state(), rest)});
-      } else if (kind == "session") {
-        puts.push_back({key, actors::session_json(state(), rest)});
-      } else if (kind == "settlement") {
+      if (kind == "settlement") {
         puts.push_back({key, actors::settlement_json(state(), parse_month(rest)->index())});
       } else {
         PEV_ASSERT(kind == "bill");
@@ -221,7 +229,7 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
     m.resident->applied(stream);
   };
   std::vector<std::string> batch_ids;
-  std::set<std::string> dirty;
+  std::set<std::string> issued;  // bills and settlements the group issued
   std::size_t batch_lines = 0;
   std::chrono::steady_clock::time_point group_opened;
   std::uint64_t line_no = 0;
@@ -241,14 +249,14 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
   auto submit = [&]() -> status {
     batcher.close_all(batch, record_added);
     if (batch.commands.empty()) return status::ok();
-    batch.projections = m.render(dirty);
+    batch.projections = m.render(issued);
     const std::uint64_t number = ++m.groups;
     m.resident->end_group(number, batch);
     if (in_flight.size() >= groups_in_flight_max) PEV_RETURN_IF_ERROR(wait_oldest());
     in_flight.push_back({m.log->append(std::move(batch)), std::move(batch_ids), line_no, number});
     batch = {};
     batch_ids.clear();
-    dirty.clear();
+    issued.clear();
     batch_lines = 0;
     if (m.resident->interval_cache_full()) {
       // Forget interval identities only once all of them are readable from the log.
@@ -324,7 +332,7 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
           if (r.register_wh()) content.register_wh = *r.register_wh();
           m.resident->interval_recorded(r.device()->str(), r.start(), content, batch);
         }
-        mark_dirty(*body, e.stream, dirty);
+        mark_issued(*body, issued);
         record.events.push_back({std::move(e.stream), std::move(e.body)});
       }
       if (d.refusal.is_ok()) {

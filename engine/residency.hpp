@@ -73,6 +73,8 @@ class residency final : public actors::entity_pager {
   void interval_recorded(const std::string& device, std::int64_t start, const actors::interval_content& content,
                          storage::append_batch& batch);
 
+  // Streams with events in the current group (recorded or batched), until end_group.
+  [[nodiscard]] const std::unordered_set<std::string>& changed_streams() const { return changed_; }
   // At a group commit: snapshots that are due and those of passivated entities join `batch`
   // (number `group`); entities over the bound are passivated.
   void end_group(std::uint64_t group, storage::append_batch& batch);
