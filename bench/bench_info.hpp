@@ -57,12 +57,16 @@ inline nlohmann::ordered_json header(const std::string& name) {
   return j;
 }
 
-// Writes the seeded fleet month of `fleet_gen` (next to the running benchmark) to `path`.
-inline bool generate_fleet(const char* argv0, int premises_per_utility, const std::string& path) {
+// The command that writes the seeded fleet month of `fleet_gen` (next to the running benchmark)
+// to its standard output.
+inline std::string fleet_command(const char* argv0, int premises_per_utility) {
   const std::string dir = std::string(argv0).substr(0, std::string(argv0).rfind('/') + 1);
-  const std::string cmd = "'" + dir + "fleet_gen' --seed 11 --premises-per-utility " +
-                          std::to_string(premises_per_utility) + " > '" + path + "'";
-  return std::system(cmd.c_str()) == 0;
+  return "'" + dir + "fleet_gen' --seed 11 --premises-per-utility " + std::to_string(premises_per_utility);
+}
+
+// Writes the seeded fleet month to `path`.
+inline bool generate_fleet(const char* argv0, int premises_per_utility, const std::string& path) {
+  return std::system((fleet_command(argv0, premises_per_utility) + " > '" + path + "'").c_str()) == 0;
 }
 
 // The process's peak resident memory (VmHWM), in bytes.

@@ -5,8 +5,8 @@
 // engine's default group commit has lines. Prints JSON.
 //
 // The month's bill runs are held back into DIR/bill_runs.jsonl, so that bench/bill_run can time
-// them on this database; with --keep, the fleet (DIR/fleet.jsonl) and the database (DIR/db) stay
-// for it and for bench/peer_sql.sh.
+// them on this database; with --keep, the month without them (DIR/month.jsonl) and the database
+// (DIR/db) stay for it and for bench/peer_sql.sh.
 //
 //   ingest [--premises-per-utility N] [--resident-entities N] [--dir DIR] [--keep]
 //
@@ -18,9 +18,12 @@
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <string_view>
 
 #include "bench/bench_info.hpp"
 #include "pevledger/engine.hpp"
@@ -46,31 +49,35 @@ int main(int argc, char** argv) {
   }
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
-  const std::string fleet = dir + "/fleet.jsonl";
-  if (!pevledger::bench::generate_fleet(argv[0], premises, fleet)) return 2;
-  // The month without its bill runs, which bench/bill_run times on its own.
+  // The month without its bill runs, which bench/bill_run times on its own, split off as the
+  // generator writes it.
   const std::string month = dir + "/month.jsonl";
   std::uint64_t lines = 0, intervals = 0, input_bytes = 0;
   {
-    std::ifstream in(fleet);
+    FILE* fleet = popen(pevledger::bench::fleet_command(argv[0], premises).c_str(), "r");
+    if (fleet == nullptr) return 2;
     std::ofstream month_out(month), runs_out(dir + "/bill_runs.jsonl");
-    for (std::string line; std::getline(in, line);) {
-      if (line.find(R"("type":"bill.run")") != std::string::npos) {
-        runs_out << line << '\n';
+    char* buffer = nullptr;
+    std::size_t capacity = 0;
+    for (ssize_t n; (n = getline(&buffer, &capacity, fleet)) > 0;) {
+      const std::string_view line(buffer, static_cast<std::size_t>(n));
+      if (line.find(R"("type":"bill.run")") != std::string_view::npos) {
+        runs_out << line;
         continue;
       }
       ++lines;
-      input_bytes += line.size() + 1;
-      if (line.find(R"("type":"meter.interval")") != std::string::npos) ++intervals;
-      month_out << line << '\n';
+      input_bytes += line.size();
+      if (line.find(R"("type":"meter.interval")") != std::string_view::npos) ++intervals;
+      month_out << line;
     }
-    if (!month_out || !runs_out) return 2;
+    std::free(buffer);
+    if (pclose(fleet) != 0 || !month_out || !runs_out) return 2;
   }
 
   double ingest_s = 0;
   long long peak_rss = 0;
-  std::uint64_t records = 0, record_bytes = 0, lone_interval_records = 0, lone_interval_bytes = 0,
-                interval_batches = 0;
+  std::uint64_t records = 0, sampled_records = 0, sampled_bytes = 0, lone_interval_records = 0,
+                lone_interval_bytes = 0;
   pevledger::ingest_summary summary;
   {
     pevledger::engine_options options;
@@ -90,18 +97,20 @@ int main(int argc, char** argv) {
     records = engine.value()->log_size();
   }
   {
+    // Record sizes from the first records of the log (bench/replay reads all of it): enough
+    // intervals recorded alone to size the raw baseline's records.
+    constexpr std::uint64_t sample_records_max = 2'000'000;
     auto log = pevledger::storage::event_log::open(dir + "/db");
     if (!log) return 2;
     const auto scanned = log.value()->scan_bytes(
-        pevledger::log_seq(1), log.value()->last_seq(),
+        pevledger::log_seq(1), pevledger::log_seq(std::min(log.value()->last_seq().value(), sample_records_max)),
         [&](const pevledger::schema::Record& r, std::span<const std::uint8_t> bytes) {
-          record_bytes += bytes.size();
-          const auto type = static_cast<pevledger::schema::Event>(r.event_type());
-          if (type == pevledger::schema::Event::IntervalRecorded) {
+          ++sampled_records;
+          sampled_bytes += bytes.size();
+          if (static_cast<pevledger::schema::Event>(r.event_type()) == pevledger::schema::Event::IntervalRecorded) {
             ++lone_interval_records;
             lone_interval_bytes += bytes.size();
           }
-          if (type == pevledger::schema::Event::IntervalsRecorded) ++interval_batches;
           return pevledger::status::ok();
         });
     if (!scanned.is_ok()) return 2;
@@ -110,7 +119,7 @@ int main(int argc, char** argv) {
   // The limit: synced WriteBatches of `intervals` records, each the size of an interval recorded
   // alone in this log (what one record per interval would cost).
   const std::size_t record_size = lone_interval_records != 0 ? lone_interval_bytes / lone_interval_records
-                                  : records != 0             ? record_bytes / records
+                                  : sampled_records != 0     ? sampled_bytes / sampled_records
                                                              : 64;
   double raw_s = 0;
   {
@@ -135,7 +144,6 @@ int main(int argc, char** argv) {
     raw_s = pevledger::bench::seconds_since(t0);
   }
   std::filesystem::remove_all(dir + "/raw");
-  std::filesystem::remove(month);
   if (!keep) std::filesystem::remove_all(dir);
 
   auto j = pevledger::bench::header("ingest");
@@ -147,8 +155,8 @@ int main(int argc, char** argv) {
   j["duplicates"] = summary.duplicates;
   j["refused"] = summary.refused;
   j["log_records"] = records;
-  j["log_bytes"] = record_bytes;
-  j["interval_batch_records"] = interval_batches;
+  j["sampled_records"] = sampled_records;
+  j["sampled_lone_interval_records"] = lone_interval_records;
   j["ingest_s"] = std::round(ingest_s * 100) / 100;
   j["peak_resident_bytes"] = peak_rss;
   j["lines_per_s"] = static_cast<long long>(static_cast<double>(lines) / ingest_s);

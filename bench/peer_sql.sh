@@ -8,7 +8,8 @@
 #
 #   bench/peer_sql.sh BUILD_DIR [PREMISES_PER_UTILITY [FLEET_FILE]]
 #
-# With FLEET_FILE (bench/ingest --keep leaves one), that month is loaded instead of generating it.
+# With FLEET_FILE (bench/ingest --keep leaves one, DIR/month.jsonl), that month is loaded instead of
+# generating it.
 set -euo pipefail
 build=$1
 premises=${2:-1500}

@@ -32,8 +32,8 @@ trap 'rm -rf "$month"' EXIT
 run log_append "$bench/log_append"
 run ingest "$bench/ingest" --premises-per-utility "$premises" --dir "$month" --keep
 run bill_run "$bench/bill_run" --db "$month/db" --runs "$month/bill_runs.jsonl" --premises-per-utility "$premises"
-run peer_sql "$root/bench/peer_sql.sh" "$root/build" "$premises" "$month/fleet.jsonl"
-rm -f "$month/fleet.jsonl"
+run peer_sql "$root/bench/peer_sql.sh" "$root/build" "$premises" "$month/month.jsonl"
+rm -f "$month/month.jsonl"
 run replay "$bench/replay" --dir "$month" --keep --premises-per-utility "$premises"  # replays the month's log
 rm -rf "$month"
 run latency "$bench/latency"
