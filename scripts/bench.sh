@@ -6,7 +6,7 @@
 #   scripts/bench.sh [PREMISES_PER_UTILITY]
 #
 # The default, 15,500 premises per utility, makes a month of 10.1 million intervals (the fleet
-# generator needs about 6 GB of memory for it, the run about 8 GB of disk under /tmp); the memory
+# generator needs about 3 GB of memory for it, the run about 8 GB of disk under /tmp); the memory
 # benchmark enrols 1,000,000 PEVs. The month is generated and ingested once: bench/bill_run, the
 # PostgreSQL peer and bench/replay reuse it. Pass a smaller size for a quick look (1500: about a million intervals).
 set -euo pipefail
