@@ -224,7 +224,7 @@ TEST(ingest, a_repeat_looked_up_before_its_first_is_durable_is_still_a_duplicate
                                           R"(","seconds":900,"wh":)" + std::to_string(wh));
   };
   for (int i = 0; i < n; ++i) text += topup("T" + std::to_string(i), 1) + "\n" + reading("I" + std::to_string(i), i, 10);
-  // The same ids again (duplicates whatever their content), then the same readings under new ids.
+  // The same ids again (duplicates whatever their content), and the same readings under new ids.
   for (int i = 0; i < n; ++i) text += topup("T" + std::to_string(i), 1000) + "\n" + reading("J" + std::to_string(i), i, 10);
   text += reading("K", 7, 11);  // other content for a recorded interval
   const ingest_run run = ingest(e, text);
