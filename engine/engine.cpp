@@ -312,8 +312,7 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
         continue;
       }
       if (ahead.interval_looked_up && ahead.durable_groups >= intervals_forgotten_through) {
-        const auto* mi = cmd->as<fb::MeterInterval>();
-        m.resident->offer_interval(mi->device()->string_view(), parse_timestamp(mi->start()->string_view())->value(),
+        m.resident->offer_interval(cmd->as<fb::MeterInterval>()->device()->string_view(), ahead.interval_start,
                                    std::move(ahead.interval));
       }
       auto decided = m.decide(*cmd);

@@ -40,8 +40,7 @@ void parse_ahead::look_up(std::vector<parsed_line>& chunk) const {
     if (!line.command) continue;
     auto known = lookups_.log->find_command(line.command->id);
     if (!known) continue;
-    line_lookup found;
-    found.durable_groups = durable;
+    line_lookup found = line.lookup;
     found.id_durable = known->has_value();
     if (line.command->kind == schema::command_kind::meter_interval) {
       const auto* m = line.command->as<schema::MeterInterval>();
@@ -54,6 +53,7 @@ void parse_ahead::look_up(std::vector<parsed_line>& chunk) const {
         if (!actors::decode_snapshot(**stored, content).is_ok()) continue;  // the sequencer reports it
         found.interval = std::move(content);
       }
+      found.interval_start = start->value();
       found.interval_looked_up = true;
     }
     found.done = true;

@@ -44,6 +44,7 @@ struct line_lookup {
   std::uint64_t durable_groups = 0;
   bool id_durable = false;                // a durable command took the line's id
   bool interval_looked_up = false;        // a meter interval whose identity was read
+  std::int64_t interval_start = 0;        // its start, parsed
   std::optional<actors::interval_content> interval;  // its stored first content, if any
 };
 
