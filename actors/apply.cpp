@@ -1,5 +1,7 @@
 #include "actors/apply.hpp"
 
+#include <limits>
+
 #include "actors/rating.hpp"
 
 namespace pevledger::actors {
@@ -206,18 +208,34 @@ void on(ledger_state& st, const fb::SessionUnplugged& e, unix_seconds) {
   ss.unplugged = true;  // from now on, lines of this session post on arrival
 }
 
+// The index of `device` among the EUMDs whose readings the session holds: a station's handful.
+std::uint16_t reading_device(session_state& ss, std::string_view device) {
+  for (std::size_t i = 0; i < ss.reading_devices.size(); ++i)
+    if (ss.reading_devices[i] == device) return static_cast<std::uint16_t>(i);
+  PEV_ASSERT(ss.reading_devices.size() < std::numeric_limits<std::uint16_t>::max());
+  ss.reading_devices.emplace_back(device);
+  return static_cast<std::uint16_t>(ss.reading_devices.size() - 1);
+}
+
 void record_reading(ledger_state& st, const fb::IntervalReading& r) {
-  interval_reading reading;
-  reading.device = s(r.device());
-  reading.start = unix_seconds(r.start());
-  reading.content.session = s(r.session());
-  reading.content.seconds = r.seconds();
-  reading.content.wh = r.wh();
-  if (r.register_wh()) reading.content.register_wh = *r.register_wh();
-  session_state& ss = st.sessions.mut(reading.content.session);
+  session_state& ss = st.sessions.mut(s(r.session()));
   ss.eumd_wh += r.wh();
   if (!ss.decision) ss.held.push_back(r.start());
-  ss.readings.emplace(r.start(), std::move(reading));
+  // Readings mostly arrive in start order; one per start is kept (decide refuses a second
+  // version of an interval, and a start's first reading stands).
+  auto at = ss.readings.end();
+  if (!ss.readings.empty() && ss.readings.back().start >= r.start()) {
+    at = ss.readings.begin() + (ss.reading_from(r.start()) - ss.readings.cbegin());
+    if (at != ss.readings.end() && at->start == r.start()) return;
+  }
+  session_reading reading;
+  reading.start = r.start();
+  reading.wh = r.wh();
+  if (r.register_wh()) reading.register_wh = *r.register_wh();
+  PEV_ASSERT(r.seconds() > 0 && r.seconds() <= std::numeric_limits<std::int32_t>::max());  // decide took at most a day
+  reading.seconds = static_cast<std::int32_t>(r.seconds());
+  reading.device = reading_device(ss, r.device()->string_view());
+  ss.readings.insert(at, reading);
 }
 
 void on(ledger_state& st, const fb::IntervalRecorded& e, unix_seconds) { record_reading(st, *e.reading()); }

@@ -136,44 +136,45 @@ struct priced_amount {
 };
 
 priced_amount price(const ledger_state& state, const std::string& utility_id, const std::string& tariff_id,
-                    const interval_reading& r) {
+                    const session_reading& r) {
   const utility_state* utility = find(state.utilities, utility_id);
   PEV_ASSERT(utility != nullptr);
   const tariff_state* tariff = find(utility->tariffs, tariff_id);
   PEV_ASSERT(tariff != nullptr);
-  const rated_price rated = price_interval(*utility, *tariff, r.start);
-  return {interval_charge(energy_wh(r.content.wh), rated.price).value(), rated.window};
+  const rated_price rated = price_interval(*utility, *tariff, unix_seconds(r.start));
+  return {interval_charge(energy_wh(r.wh), rated.price).value(), rated.window};
 }
 
 // Books one reading of a decided session: who pays is in `d`.
 void book_reading(booking& b, const std::string& session_id, const session_state& session,
-                  const session_decision& d, const interval_reading& r) {
+                  const session_decision& d, const session_reading& r) {
   const premise_state* premise = &b.state.premises.at(session.premise);
-  const std::int64_t wh = r.content.wh;
+  const std::int64_t wh = r.wh;
+  const unix_seconds start(r.start);
   switch (d.payer) {
     case fb::Payer::main_meter:
-      book_line(b, session_id, session.unplugged, r.start, {premise->account, fb::LineKind::main_meter, premise->default_tariff, "", wh, 0});
+      book_line(b, session_id, session.unplugged, start, {premise->account, fb::LineKind::main_meter, premise->default_tariff, "", wh, 0});
       return;
     case fb::Payer::pev_account: {
       const priced_amount charge = price(b.state, d.tariff_utility, d.tariff, r);
       const priced_amount credit = price(b.state, session.utility, d.credit_tariff, r);
-      book_line(b, session_id, session.unplugged, r.start,
+      book_line(b, session_id, session.unplugged, start,
                 {d.payer_account, fb::LineKind::charge, d.tariff, charge.window, wh, charge.amount_micro,
                  d.roaming ? session.utility : std::string()});
-      book_line(b, session_id, session.unplugged, r.start,
+      book_line(b, session_id, session.unplugged, start,
                 {d.credit_account, fb::LineKind::credit, d.credit_tariff, credit.window, wh, -credit.amount_micro,
                  d.roaming ? d.payer_utility : std::string(), d.roaming});
       return;
     }
     case fb::Payer::card_account: {
       const priced_amount charge = price(b.state, d.tariff_utility, d.tariff, r);
-      book_line(b, session_id, session.unplugged, r.start,
+      book_line(b, session_id, session.unplugged, start,
                 {d.payer_account, fb::LineKind::charge, d.tariff, charge.window, wh, charge.amount_micro});
       return;
     }
     case fb::Payer::station_operator: {
       const priced_amount charge = price(b.state, d.tariff_utility, d.tariff, r);
-      book_line(b, session_id, session.unplugged, r.start,
+      book_line(b, session_id, session.unplugged, start,
                 {premise->account, fb::LineKind::uncollectible, d.tariff, charge.window, wh, charge.amount_micro});
       return;
     }
@@ -209,7 +210,11 @@ void emit_undecided(event_sink& sink, const std::string& session_id, const std::
 void decide_and_book(booking& b, const std::string& session_id, const session_state& session,
                      const session_decision& d) {
   emit_decision(b.sink, session_id, d, session.utility);
-  for (const std::int64_t start : session.held) book_reading(b, session_id, session, d, session.readings.at(start));
+  for (const std::int64_t start : session.held) {
+    const session_reading* r = session.reading_at(start);
+    PEV_ASSERT(r != nullptr);  // apply keeps a reading for every start it holds back
+    book_reading(b, session_id, session, d, *r);
+  }
 }
 
 session_decision main_meter(const premise_state& premise, fb::FallbackReason reason, std::string pev = {}) {
@@ -662,25 +667,25 @@ void emit_anomaly(event_sink& sink, fb::AnomalyKind kind, const std::string& ses
   });
 }
 
-// Register checks of a new reading against its neighbours in the session (SPEC section 5).
-void check_registers(event_sink& sink, const std::string& sid, const session_state& ss, const interval_reading& r) {
-  auto check_pair = [&](const interval_reading& earlier, const interval_reading& later) {
-    if (!earlier.content.register_wh || !later.content.register_wh) return;
-    const std::int64_t delta = *later.content.register_wh - *earlier.content.register_wh;
+// Register checks of a new reading (from `device`) against its neighbours in the session (SPEC
+// section 5). An anomaly names the later reading's EUMD.
+void check_registers(event_sink& sink, const std::string& sid, const session_state& ss, const std::string& device,
+                     const session_reading& r) {
+  auto check_pair = [&](const session_reading& earlier, const session_reading& later, const std::string& later_device) {
+    if (!earlier.register_wh || !later.register_wh) return;
+    const std::int64_t delta = *later.register_wh - *earlier.register_wh;
     if (delta < 0) {
-      emit_anomaly(sink, fb::AnomalyKind::register_backwards, sid, later.device, later.start,
-                   *earlier.content.register_wh, *later.content.register_wh, "register went backwards");
-    } else if (earlier.start.value() + earlier.content.seconds == later.start.value() && delta != later.content.wh) {
-      emit_anomaly(sink, fb::AnomalyKind::register_mismatch, sid, later.device, later.start, delta, later.content.wh,
-                   "interval Wh differs from its register delta");
+      emit_anomaly(sink, fb::AnomalyKind::register_backwards, sid, later_device, unix_seconds(later.start),
+                   *earlier.register_wh, *later.register_wh, "register went backwards");
+    } else if (earlier.start + earlier.seconds == later.start && delta != later.wh) {
+      emit_anomaly(sink, fb::AnomalyKind::register_mismatch, sid, later_device, unix_seconds(later.start), delta,
+                   later.wh, "interval Wh differs from its register delta");
     }
   };
-  auto next = ss.readings.upper_bound(r.start.value());
-  if (next != ss.readings.begin()) {
-    auto prev = std::prev(next);
-    check_pair(prev->second, r);
-  }
-  if (next != ss.readings.end()) check_pair(r, next->second);
+  // The neighbours: the last reading that starts at or before `r`, and the first after it.
+  auto next = ss.reading_from(r.start + 1);
+  if (next != ss.readings.begin()) check_pair(*std::prev(next), r, device);
+  if (next != ss.readings.end()) check_pair(r, *next, ss.device_of(*next));
 }
 
 status meter_interval(context& c) {
@@ -693,32 +698,33 @@ status meter_interval(context& c) {
   if (ss == nullptr) return refuse(errc::unknown_session, "unknown session '" + sid + "'");
   if (d->premise != ss->premise || (!ss->is_public && ss->eumd != did))
     return refuse(errc::device_mismatch, "device '" + did + "' does not meter session '" + sid + "'");
-  interval_reading r{did, ts(m->start()), {sid, m->seconds(), m->wh(), m->register_wh()}};
-  {
-    if (const interval_content* first = c.state.intervals.find(did, r.start.value())) {
-      if (*first == r.content) {
-        c.out.duplicate = true;
-        c.sink.emit(stream("session", sid), Event::IntervalDuplicated, [&](auto& fbb) {
-          return fb::CreateIntervalDuplicatedDirect(fbb, did.c_str(), sid.c_str(), r.start.value());
-        });
-        return status::ok();
-      }
-      // Refused, but auditors see that the device sent two versions of one interval.
-      emit_anomaly(c.sink, fb::AnomalyKind::interval_conflict, first->session, did, r.start, first->wh, r.content.wh,
-                   "interval sent again with other content by command '" + c.cmd.id + "'; the first stands");
-      return refuse(errc::interval_conflict, "interval of '" + did + "' at " + format_timestamp(r.start) +
-                                                 " was recorded with other content");
+  const unix_seconds start = ts(m->start());
+  const interval_content content{sid, m->seconds(), m->wh(), m->register_wh()};
+  if (const interval_content* first = c.state.intervals.find(did, start.value())) {
+    if (*first == content) {
+      c.out.duplicate = true;
+      c.sink.emit(stream("session", sid), Event::IntervalDuplicated, [&](auto& fbb) {
+        return fb::CreateIntervalDuplicatedDirect(fbb, did.c_str(), sid.c_str(), start.value());
+      });
+      return status::ok();
     }
+    // Refused, but auditors see that the device sent two versions of one interval.
+    emit_anomaly(c.sink, fb::AnomalyKind::interval_conflict, first->session, did, start, first->wh, content.wh,
+                 "interval sent again with other content by command '" + c.cmd.id + "'; the first stands");
+    return refuse(errc::interval_conflict, "interval of '" + did + "' at " + format_timestamp(start) +
+                                               " was recorded with other content");
   }
   c.sink.emit(stream("session", sid), Event::IntervalRecorded, [&](auto& fbb) {
-    auto reading = fb::CreateIntervalReadingDirect(fbb, did.c_str(), sid.c_str(), r.start.value(), r.content.seconds,
-                                                   r.content.wh, r.content.register_wh);
+    auto reading = fb::CreateIntervalReadingDirect(fbb, did.c_str(), sid.c_str(), start.value(), content.seconds,
+                                                   content.wh, content.register_wh);
     return fb::CreateIntervalRecorded(fbb, reading);
   });
-  check_registers(c.sink, sid, *ss, r);
+  // The command parser bounds an interval's seconds to a day.
+  const session_reading reading{start.value(), content.wh, content.register_wh, static_cast<std::int32_t>(content.seconds)};
+  check_registers(c.sink, sid, *ss, did, reading);
   if (ss->decision) {
     booking b{c.state, c.sink};
-    book_reading(b, sid, *ss, *ss->decision, r);
+    book_reading(b, sid, *ss, *ss->decision, reading);
   }
   return status::ok();
 }

@@ -5,6 +5,7 @@
 // passivate it and activate it again from a snapshot plus the tail of its stream. Replay folds the
 // whole log into one ledger_state without any actor system.
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -164,10 +165,16 @@ struct interval_content {
   auto operator<=>(const interval_content&) const = default;
 };
 
-struct interval_reading {
-  std::string device;
-  unix_seconds start;
-  interval_content content;
+// A reading as its session keeps it. Its session is the session itself and its EUMD is one of the
+// few the session has seen (`session_state::reading_devices`), so neither is repeated per reading:
+// a month of a session's intervals stays a few kilobytes in one allocation.
+struct session_reading {
+  std::int64_t start = 0;
+  std::int64_t wh = 0;
+  std::optional<std::int64_t> register_wh;
+  std::int32_t seconds = 0;
+  std::uint16_t device = 0;  // index into the session's reading_devices
+  auto operator<=>(const session_reading&) const = default;
 };
 
 struct energy_grant {
@@ -216,14 +223,27 @@ struct session_state {
   bool rebind = false;  // bound with the credentials of an earlier pev.setup at this premise
   std::optional<session_decision> decision;
   bool unplugged = false;
-  // Metering: readings in start order, and those waiting for the decision to be priced.
-  std::map<std::int64_t, interval_reading> readings;
+  // Metering: readings in start order (one per start), and those waiting for the decision to be
+  // priced. The EUMDs they came from: the session's own, and at a station any other of its EUMDs.
+  std::vector<std::string> reading_devices;
+  std::vector<session_reading> readings;
   std::vector<std::int64_t> held;  // starts of readings waiting for the decision, in arrival order
   std::int64_t eumd_wh = 0;
   std::uint32_t duplicates = 0;
   std::vector<anomaly_note> anomalies;
   std::optional<std::int64_t> pev_total_wh;
   std::vector<energy_grant> grants;
+
+  // The first reading that starts at or after `start`.
+  [[nodiscard]] std::vector<session_reading>::const_iterator reading_from(std::int64_t start) const {
+    return std::lower_bound(readings.begin(), readings.end(), start,
+                            [](const session_reading& r, std::int64_t t) { return r.start < t; });
+  }
+  [[nodiscard]] const session_reading* reading_at(std::int64_t start) const {
+    auto it = reading_from(start);
+    return it != readings.end() && it->start == start ? &*it : nullptr;
+  }
+  [[nodiscard]] const std::string& device_of(const session_reading& r) const { return reading_devices.at(r.device); }
 };
 
 struct settlement_pair_total {

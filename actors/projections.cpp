@@ -140,21 +140,21 @@ std::string session_json(const ledger_state& state, const std::string& session) 
   j.key("intervals").number_unsigned(ss.readings.size());
   j.key("duplicates").number_unsigned(ss.duplicates);
   // Gaps: consecutive readings with registers that leave time uncovered between them.
-  std::vector<std::pair<const interval_reading*, const interval_reading*>> gaps;  // (before, after)
-  const interval_reading* prev = nullptr;
-  for (const auto& [start, r] : ss.readings) {
-    if (prev != nullptr && prev->start.value() + prev->content.seconds < start) gaps.emplace_back(prev, &r);
+  std::vector<std::pair<const session_reading*, const session_reading*>> gaps;  // (before, after)
+  const session_reading* prev = nullptr;
+  for (const session_reading& r : ss.readings) {
+    if (prev != nullptr && prev->start + prev->seconds < r.start) gaps.emplace_back(prev, &r);
     prev = &r;
   }
   j.key("gaps").number_unsigned(gaps.size());
   j.key("gap_list").begin_array();
   for (const auto& [before, after] : gaps) {
     j.begin_object();
-    j.key("from").string(format_timestamp(unix_seconds(before->start.value() + before->content.seconds)));
-    j.key("to").string(format_timestamp(after->start));
+    j.key("from").string(format_timestamp(unix_seconds(before->start + before->seconds)));
+    j.key("to").string(format_timestamp(unix_seconds(after->start)));
     j.key("wh");
-    if (before->content.register_wh && after->content.register_wh)
-      j.number(*after->content.register_wh - after->content.wh - *before->content.register_wh);
+    if (before->register_wh && after->register_wh)
+      j.number(*after->register_wh - after->wh - *before->register_wh);
     else
       j.null();
     j.end_object();

@@ -8,7 +8,17 @@
 namespace pevledger::actors {
 namespace {
 
-constexpr std::uint8_t codec_version = 1;
+// Version 2 keeps a session's readings compactly (session_reading); version 1 snapshots, which
+// repeated the EUMD and the session in every reading, are still read.
+constexpr std::uint8_t codec_version = 2;
+constexpr std::uint8_t codec_version_min = 1;
+
+// A session's reading as version 1 stored it, keyed by its start.
+struct v1_session_reading {
+  std::string device;
+  unix_seconds start;
+  interval_content content;
+};
 
 // Every field of every entity, listed once: the same list writes and reads.
 template <class Ar, class S>
@@ -50,8 +60,10 @@ void fields(Ar& ar, S& s) {
     ar(s.history);
   } else if constexpr (std::is_same_v<T, interval_content>) {
     ar(s.session, s.seconds, s.wh, s.register_wh);
-  } else if constexpr (std::is_same_v<T, interval_reading>) {
+  } else if constexpr (std::is_same_v<T, v1_session_reading>) {
     ar(s.device, s.start, s.content);
+  } else if constexpr (std::is_same_v<T, session_reading>) {
+    ar(s.start, s.wh, s.register_wh, s.seconds, s.device);
   } else if constexpr (std::is_same_v<T, energy_grant>) {
     ar(s.wh, s.depart, s.start, s.price);
   } else if constexpr (std::is_same_v<T, anomaly_note>) {
@@ -61,7 +73,9 @@ void fields(Ar& ar, S& s) {
        s.credit_tariff, s.roaming, s.reserved_micro);
   } else if constexpr (std::is_same_v<T, session_state>) {
     ar(s.premise, s.utility, s.eumd, s.is_public, s.began, s.card, s.card_account, s.online, s.bound, s.bound_pev, s.rebind,
-       s.decision, s.unplugged, s.readings, s.held, s.eumd_wh, s.duplicates, s.anomalies, s.pev_total_wh, s.grants);
+       s.decision, s.unplugged);
+    ar.readings_of(s);
+    ar(s.held, s.eumd_wh, s.duplicates, s.anomalies, s.pev_total_wh, s.grants);
   } else if constexpr (std::is_same_v<T, settlement_pair_total>) {
     ar(s.wh, s.amount_micro);
   } else if constexpr (std::is_same_v<T, settlement_entry>) {
@@ -85,6 +99,10 @@ class writer {
   template <class... T>
   void operator()(const T&... v) {
     (put(v), ...);
+  }
+  void readings_of(const session_state& s) {
+    put(s.reading_devices);
+    put(s.readings);
   }
 
  private:
@@ -152,7 +170,7 @@ class writer {
 // input fails cleanly rather than allocating or reading out of bounds.
 class reader {
  public:
-  explicit reader(std::string_view in) : in_(in) {}
+  reader(std::string_view in, std::uint8_t version) : in_(in), version_(version) {}
   bool ok = true;
 
   template <class... T>
@@ -161,8 +179,37 @@ class reader {
   }
   [[nodiscard]] bool at_end() const { return pos_ == in_.size(); }
 
+  // A session's readings: in start order, one per start, each naming one of the session's EUMDs.
+  void readings_of(session_state& s) {
+    s.reading_devices.clear();
+    s.readings.clear();
+    if (version_ == 1) {
+      std::map<std::int64_t, v1_session_reading> v1;
+      get(v1);
+      s.readings.reserve(v1.size());
+      for (const auto& [start, r] : v1) {
+        auto known = std::find(s.reading_devices.begin(), s.reading_devices.end(), r.device);
+        if (known == s.reading_devices.end()) known = s.reading_devices.insert(known, r.device);
+        if (start != r.start.value() || r.content.seconds <= 0 || r.content.seconds > INT32_MAX ||
+            s.reading_devices.size() > UINT16_MAX) {
+          ok = false;
+          return;
+        }
+        s.readings.push_back({start, r.content.wh, r.content.register_wh, static_cast<std::int32_t>(r.content.seconds),
+                              static_cast<std::uint16_t>(known - s.reading_devices.begin())});
+      }
+      return;
+    }
+    get(s.reading_devices);
+    get(s.readings);
+    for (std::size_t i = 0; i < s.readings.size() && ok; ++i)
+      if (s.readings[i].device >= s.reading_devices.size() || (i > 0 && s.readings[i - 1].start >= s.readings[i].start))
+        ok = false;
+  }
+
  private:
   std::string_view in_;
+  std::uint8_t version_;
   std::size_t pos_ = 0;
 
   std::uint64_t varint() {
@@ -281,9 +328,10 @@ std::string encode(const State& s) {
 
 template <class State>
 status decode(std::string_view bytes, State& out, std::string_view kind) {
-  if (bytes.empty() || static_cast<std::uint8_t>(bytes[0]) != codec_version)
+  const auto version = bytes.empty() ? std::uint8_t{0} : static_cast<std::uint8_t>(bytes[0]);
+  if (version < codec_version_min || version > codec_version)
     return {errc::corruption, "snapshot of a " + std::string(kind) + ": unknown encoding"};
-  reader r(bytes.substr(1));
+  reader r(bytes.substr(1), version);
   out = State{};
   r(out);
   if (!r.ok || !r.at_end()) return {errc::corruption, "snapshot of a " + std::string(kind) + " is malformed"};

@@ -37,8 +37,10 @@ actors::session_state rich_session() {
   d.roaming = true;
   d.reserved_micro = 5'000'000;
   s.decision = d;
-  s.readings[1'709'251'200] = {"m1", unix_seconds(1'709'251'200), {"s1", 900, 1250, 88'001}};
-  s.readings[1'709'252'100] = {"m1", unix_seconds(1'709'252'100), {"s1", 900, -0, std::nullopt}};
+  s.reading_devices = {"m1", "m2"};
+  s.readings.push_back({1'709'251'200, 1250, 88'001, 900, 0});
+  s.readings.push_back({1'709'252'100, -0, std::nullopt, 900, 0});
+  s.readings.push_back({1'709'253'000, 77, 5, 300, 1});
   s.held = {1'709'252'100};
   s.eumd_wh = 1250;
   s.duplicates = 3;
@@ -59,15 +61,45 @@ TEST(snapshot_codec, a_session_survives_the_round_trip_field_by_field) {
   EXPECT_EQ(back.decision->payer, fb::Payer::pev_account);
   EXPECT_TRUE(back.decision->roaming);
   EXPECT_EQ(back.decision->reserved_micro, 5'000'000);
-  ASSERT_EQ(back.readings.size(), 2u);
-  EXPECT_EQ(back.readings.at(1'709'251'200).content.register_wh, 88'001);
-  EXPECT_FALSE(back.readings.at(1'709'252'100).content.register_wh.has_value());
+  EXPECT_EQ(back.reading_devices, s.reading_devices);
+  EXPECT_EQ(back.readings, s.readings);
   EXPECT_EQ(back.held, s.held);
   EXPECT_EQ(back.duplicates, 3u);
   ASSERT_EQ(back.anomalies.size(), 1u);
   EXPECT_EQ(back.anomalies[0].observed_wh, -7);
   EXPECT_EQ(back.grants.at(0).price, -42);
   EXPECT_EQ(back.pev_total_wh, 1300);
+}
+
+// Version 1 repeated the EUMD and the session in every reading; databases written by it still open.
+TEST(snapshot_codec, a_version_1_session_reads_as_the_compact_readings) {
+  // rich_session() as version 1 encoded it, written by that encoder.
+  const std::string hex =
+      "01027031027531026d310080ea88de0c0000000111314847384e415733394d3637334257374e0001000011314847384e415733394d3637"
+      "334257374e06612d686f6d65000265760000000180ade204000380ea88de0c026d3180ea88de0c027331880ec4130182df0a88f888de0c"
+      "026d3188f888de0c027331880e0000908689de0c026d32908689de0c027331d8049a01010a0188f888de0cc41303010480ea88de0c140d"
+      "0664657461696c01a81401b06d80ac8cde0cc0f688de0c0153";
+  std::string v1;
+  for (std::size_t i = 0; i < hex.size(); i += 2) v1.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  actors::session_state back;
+  ASSERT_TRUE(actors::decode_snapshot(v1, back).is_ok());
+  const actors::session_state s = rich_session();
+  EXPECT_EQ(back.reading_devices, s.reading_devices);
+  EXPECT_EQ(back.readings, s.readings);
+  EXPECT_EQ(back.held, s.held);
+  EXPECT_EQ(back.grants.at(0).price, -42);
+  // Written again, it is the current encoding of the same state.
+  EXPECT_EQ(actors::encode_snapshot(back), actors::encode_snapshot(s));
+}
+
+TEST(snapshot_codec, readings_out_of_order_or_naming_no_device_are_refused) {
+  for (int broken = 0; broken < 2; ++broken) {
+    actors::session_state s = rich_session();
+    if (broken == 0) std::swap(s.readings[0], s.readings[1]);
+    else s.readings[2].device = 2;
+    actors::session_state back;
+    EXPECT_EQ(actors::decode_snapshot(actors::encode_snapshot(s), back).code(), errc::corruption) << broken;
+  }
 }
 
 TEST(snapshot_codec, an_account_and_a_utility_survive_the_round_trip) {
