@@ -76,7 +76,7 @@ void ignore_rocksdb(const rocksdb::Status&) {}
 
 struct pending_append {
   append_batch batch;
-  std::size_t bytes = 0;
+  std::size_t bytes = 0;  // what it adds to its group's WriteBatch, estimated: bounds and sizes the group
   std::promise<result<append_receipt>> done;
 };
 
@@ -274,11 +274,11 @@ struct event_log::impl {
   void sealer_loop() {
     for (;;) {
       auto g = std::make_unique<sealed_group>();
+      std::size_t bytes = 0;
       {
         std::unique_lock lock(queue_mu);
         queue_not_empty.wait(lock, [&] { return stopping || !queue.empty(); });
         if (queue.empty()) break;  // stopping, and everything queued is sealed
-        std::size_t bytes = 0;
         while (!queue.empty() && g->appends.size() < limits::log_batch_requests_max &&
                (g->appends.empty() || bytes + queue.front()->bytes <= limits::log_batch_bytes_max)) {
           bytes += queue.front()->bytes;
@@ -286,6 +286,9 @@ struct event_log::impl {
           queue.pop_front();
         }
       }
+      // Sized once: grown by doubling, a group's batch of tens of megabytes was copied and faulted
+      // in several times over.
+      g->batch = rocksdb::WriteBatch(bytes + bytes / 8);
       queue_not_full.notify_all();
       if (has_failed()) {
         fail_group(*g, status(errc::log_closed, "the log stopped after a failed write"));
@@ -495,9 +498,17 @@ std::future<result<append_receipt>> event_log::append(append_batch batch) {
     }
   }  // freed here, on the caller's thread
   auto pending = std::make_unique<pending_append>();
-  for (const auto& c : batch.commands)
-    for (const auto& e : c.events) pending->bytes += e.body.size() + e.stream.size() + c.command_id.size() + 160;
-  for (const auto& p : batch.projections) pending->bytes += p.key.size() + p.value.size();
+  // A WriteBatch entry costs its key and value and a few bytes of framing. An event is its record
+  // (body, stream, command id, and about 160 bytes of sequences and hashes), its stream index entry
+  // and its share of the stream heads.
+  constexpr std::size_t entry_framing = 8;
+  for (const auto& c : batch.commands) {
+    for (const auto& e : c.events) pending->bytes += e.body.size() + 2 * e.stream.size() + c.command_id.size() + 224;
+    if (c.indexed) pending->bytes += c.command_id.size() + 12 + entry_framing;
+  }
+  for (const auto& p : batch.projections) pending->bytes += p.key.size() + p.value.size() + entry_framing;
+  for (const auto& i : batch.intervals) pending->bytes += i.key.size() + i.value.size() + entry_framing;
+  for (const auto& snap : batch.snapshots) pending->bytes += 2 * snap.stream.size() + snap.state.size() + 24 + entry_framing;
   pending->batch = std::move(batch);
   auto future = pending->done.get_future();
   {
