@@ -846,20 +846,23 @@ status bill_run(context& c) {
   decide_overdue_sessions(b, uid, c.cmd.at);
   const std::string period_text = month_period::from_index(period).to_string();
   require_all(c.state.accounts, u->accounts);
+  const std::map<line_key, line_total> none;
   for (const std::string& aid : u->accounts) {
-    std::map<line_key, line_total> lines;
     const account_state& a = c.state.accounts.at(aid);
-    if (auto it = a.lines.find(period); it != a.lines.end()) lines = it->second;
+    const auto booked_it = a.lines.find(period);
+    const std::map<line_key, line_total>& booked = booked_it != a.lines.end() ? booked_it->second : none;
+    std::int64_t total = 0;
+    for (const auto& [key, t] : booked) total += t.amount_micro;
+    std::size_t line_count = booked.size();
+    // Lines this run books (sessions it decides) join the bill; most accounts have none.
     if (auto it = pending.find({aid, period}); it != pending.end())
       for (const auto& [key, t] : it->second) {
-        lines[key].wh += t.wh;
-        lines[key].amount_micro += t.amount_micro;
+        total += t.amount_micro;
+        if (booked.count(key) == 0) ++line_count;
       }
-    std::int64_t total = 0;
-    for (const auto& [key, t] : lines) total += t.amount_micro;
     c.sink.emit(stream("account", aid), Event::BillIssued, [&](auto& fbb) {
       return fb::CreateBillIssuedDirect(fbb, aid.c_str(), uid.c_str(), period_text.c_str(), total,
-                                        total_cents(amount_micro(total)), static_cast<std::uint32_t>(lines.size()));
+                                        total_cents(amount_micro(total)), static_cast<std::uint32_t>(line_count));
     });
   }
   c.sink.emit(stream("utility", uid), Event::BillRunCompleted, [&](auto& fbb) {

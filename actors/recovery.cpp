@@ -19,6 +19,7 @@ result<recovered_entity> recover_entity(const storage::event_log& log, std::stri
     PEV_RETURN_IF_ERROR(restore_entity(state, stream, (*snap)->state));
     out.stream_seq = out.snapshot_seq = (*snap)->stream_seq;
     out.snapshot_bytes = (*snap)->state.size();
+    if (out.stream_seq == length.value()) return out;  // nothing after the snapshot: no tail to read
   }
   // Bounded by the snapshot policy: at most max(256, snapshot bytes / 64) events after a snapshot
   // the engine wrote, or the whole stream of an entity never snapshotted.
