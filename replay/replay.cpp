@@ -9,6 +9,7 @@
 #include <span>
 #include <thread>
 #include <map>
+#include <memory>
 #include <unordered_map>
 #include <nlohmann/json.hpp>
 
@@ -116,10 +117,7 @@ class parallel_fold {
     }
     worker& w = *workers_[partition(r.stream()->string_view())];
     batch& b = w.filling;
-    // Records start 8-byte aligned, as FlatBuffers expects of a buffer.
-    const std::size_t at = (b.bytes.size() + 7) & ~std::size_t{7};
-    b.bytes.resize(at + bytes.size());
-    std::memcpy(b.bytes.data() + at, bytes.data(), bytes.size());
+    const std::size_t at = b.bytes.append(bytes);
     b.offsets.push_back(at);
     b.sizes.push_back(bytes.size());
     if (b.offsets.size() >= batch_records_max || b.bytes.size() >= batch_bytes_max) hand_over(w);
@@ -165,11 +163,45 @@ class parallel_fold {
   static constexpr std::size_t batch_records_max = 4096;
   static constexpr std::size_t batch_bytes_max = 4u << 20;
   static constexpr std::size_t queued_batches_max = 8;  // per worker: bounds memory and lead
+  static constexpr std::size_t spent_batches_max = 2;   // per worker: enough to refill without allocating
 
+  // A batch's record bytes. It grows without zero-filling (every byte is copied over) and keeps its
+  // capacity when the batch is reused, so the reader neither clears nor faults in fresh pages for
+  // each batch.
+  class record_bytes {
+   public:
+    // Appends a record 8-byte aligned, as FlatBuffers expects of a buffer; returns its offset.
+    std::size_t append(std::span<const std::uint8_t> record) {
+      const std::size_t at = (size_ + 7) & ~std::size_t{7};
+      if (at + record.size() > capacity_) {
+        const std::size_t grown = std::max(at + record.size(), std::max(capacity_ * 2, batch_bytes_max + (64u << 10)));
+        auto bigger = std::make_unique_for_overwrite<std::uint8_t[]>(grown);
+        if (size_ > 0) std::memcpy(bigger.get(), data_.get(), size_);
+        data_ = std::move(bigger);
+        capacity_ = grown;
+      }
+      std::memcpy(data_.get() + at, record.data(), record.size());
+      size_ = at + record.size();
+      return at;
+    }
+    [[nodiscard]] const std::uint8_t* data() const { return data_.get(); }
+    [[nodiscard]] std::size_t size() const { return size_; }
+    void clear() { size_ = 0; }
+
+   private:
+    std::unique_ptr<std::uint8_t[]> data_;
+    std::size_t size_ = 0;
+    std::size_t capacity_ = 0;
+  };
   struct batch {
-    std::vector<std::uint8_t> bytes;
+    record_bytes bytes;
     std::vector<std::size_t> offsets;
     std::vector<std::size_t> sizes;
+    void clear() {
+      bytes.clear();
+      offsets.clear();
+      sizes.clear();
+    }
   };
   struct worker {
     std::thread thread;
@@ -179,6 +211,7 @@ class parallel_fold {
     bool done = false;
     bool rendered = false;
     batch filling;
+    std::vector<batch> spent;  // applied, back for the reader to refill: at most spent_batches_max
     std::vector<std::pair<std::string, std::string>> projections;  // rendered once the fold is done
     std::optional<std::pair<std::uint64_t, status>> first_bad;       // lowest record whose hash failed
   };
@@ -193,6 +226,11 @@ class parallel_fold {
     w.changed.wait(lock, [&] { return w.queue.size() < queued_batches_max; });
     w.queue.push_back(std::move(w.filling));
     w.filling = {};
+    if (!w.spent.empty()) {
+      w.filling = std::move(w.spent.back());
+      w.spent.pop_back();
+      w.filling.clear();
+    }
     w.changed.notify_all();
   }
 
@@ -217,6 +255,8 @@ class parallel_fold {
         }
         actors::apply(*state, *r->body_nested_root(), unix_seconds(r->at()));
       }
+      std::lock_guard lock(w.mu);
+      if (w.spent.size() < spent_batches_max) w.spent.push_back(std::move(b));
     }
     w.projections = actors::all_projections(*state);
     {
