@@ -601,6 +601,7 @@ status event_log::scan_bytes(
   }
   rocksdb::ReadOptions ro;
   ro.readahead_size = 4u << 20;
+  ro.fill_cache = false;  // a scan reads each block once: caching it only evicts what point reads need
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->cfs[cf_events]));
   std::uint64_t expected = first.value();
   for (it->Seek(seq_key(first)); it->Valid() && expected <= last.value(); it->Next(), ++expected) {
