@@ -515,7 +515,8 @@ std::future<result<append_receipt>> event_log::append(append_batch batch) {
   }
   for (const auto& p : batch.projections) pending->bytes += p.key.size() + p.value.size() + entry_framing;
   for (const auto& i : batch.intervals) pending->bytes += i.key.size() + i.value.size() + entry_framing;
-  for (const auto& snap : batch.snapshots) pending->bytes += 2 * snap.stream.size() + snap.state.size() + 24 + entry_framing;
+  // A snapshot: key stream NUL stream_seq, value covered sequence then state.
+  for (const auto& snap : batch.snapshots) pending->bytes += snap.stream.size() + 9 + 8 + snap.state.size() + entry_framing;
   pending->batch = std::move(batch);
   auto future = pending->done.get_future();
   {
