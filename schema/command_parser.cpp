@@ -2,12 +2,14 @@
 
 #include <flatbuffers/idl.h>
 
+#include <algorithm>
 #include <limits>
-#include <nlohmann/json.hpp>
 #include <unordered_map>
 
+#include "base/assert.hpp"
 #include "base/limits.hpp"
 #include "base/time.hpp"
+#include "schema/json_line.hpp"
 
 namespace pevledger::schema {
 
@@ -15,132 +17,177 @@ extern const std::string_view commands_fbs_text;
 
 namespace {
 
-using json = nlohmann::json;
-
 // Fields every line carries in its envelope rather than in its command table.
 constexpr std::string_view envelope_fields[] = {"type", "id", "at"};
 
-bool is_envelope_field(std::string_view key) {
-  for (auto f : envelope_fields)
-    if (f == key) return true;
-  return false;
-}
+using json_kind = json_line::kind;
 
-status invalid(std::string message) { return {errc::invalid_field, std::move(message)}; }
+// What the schema says of one field, read from its attributes once, when the parser is created.
+struct field_rules {
+  const flatbuffers::FieldDef* def = nullptr;
+  bool mandatory = false, identifier = false, timestamp = false, month = false, clock = false;
+  bool non_negative = false, positive = false;
+  std::optional<std::int64_t> max;
+  std::string max_text;
+};
 
-bool has_attribute(const flatbuffers::FieldDef& field, const char* name) {
-  return field.attributes.Lookup(name) != nullptr;
-}
+struct table_rules {
+  std::vector<field_rules> fields;  // in schema order
 
-// Checks one JSON value against the schema type of `field`; `path` names it in messages.
-status check_value(const json& v, const flatbuffers::Type& type, const flatbuffers::FieldDef& field,
-                   const std::string& path);
+  [[nodiscard]] const field_rules* find(std::string_view name) const {
+    for (const field_rules& f : fields)
+      if (f.def->name == name) return &f;
+    return nullptr;
+  }
+};
 
-status check_table(const json& object, const flatbuffers::StructDef& table, const std::string& prefix) {
-  // Mandatory fields first: a missing field is reported before a malformed one.
-  for (const flatbuffers::FieldDef* field : table.fields.vec) {
-    if (!has_attribute(*field, "mandatory")) continue;
-    auto it = object.find(field->name);
-    if (it == object.end() || it->is_null())
-      return {errc::missing_field, "missing field '" + prefix + field->name + "'"};
-  }
-  for (auto it = object.begin(); it != object.end(); ++it) {
-    if (prefix.empty() && is_envelope_field(it.key())) continue;
-    const flatbuffers::FieldDef* field = table.fields.Lookup(it.key());
-    if (field == nullptr || field->deprecated)
-      return invalid("unknown field '" + prefix + it.key() + "'");
-    if (it->is_null()) continue;  // absent: the schema default applies
-    PEV_RETURN_IF_ERROR(check_value(*it, field->value.type, *field, prefix + it.key()));
-  }
-  return status::ok();
-}
-
-status check_string(const json& v, const flatbuffers::FieldDef& field, const std::string& path) {
-  if (!v.is_string()) return invalid("field '" + path + "' must be a string");
-  const auto& s = v.get_ref<const std::string&>();
-  if (has_attribute(field, "identifier")) {
-    if (s.empty()) return invalid("field '" + path + "' must not be empty");
-    if (s.size() > limits::identifier_bytes_max) return invalid("field '" + path + "' is too long");
-  }
-  if (has_attribute(field, "timestamp")) {
-    auto t = parse_timestamp(s);
-    if (!t) return invalid("field '" + path + "': " + t.error().message());
-  }
-  if (has_attribute(field, "month")) {
-    auto m = parse_month(s);
-    if (!m) return invalid("field '" + path + "': " + m.error().message());
-  }
-  if (has_attribute(field, "clock")) {
-    auto c = parse_clock(s);
-    if (!c) return invalid("field '" + path + "': " + c.error().message());
-  }
-  return status::ok();
-}
-
-status check_integer(const json& v, const flatbuffers::Type& type, const flatbuffers::FieldDef& field,
-                     const std::string& path) {
-  if (!v.is_number_integer()) return invalid("field '" + path + "' must be an integer");
-  if (v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))
-    return invalid("field '" + path + "' is out of range");
-  const std::int64_t n = v.get<std::int64_t>();
-  // Every numeric command field is a long or a narrower signed/unsigned integer.
-  const auto bits = flatbuffers::SizeOf(type.base_type) * 8;
-  const bool is_signed = flatbuffers::IsInteger(type.base_type) && type.base_type != flatbuffers::BASE_TYPE_UCHAR &&
-                         type.base_type != flatbuffers::BASE_TYPE_USHORT &&
-                         type.base_type != flatbuffers::BASE_TYPE_UINT && type.base_type != flatbuffers::BASE_TYPE_ULONG;
-  if (bits < 64) {
-    const std::int64_t max = is_signed ? (std::int64_t{1} << (bits - 1)) - 1 : (std::int64_t{1} << bits) - 1;
-    const std::int64_t min = is_signed ? -(std::int64_t{1} << (bits - 1)) : 0;
-    if (n < min || n > max) return invalid("field '" + path + "' is out of range");
-  }
-  if (!is_signed && n < 0) return invalid("field '" + path + "' must not be negative");
-  if (has_attribute(field, "non_negative") && n < 0) return invalid("field '" + path + "' must not be negative");
-  if (has_attribute(field, "positive") && n <= 0) return invalid("field '" + path + "' must be positive");
+field_rules rules_of(const flatbuffers::FieldDef& field) {
+  auto has = [&](const char* name) { return field.attributes.Lookup(name) != nullptr; };
+  field_rules r;
+  r.def = &field;
+  r.mandatory = has("mandatory");
+  r.identifier = has("identifier");
+  r.timestamp = has("timestamp");
+  r.month = has("month");
+  r.clock = has("clock");
+  r.non_negative = has("non_negative");
+  r.positive = has("positive");
   if (const flatbuffers::Value* max = field.attributes.Lookup("max")) {
-    const std::int64_t bound = std::stoll(max->constant);  // the schema's own text, checked at start-up
-    if (n > bound) return invalid("field '" + path + "' is over its limit of " + max->constant);
+    PEV_ASSERT(!max->constant.empty() && max->constant.size() <= 18 &&
+               max->constant.find_first_not_of("0123456789") == std::string::npos);
+    r.max = std::stoll(max->constant);
+    r.max_text = max->constant;
   }
-  return status::ok();
+  return r;
 }
 
-status check_value(const json& v, const flatbuffers::Type& type, const flatbuffers::FieldDef& field,
-                   const std::string& path) {
-  if (type.enum_def != nullptr && flatbuffers::IsScalar(type.base_type)) {
-    if (!v.is_string()) return invalid("field '" + path + "' must be one of its names, as a string");
-    if (type.enum_def->Lookup(v.get_ref<const std::string&>()) == nullptr)
-      return invalid("field '" + path + "' has no value '" + v.get<std::string>() + "'");
+// Checks a line's values against the schema's rules; `path` names a value in messages.
+class line_checker {
+ public:
+  line_checker(const json_line& doc, const std::unordered_map<const flatbuffers::StructDef*, table_rules>& rules)
+      : doc_(doc), rules_(rules) {}
+
+  status check_table(std::uint32_t object, const flatbuffers::StructDef& table, const std::string& prefix) {
+    const table_rules& rules = rules_.at(&table);
+    // Mandatory fields first: a missing field is reported before a malformed one.
+    for (const field_rules& field : rules.fields) {
+      if (!field.mandatory) continue;
+      const std::uint32_t v = doc_.member(object, field.def->name);
+      if (v == json_line::none || doc_.at(v).type == json_kind::null)
+        return {errc::missing_field, "missing field '" + prefix + field.def->name + "'"};
+    }
+    std::vector<std::uint32_t> members;
+    doc_.members_by_name(object, members);
+    for (const std::uint32_t m : members) {
+      const std::string_view key = doc_.at(m).key;
+      if (prefix.empty() && is_envelope_field(key)) continue;
+      const field_rules* field = rules.find(key);
+      if (field == nullptr || field->def->deprecated) return invalid("unknown field '" + prefix + std::string(key) + "'");
+      if (doc_.at(m).type == json_kind::null) continue;  // absent: the schema default applies
+      PEV_RETURN_IF_ERROR(check_value(m, field->def->value.type, *field, prefix + std::string(key)));
+    }
     return status::ok();
   }
-  switch (type.base_type) {
-    case flatbuffers::BASE_TYPE_STRING:
-      return check_string(v, field, path);
-    case flatbuffers::BASE_TYPE_BOOL:
-      if (!v.is_boolean()) return invalid("field '" + path + "' must be true or false");
-      return status::ok();
-    case flatbuffers::BASE_TYPE_VECTOR: {
-      if (!v.is_array()) return invalid("field '" + path + "' must be a list");
-      const std::size_t max = path == "cards" ? limits::whitelist_cards_max : limits::tou_windows_max;
-      if (v.size() > max) return invalid("field '" + path + "' has too many entries");
-      const flatbuffers::Type element = type.VectorType();
-      for (std::size_t i = 0; i < v.size(); ++i)
-        PEV_RETURN_IF_ERROR(check_value(v[i], element, field, path + "[" + std::to_string(i) + "]"));
+
+ private:
+  static bool is_envelope_field(std::string_view key) {
+    for (auto f : envelope_fields)
+      if (f == key) return true;
+    return false;
+  }
+  static status invalid(std::string message) { return {errc::invalid_field, std::move(message)}; }
+
+  status check_value(std::uint32_t v, const flatbuffers::Type& type, const field_rules& field, const std::string& path) {
+    const json_line::node& n = doc_.at(v);
+    if (type.enum_def != nullptr && flatbuffers::IsScalar(type.base_type)) {
+      if (n.type != json_kind::string) return invalid("field '" + path + "' must be one of its names, as a string");
+      if (type.enum_def->Lookup(std::string(n.text)) == nullptr)
+        return invalid("field '" + path + "' has no value '" + std::string(n.text) + "'");
       return status::ok();
     }
-    case flatbuffers::BASE_TYPE_STRUCT:
-      if (!v.is_object()) return invalid("field '" + path + "' must be an object");
-      return check_table(v, *type.struct_def, path + ".");
-    default:
-      if (flatbuffers::IsInteger(type.base_type)) return check_integer(v, type, field, path);
-      return invalid("field '" + path + "' has a type the command format does not use");
+    switch (type.base_type) {
+      case flatbuffers::BASE_TYPE_STRING:
+        return check_string(n, field, path);
+      case flatbuffers::BASE_TYPE_BOOL:
+        if (n.type != json_kind::boolean) return invalid("field '" + path + "' must be true or false");
+        return status::ok();
+      case flatbuffers::BASE_TYPE_VECTOR: {
+        if (n.type != json_kind::array) return invalid("field '" + path + "' must be a list");
+        const std::size_t max = path == "cards" ? limits::whitelist_cards_max : limits::tou_windows_max;
+        if (n.size > max) return invalid("field '" + path + "' has too many entries");
+        const flatbuffers::Type element = type.VectorType();
+        std::size_t i = 0;
+        for (std::uint32_t e = v + 1; e < n.next; e = doc_.at(e).next, ++i)
+          PEV_RETURN_IF_ERROR(check_value(e, element, field, path + "[" + std::to_string(i) + "]"));
+        return status::ok();
+      }
+      case flatbuffers::BASE_TYPE_STRUCT:
+        if (n.type != json_kind::object) return invalid("field '" + path + "' must be an object");
+        return check_table(v, *type.struct_def, path + ".");
+      default:
+        if (flatbuffers::IsInteger(type.base_type)) return check_integer(n, type, field, path);
+        return invalid("field '" + path + "' has a type the command format does not use");
+    }
   }
-}
+
+  static status check_string(const json_line::node& n, const field_rules& field, const std::string& path) {
+    if (n.type != json_kind::string) return invalid("field '" + path + "' must be a string");
+    const std::string_view s = n.text;
+    if (field.identifier) {
+      if (s.empty()) return invalid("field '" + path + "' must not be empty");
+      if (s.size() > limits::identifier_bytes_max) return invalid("field '" + path + "' is too long");
+    }
+    if (field.timestamp) {
+      auto t = parse_timestamp(s);
+      if (!t) return invalid("field '" + path + "': " + t.error().message());
+    }
+    if (field.month) {
+      auto m = parse_month(s);
+      if (!m) return invalid("field '" + path + "': " + m.error().message());
+    }
+    if (field.clock) {
+      auto c = parse_clock(s);
+      if (!c) return invalid("field '" + path + "': " + c.error().message());
+    }
+    return status::ok();
+  }
+
+  static status check_integer(const json_line::node& n, const flatbuffers::Type& type, const field_rules& field,
+                              const std::string& path) {
+    if (n.type != json_kind::integer && n.type != json_kind::unsigned_integer)
+      return invalid("field '" + path + "' must be an integer");
+    if (n.type == json_kind::unsigned_integer && n.unsigned_integer > static_cast<std::uint64_t>(INT64_MAX))
+      return invalid("field '" + path + "' is out of range");
+    const std::int64_t v = n.type == json_kind::integer ? n.integer : static_cast<std::int64_t>(n.unsigned_integer);
+    // Every numeric command field is a long or a narrower signed/unsigned integer.
+    const auto bits = flatbuffers::SizeOf(type.base_type) * 8;
+    const bool is_signed = flatbuffers::IsInteger(type.base_type) && type.base_type != flatbuffers::BASE_TYPE_UCHAR &&
+                           type.base_type != flatbuffers::BASE_TYPE_USHORT &&
+                           type.base_type != flatbuffers::BASE_TYPE_UINT && type.base_type != flatbuffers::BASE_TYPE_ULONG;
+    if (bits < 64) {
+      const std::int64_t max = is_signed ? (std::int64_t{1} << (bits - 1)) - 1 : (std::int64_t{1} << bits) - 1;
+      const std::int64_t min = is_signed ? -(std::int64_t{1} << (bits - 1)) : 0;
+      if (v < min || v > max) return invalid("field '" + path + "' is out of range");
+    }
+    if (!is_signed && v < 0) return invalid("field '" + path + "' must not be negative");
+    if (field.non_negative && v < 0) return invalid("field '" + path + "' must not be negative");
+    if (field.positive && v <= 0) return invalid("field '" + path + "' must be positive");
+    if (field.max && v > *field.max) return invalid("field '" + path + "' is over its limit of " + field.max_text);
+    return status::ok();
+  }
+
+  const json_line& doc_;
+  const std::unordered_map<const flatbuffers::StructDef*, table_rules>& rules_;
+};
 
 }  // namespace
 
 struct command_parser::impl {
   flatbuffers::Parser fb;
   std::unordered_map<std::string, command_kind> kind_by_type;
-  std::array<const flatbuffers::StructDef*, command_kind_count> tables{};
+  std::array<flatbuffers::StructDef*, command_kind_count> tables{};  // the parser may set them as its root
+  std::unordered_map<const flatbuffers::StructDef*, table_rules> rules;  // every table of the schema
+  json_line doc;
   std::string line_copy;  // flatbuffers' JSON parser wants a terminated string
 
   static flatbuffers::IDLOptions options() {
@@ -163,7 +210,7 @@ result<std::unique_ptr<command_parser>> command_parser::create() {
     return status(errc::corruption, "embedded commands.fbs does not parse: " + p->fb.error_);
   for (std::size_t i = 0; i < command_kind_count; ++i) {
     const std::string table_name = "pevledger.schema." + std::string(command_tables[i].table);
-    const flatbuffers::StructDef* table = p->fb.LookupStruct(table_name);
+    flatbuffers::StructDef* table = p->fb.LookupStruct(table_name);
     PEV_ASSERT(table != nullptr);
     const flatbuffers::Value* type_attr = table->attributes.Lookup("command");
     PEV_ASSERT(type_attr != nullptr);
@@ -176,10 +223,10 @@ result<std::unique_ptr<command_parser>> command_parser::create() {
   for (const flatbuffers::StructDef* s : p->fb.structs_.vec)
     if (s->attributes.Lookup("command") != nullptr) ++command_tables_in_schema;
   PEV_ASSERT(command_tables_in_schema == command_kind_count);
-  for (const flatbuffers::StructDef* st : p->fb.structs_.vec)
-    for (const flatbuffers::FieldDef* f : st->fields.vec)
-      if (const flatbuffers::Value* max = f->attributes.Lookup("max"))
-        PEV_ASSERT(!max->constant.empty() && max->constant.find_first_not_of("0123456789") == std::string::npos);
+  for (const flatbuffers::StructDef* st : p->fb.structs_.vec) {
+    table_rules& rules = p->rules[st];
+    for (const flatbuffers::FieldDef* f : st->fields.vec) rules.fields.push_back(rules_of(*f));
+  }
   PEV_ASSERT(p->kind_by_type.size() == command_kind_count);
   return std::unique_ptr<command_parser>(new command_parser(std::move(p)));
 }
@@ -199,46 +246,49 @@ std::optional<command> command_parser::parse(std::string_view line, parse_failur
   if (line.size() > limits::command_line_bytes_max)
     return refuse(errc::line_too_long, "line is " + std::to_string(line.size()) + " bytes; the limit is " +
                                            std::to_string(limits::command_line_bytes_max));
-  // nlohmann checks JSON syntax and UTF-8; it does not throw with allow_exceptions = false.
-  const json doc = json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) return refuse(errc::invalid_json, "line is not valid JSON (or not valid UTF-8)");
-  if (!doc.is_object()) return refuse(errc::invalid_json, "line is not a JSON object");
+  // JSON syntax and UTF-8 first; the values are then checked against the schema.
+  json_line& doc = impl_->doc;
+  if (!doc.read(line)) return refuse(errc::invalid_json, "line is not valid JSON (or not valid UTF-8)");
+  constexpr std::uint32_t root = 0;
+  if (doc.at(root).type != json_kind::object) return refuse(errc::invalid_json, "line is not a JSON object");
+  auto present = [&](std::uint32_t v) { return v != json_line::none && doc.at(v).type != json_kind::null; };
 
-  auto id_it = doc.find("id");
-  if (id_it != doc.end() && id_it->is_string()) failure.id = id_it->get<std::string>();
+  const std::uint32_t id = doc.member(root, "id");
+  if (id != json_line::none && doc.at(id).type == json_kind::string) failure.id = std::string(doc.at(id).text);
 
-  auto type_it = doc.find("type");
-  if (type_it == doc.end() || type_it->is_null()) return refuse(errc::missing_field, "missing field 'type'");
-  if (!type_it->is_string()) return refuse(errc::invalid_field, "field 'type' must be a string");
-  auto kind_it = impl_->kind_by_type.find(type_it->get_ref<const std::string&>());
+  const std::uint32_t type = doc.member(root, "type");
+  if (!present(type)) return refuse(errc::missing_field, "missing field 'type'");
+  if (doc.at(type).type != json_kind::string) return refuse(errc::invalid_field, "field 'type' must be a string");
+  auto kind_it = impl_->kind_by_type.find(std::string(doc.at(type).text));
   if (kind_it == impl_->kind_by_type.end())
-    return refuse(errc::unknown_type, "unknown command type '" + type_it->get<std::string>().substr(0, 64) + "'");
+    return refuse(errc::unknown_type, "unknown command type '" + std::string(doc.at(type).text.substr(0, 64)) + "'");
   const command_kind kind = kind_it->second;
 
-  if (id_it == doc.end() || id_it->is_null()) return refuse(errc::missing_field, "missing field 'id'");
-  auto at_it = doc.find("at");
-  if (at_it == doc.end() || at_it->is_null()) return refuse(errc::missing_field, "missing field 'at'");
+  if (!present(id)) return refuse(errc::missing_field, "missing field 'id'");
+  const std::uint32_t at_field = doc.member(root, "at");
+  if (!present(at_field)) return refuse(errc::missing_field, "missing field 'at'");
   const flatbuffers::StructDef& table = *impl_->tables[static_cast<std::size_t>(kind)];
-  if (status s = check_table(doc, table, ""); !s.is_ok()) {
+  if (status s = line_checker(doc, impl_->rules).check_table(root, table, ""); !s.is_ok()) {
     failure.error = std::move(s);
     return std::nullopt;
   }
-  if (!id_it->is_string()) return refuse(errc::invalid_field, "field 'id' must be a string");
-  const auto& id = id_it->get_ref<const std::string&>();
-  if (id.empty() || id.size() > limits::identifier_bytes_max)
+  if (doc.at(id).type != json_kind::string) return refuse(errc::invalid_field, "field 'id' must be a string");
+  const std::string_view id_text = doc.at(id).text;
+  if (id_text.empty() || id_text.size() > limits::identifier_bytes_max)
     return refuse(errc::invalid_field, "field 'id' must be 1 to 256 bytes");
-  if (!at_it->is_string()) return refuse(errc::invalid_field, "field 'at' must be a string");
-  auto at = parse_timestamp(at_it->get_ref<const std::string&>());
+  if (doc.at(at_field).type != json_kind::string) return refuse(errc::invalid_field, "field 'at' must be a string");
+  auto at = parse_timestamp(doc.at(at_field).text);
   if (!at) return refuse(errc::invalid_field, "field 'at': " + at.error().message());
 
   impl_->line_copy.assign(line);
-  PEV_ASSERT(impl_->fb.SetRootType(std::string(command_tables[static_cast<std::size_t>(kind)].table).c_str()));
+  // The table was looked up once, at create(); SetRootType would look it up by name again.
+  impl_->fb.root_struct_def_ = impl_->tables[static_cast<std::size_t>(kind)];
   if (!impl_->fb.ParseJson(impl_->line_copy.c_str()))
     return refuse(errc::invalid_field, "line does not fit its command: " + impl_->fb.error_);
 
   command out;
   out.kind = kind;
-  out.id = id;
+  out.id = std::string(id_text);
   out.at = at.value();
   const auto& b = impl_->fb.builder_;
   out.table.assign(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());

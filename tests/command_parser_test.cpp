@@ -107,6 +107,31 @@ TEST_F(parser_test, format_errors_get_their_stable_codes) {
             errc::ok);
 }
 
+TEST_F(parser_test, a_repeated_field_counts_once_with_its_last_value) {
+  // As in a JSON object read into a map: the last value of a repeated name is the one checked.
+  EXPECT_EQ(code_of(R"({"type":"x","type":"session.unplug","id":"a","at":"2024-03-01T00:00:00Z","session":"s"})"), errc::ok);
+  EXPECT_EQ(code_of(R"({"type":"session.unplug","type":"x","id":"a","at":"2024-03-01T00:00:00Z","session":"s"})"),
+            errc::unknown_type);
+  EXPECT_EQ(code_of(R"({"type":"session.unplug","id":"a","at":"2024-03-01T00:00:00Z","session":"s","session":null})"),
+            errc::missing_field);
+  // Malformed fields are reported in name order, whatever their order on the line.
+  parse_failure failure;
+  EXPECT_FALSE(parser->parse(R"({"type":"session.unplug","id":"a","at":"2024-03-01T00:00:00Z","session":"s","zzz":1,"aaa":2})",
+                             failure));
+  EXPECT_EQ(failure.error.message(), "unknown field 'aaa'");
+  EXPECT_FALSE(parser->parse(
+      R"({"type":"tariff.publish","id":"t","at":"2024-03-01T00:00:00Z","utility":"u","tariff":"t","kind":"tou","price":100,"periods":[{"name":"p","days":["Mon","Xyz"],"from":"16:00","to":"24:00","price":5}]})",
+      failure));
+  EXPECT_EQ(failure.error.message(), "field 'periods[0].days[1]' has no value 'Xyz'");
+}
+
+TEST_F(parser_test, a_nul_byte_after_the_object_is_not_json) {
+  const std::string line = std::string(R"({"type":"session.unplug","id":"a","at":"2024-03-01T00:00:00Z","session":"s"})") +
+                           std::string(1, '\0') + "trailing";
+  EXPECT_EQ(code_of(line), errc::invalid_json);
+  EXPECT_EQ(code_of(R"({"type":"session.unplug","id":"a\u0000b","at":"2024-03-01T00:00:00Z","session":"s"})"), errc::ok);
+}
+
 TEST_F(parser_test, every_command_type_of_the_spec_is_known) {
   for (const auto& t : command_tables) {
     const std::string line = R"({"type":")" + std::string(t.type) + R"(","id":"x","at":"2024-03-01T00:00:00Z"})";
