@@ -427,6 +427,13 @@ result<std::unique_ptr<event_log>> event_log::open(const std::string& dir, log_o
     // key shares its upper four bytes until four billion records).
     if (std::string_view(name) == "events")
       cf_options.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(4));
+    // The stream index and the interval identities are chains too: a stream's keys ascend by
+    // stream sequence, an EUMD's by interval start (both "<name> NUL <big-endian number>"). A hint
+    // per chain starts each insert next to the chain's last one instead of at the top of a skiplist
+    // of random names: an unhinted insert cost about 13,700 instructions (34 comparisons and the
+    // splice recomputed). Each hint is a splice of about 220 bytes in the memtable's arena.
+    if (std::string_view(name) == "streams" || std::string_view(name) == "intervals")
+      cf_options.memtable_insert_with_hint_prefix_extractor = std::make_shared<stream_prefix>();
     rocksdb::BlockBasedTableOptions table;
     table.block_cache = block_cache;
     // Ingest is CPU-bound on small machines: block checksums by XXH3 and LZ4 compression cost a
