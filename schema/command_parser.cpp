@@ -20,6 +20,12 @@ namespace {
 // Fields every line carries in its envelope rather than in its command table.
 constexpr std::string_view envelope_fields[] = {"type", "id", "at"};
 
+bool is_envelope_field(std::string_view key) {
+  for (auto f : envelope_fields)
+    if (f == key) return true;
+  return false;
+}
+
 using json_kind = json_line::kind;
 
 // What the schema says of one field, read from its attributes once, when the parser is created.
@@ -90,11 +96,6 @@ class line_checker {
   }
 
  private:
-  static bool is_envelope_field(std::string_view key) {
-    for (auto f : envelope_fields)
-      if (f == key) return true;
-    return false;
-  }
   static status invalid(std::string message) { return {errc::invalid_field, std::move(message)}; }
 
   status check_value(std::uint32_t v, const flatbuffers::Type& type, const field_rules& field, const std::string& path) {
@@ -188,7 +189,7 @@ struct command_parser::impl {
   std::array<flatbuffers::StructDef*, command_kind_count> tables{};  // the parser may set them as its root
   std::unordered_map<const flatbuffers::StructDef*, table_rules> rules;  // every table of the schema
   json_line doc;
-  std::string line_copy;  // flatbuffers' JSON parser wants a terminated string
+  std::string line_copy;  // what flatbuffers' JSON parser reads: a terminated string
 
   static flatbuffers::IDLOptions options() {
     flatbuffers::IDLOptions o;
@@ -280,11 +281,27 @@ std::optional<command> command_parser::parse(std::string_view line, parse_failur
   auto at = parse_timestamp(doc.at(at_field).text);
   if (!at) return refuse(errc::invalid_field, "field 'at': " + at.error().message());
 
-  impl_->line_copy.assign(line);
+  // flatbuffers' parser gets the command's own fields only: it would skip the envelope, but not
+  // before its lexer had copied every character of those names and values. A null is left out,
+  // as absent (the schema default applies), which flatbuffers would refuse for an enum.
+  std::string& table_text = impl_->line_copy;
+  table_text.assign("{");
+  for (std::uint32_t m = root + 1; m < doc.at(root).next; m = doc.at(m).next) {
+    const json_line::node& member = doc.at(m);
+    if (is_envelope_field(member.key) || member.type == json_kind::null) continue;
+    if (table_text.size() > 1) table_text.push_back(',');
+    table_text.append(line.substr(member.begin, member.end - member.begin));
+  }
+  table_text.push_back('}');
   // The table was looked up once, at create(); SetRootType would look it up by name again.
   impl_->fb.root_struct_def_ = impl_->tables[static_cast<std::size_t>(kind)];
-  if (!impl_->fb.ParseJson(impl_->line_copy.c_str()))
-    return refuse(errc::invalid_field, "line does not fit its command: " + impl_->fb.error_);
+  if (!impl_->fb.ParseJson(table_text.c_str())) {
+    // Its "line: column: error: " prefix would point into table_text, not into the line.
+    const std::string& why = impl_->fb.error_;
+    const std::size_t at_error = why.find("error: ");
+    return refuse(errc::invalid_field,
+                  "line does not fit its command: " + (at_error == std::string::npos ? why : why.substr(at_error + 7)));
+  }
 
   command out;
   out.kind = kind;

@@ -77,6 +77,8 @@ bool json_line::push(kind type) {
   node n;
   n.type = type;
   n.next = static_cast<std::uint32_t>(nodes_.size() + 1);
+  n.begin = static_cast<std::uint32_t>(has_key_ ? pending_key_begin_ : value_begin_);
+  n.end = static_cast<std::uint32_t>(pos_);  // a container's end is set when it closes
   if (has_key_) n.key = pending_key_;
   has_key_ = false;
   if (!open_.empty()) ++nodes_[open_.back()].size;
@@ -92,6 +94,7 @@ bool json_line::value() {
   // After '{' or ',' in an object: a member's name and its colon.
   auto member_name = [&]() -> bool {
     skip_space();
+    pending_key_begin_ = pos_;
     if (pos_ >= in_.size() || in_[pos_] != '"' || !string_token(pending_key_)) return false;
     has_key_ = true;
     skip_space();
@@ -101,12 +104,14 @@ bool json_line::value() {
   };
   auto close = [&] {
     nodes_[open_.back()].next = static_cast<std::uint32_t>(nodes_.size());
+    nodes_[open_.back()].end = static_cast<std::uint32_t>(pos_);
     open_.pop_back();
   };
   for (;;) {
     PEV_ASSERT(++passes <= passes_max);
     skip_space();
     if (pos_ >= in_.size()) return false;
+    value_begin_ = pos_;
     const char c = in_[pos_];
     if (c == '{' || c == '[') {
       if (open_.size() >= limits::command_line_bytes_max || !push(c == '{' ? kind::object : kind::array)) return false;

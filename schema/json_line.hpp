@@ -36,6 +36,9 @@ class json_line {
     std::uint64_t unsigned_integer = 0;
     std::string_view key;   // the member's name, for a member of an object
     std::string_view text;  // a string's value
+    // Where the value's text lies in the line, [begin, end); for a member of an object from the
+    // opening quote of its name, so that the span is the whole `"name": value`.
+    std::uint32_t begin = 0, end = 0;
   };
   static constexpr std::uint32_t none = UINT32_MAX;
 
@@ -65,6 +68,8 @@ class json_line {
   std::vector<std::uint32_t> open_;  // the objects and arrays not yet closed, outermost first
   std::string unescaped_;
   std::string_view pending_key_;
+  std::size_t pending_key_begin_ = 0;
+  std::size_t value_begin_ = 0;
   bool has_key_ = false;
 };
 

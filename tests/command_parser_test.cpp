@@ -125,6 +125,19 @@ TEST_F(parser_test, a_repeated_field_counts_once_with_its_last_value) {
   EXPECT_EQ(failure.error.message(), "field 'periods[0].days[1]' has no value 'Xyz'");
 }
 
+TEST_F(parser_test, null_is_absent_for_every_field_type) {
+  parse_failure failure;
+  auto with_null = parser->parse(
+      R"({"type":"account.open","id":"x","at":"2024-03-01T00:00:00Z","utility":"u","account":"a","customer":"c","kind":null})",
+      failure);
+  ASSERT_TRUE(with_null.has_value()) << failure.error.message();
+  auto without = parser->parse(
+      R"({"type":"account.open","id":"x","at":"2024-03-01T00:00:00Z","utility":"u","account":"a","customer":"c"})", failure);
+  ASSERT_TRUE(without.has_value());
+  EXPECT_EQ(with_null->table, without->table);
+  EXPECT_EQ(with_null->as<AccountOpen>()->kind(), AccountKind::postpaid);
+}
+
 TEST_F(parser_test, a_nul_byte_after_the_object_is_not_json) {
   const std::string line = std::string(R"({"type":"session.unplug","id":"a","at":"2024-03-01T00:00:00Z","session":"s"})") +
                            std::string(1, '\0') + "trailing";

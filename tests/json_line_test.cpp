@@ -81,6 +81,27 @@ bool agree(json_line& doc, const std::string& line) {
   render(doc, 0, b);
   EXPECT_EQ(b, a) << "line: " << line;
   EXPECT_EQ(doc.at(0).next, doc.node_count());
+  // Every value's span is its own text: a member's, `"name": value`, reads as a one-member object.
+  std::vector<bool> is_member(doc.node_count(), false);
+  for (std::uint32_t i = 0; i < doc.node_count(); ++i)
+    if (doc.at(i).type == json_line::kind::object)
+      for (std::uint32_t c = i + 1; c < doc.at(i).next; c = doc.at(c).next) is_member[c] = true;
+  json_line part;
+  for (std::uint32_t i = 0; i < doc.node_count(); ++i) {
+    const json_line::node& n = doc.at(i);
+    if (n.begin > n.end || n.end > line.size()) {
+      ADD_FAILURE() << "span [" << n.begin << ", " << n.end << ") of line " << line;
+      break;
+    }
+    const std::string span = line.substr(n.begin, n.end - n.begin);
+    const std::string text = is_member[i] ? "{" + span + "}" : span;
+    EXPECT_FALSE(json::parse(text, nullptr, false).is_discarded()) << "span " << span << " of line " << line;
+    if (!part.read(text)) {
+      ADD_FAILURE() << "span " << span << " of line " << line;
+      break;
+    }
+    EXPECT_EQ(part.at(is_member[i] ? part.member(0, n.key) : 0).type, n.type) << span;
+  }
   return true;
 }
 
