@@ -440,6 +440,14 @@ result<std::unique_ptr<event_log>> event_log::open(const std::string& dir, log_o
     // fraction of crc32c (this RocksDB is built without its SSE 4.2 path) and snappy.
     table.checksum = rocksdb::kXXH3;
     cf_options.compression = rocksdb::kLZ4Compression;
+    // Flushes write L0 and compaction rewrites L0 into L1 soon after: compressing them only to
+    // decompress them again cost half of every flush (callgrind, the fleet month's first 120,000
+    // lines: 1.27 G instructions of flushing instead of 2.37 G). Deeper levels, where the log's bulk
+    // ends up, are compressed once, by compaction. Disk: L0 and L1 are held uncompressed, a few
+    // hundred megabytes a column family at most (L1's target size).
+    cf_options.compression_per_level = {rocksdb::kNoCompression, rocksdb::kNoCompression, rocksdb::kLZ4Compression,
+                                        rocksdb::kLZ4Compression, rocksdb::kLZ4Compression, rocksdb::kLZ4Compression,
+                                        rocksdb::kLZ4Compression};
     if (std::string_view(name) == "stream_heads" || std::string_view(name) == "commands" ||
         std::string_view(name) == "intervals") {
       // Point lookups that mostly miss (a new stream, a new command id, a new interval): a bloom
