@@ -283,12 +283,18 @@ std::optional<command> command_parser::parse(std::string_view line, parse_failur
 
   // flatbuffers' parser gets the command's own fields only: it would skip the envelope, but not
   // before its lexer had copied every character of those names and values. A null is left out,
-  // as absent (the schema default applies), which flatbuffers would refuse for an enum.
+  // as absent (the schema default applies), which flatbuffers would refuse for an enum; but not
+  // when its name repeats, so that flatbuffers still refuses the field set twice.
+  auto repeated = [&](std::uint32_t m) {
+    for (std::uint32_t o = root + 1; o < doc.at(root).next; o = doc.at(o).next)
+      if (o != m && doc.at(o).key == doc.at(m).key) return true;
+    return false;
+  };
   std::string& table_text = impl_->line_copy;
   table_text.assign("{");
   for (std::uint32_t m = root + 1; m < doc.at(root).next; m = doc.at(m).next) {
     const json_line::node& member = doc.at(m);
-    if (is_envelope_field(member.key) || member.type == json_kind::null) continue;
+    if (is_envelope_field(member.key) || (member.type == json_kind::null && !repeated(m))) continue;
     if (table_text.size() > 1) table_text.push_back(',');
     table_text.append(line.substr(member.begin, member.end - member.begin));
   }
