@@ -13,8 +13,12 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "base/limits.hpp"
 
@@ -42,8 +46,6 @@ constexpr std::string_view format_version = "pevledger-log-3";
 // Older formats this code reads as they are: log-3 only added record kinds (batched records), so a
 // log-2 database is a log-3 database that holds none yet. Opening one upgrades its format key.
 constexpr std::string_view format_versions_readable[] = {"pevledger-log-2"};
-// Stream heads cached in memory; past this the cache is dropped and refilled from the index.
-
 void put_be64(std::string& out, std::uint64_t v) {
   for (int i = 7; i >= 0; --i) out.push_back(static_cast<char>((v >> (i * 8)) & 0xff));
 }
@@ -73,6 +75,27 @@ std::span<const std::uint8_t> as_bytes(const rocksdb::Slice& s) {
 
 // Closing a handle can only fail on a handle we never opened; nothing is lost either way.
 void ignore_rocksdb(const rocksdb::Status&) {}
+
+// Puts of one column family whose keys have no order of their own (command ids, projection keys,
+// stream names), written to a group's batch in key order: each memtable insert then starts from
+// the one before it (the column family's one insert hint, see open) instead of at the top of a
+// skiplist of random keys. Equal keys keep their order, so the last put of a key still wins.
+// Holds one entry per put of one group, which the group's bounds bound.
+class key_ordered_puts {
+ public:
+  // `key` and `value` must outlive write_to; keep() makes them do so.
+  void put(std::string_view key, std::string_view value) { puts_.emplace_back(key, value); }
+  std::string_view keep(std::string bytes) { return owned_.emplace_back(std::move(bytes)); }
+  void write_to(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* cf) {
+    std::stable_sort(puts_.begin(), puts_.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (const auto& [key, value] : puts_)
+      batch.Put(cf, rocksdb::Slice(key.data(), key.size()), rocksdb::Slice(value.data(), value.size()));
+  }
+
+ private:
+  std::vector<std::pair<std::string_view, std::string_view>> puts_;
+  std::deque<std::string> owned_;  // a deque: what keep() returned stays where it is
+};
 
 struct pending_append {
   append_batch batch;
@@ -205,6 +228,7 @@ struct event_log::impl {
     digest hash = sealed_hash;
     bool has_projections = false;
     std::unordered_map<std::string_view, std::uint64_t> touched;  // stream heads this group moves
+    key_ordered_puts commands, projections, snapshots, heads;
     g.receipts.reserve(g.appends.size());
     for (auto& p : g.appends) {
       const log_seq first(seq.value() + 1);
@@ -228,10 +252,10 @@ struct event_log::impl {
         put_be64(outcome, cmd_first.value());
         const auto count = static_cast<std::uint32_t>(seq.value() + 1 - cmd_first.value());
         for (int i = 3; i >= 0; --i) outcome.push_back(static_cast<char>((count >> (i * 8)) & 0xff));
-        g.batch.Put(cfs[cf_commands], cmd.command_id, outcome);
+        commands.put(cmd.command_id, commands.keep(std::move(outcome)));
       }
       for (auto& put : p->batch.projections) {
-        g.batch.Put(cfs[cf_projections], put.key, put.value);
+        projections.put(put.key, put.value);
         has_projections = true;
       }
       for (auto& put : p->batch.intervals) g.batch.Put(cfs[cf_intervals], put.key, put.value);
@@ -248,17 +272,22 @@ struct event_log::impl {
           covered = global.value();
         }
         std::string value;
+        value.reserve(8 + snap.state.size());
         put_be64(value, covered.value());
         value.append(snap.state);
-        g.batch.Put(cfs[cf_snapshots], stream_key(snap.stream, snap.stream_seq), value);
+        snapshots.put(snapshots.keep(stream_key(snap.stream, snap.stream_seq)), snapshots.keep(std::move(value)));
       }
       g.receipts.push_back({first, seq});
     }
     for (const auto& [stream, head] : touched) {
       std::string value;
       put_be64(value, head);
-      g.batch.Put(cfs[cf_stream_heads], rocksdb::Slice(stream.data(), stream.size()), value);
+      heads.put(stream, heads.keep(std::move(value)));
     }
+    commands.write_to(g.batch, cfs[cf_commands]);
+    projections.write_to(g.batch, cfs[cf_projections]);
+    snapshots.write_to(g.batch, cfs[cf_snapshots]);
+    heads.write_to(g.batch, cfs[cf_stream_heads]);
     if (has_projections) g.batch.Put(cfs[cf_default], std::string(watermark_key), seq_key(seq));
     g.last = seq;
     g.last_hash = hash;
@@ -434,6 +463,12 @@ result<std::unique_ptr<event_log>> event_log::open(const std::string& dir, log_o
     // splice recomputed). Each hint is a splice of about 220 bytes in the memtable's arena.
     if (std::string_view(name) == "streams" || std::string_view(name) == "intervals")
       cf_options.memtable_insert_with_hint_prefix_extractor = std::make_shared<stream_prefix>();
+    // Command ids, projection keys, stream heads and snapshots have no chains, but a group writes
+    // them in key order (key_ordered_puts), so one hint for the whole column family (an empty
+    // prefix) starts each insert next to the one before.
+    if (std::string_view(name) == "commands" || std::string_view(name) == "projections" ||
+        std::string_view(name) == "stream_heads" || std::string_view(name) == "snapshots")
+      cf_options.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(0));
     rocksdb::BlockBasedTableOptions table;
     table.block_cache = block_cache;
     // Ingest is CPU-bound on small machines: block checksums by XXH3 and LZ4 compression cost a

@@ -2,6 +2,8 @@
 
 #include <flatbuffers/flatbuffers.h>
 
+#include <future>
+
 #include "storage/event_log.hpp"
 #include "tests/test_support.hpp"
 
@@ -143,6 +145,32 @@ TEST(event_log, projections_and_watermark_land_with_their_events) {
   ASSERT_TRUE(value.has_value() && value->has_value());
   EXPECT_EQ(**value, "{\"balance_micro\":5}");
   EXPECT_EQ(log->projection_watermark().value().value(), 4u);
+}
+
+// A group writes projections in key order, not in the order they were put: the later put of a key
+// must still win, within one append and across appends (queued together, so usually one group).
+TEST(event_log, the_last_projection_put_of_a_key_wins_whatever_the_key_order) {
+  testing::temp_dir dir;
+  {
+    auto log = open_log(dir.path());
+    append_batch b = topups("c", 2);
+    for (const char* key : {"z", "b", "m", "a"}) b.projections.push_back({key, std::string("first ") + key});
+    b.projections.push_back({"m", "second m"});
+    b.projections.push_back({"a", "second a"});
+    std::vector<std::future<result<append_receipt>>> appends;
+    appends.push_back(log->append(std::move(b)));
+    append_batch later = topups("d", 1);
+    later.projections.push_back({"z", "later z"});
+    appends.push_back(log->append(std::move(later)));
+    for (auto& a : appends) ASSERT_TRUE(a.get().has_value());
+  }
+  auto log = open_log(dir.path());
+  for (const auto& [key, want] : std::vector<std::pair<std::string, std::string>>{
+           {"a", "second a"}, {"b", "first b"}, {"m", "second m"}, {"z", "later z"}}) {
+    auto value = log->get_projection(key);
+    ASSERT_TRUE(value.has_value() && value->has_value()) << key;
+    EXPECT_EQ(**value, want) << key;
+  }
 }
 
 TEST(event_log, concurrent_appenders_share_group_commits_and_keep_one_chain) {
