@@ -76,7 +76,7 @@ std::span<const std::uint8_t> as_bytes(const rocksdb::Slice& s) {
 // Closing a handle can only fail on a handle we never opened; nothing is lost either way.
 void ignore_rocksdb(const rocksdb::Status&) {}
 
-// Puts of one column family whose keys have no order of their own (command ids, projection keys,
+// Puts of one column family whose keys arrive in no useful order (command ids, projection keys,
 // stream names), written to a group's batch in key order: each memtable insert then starts from
 // the one before it (the column family's one insert hint, see open) instead of at the top of a
 // skiplist of random keys. Equal keys keep their order, so the last put of a key still wins.
@@ -228,7 +228,7 @@ struct event_log::impl {
     digest hash = sealed_hash;
     bool has_projections = false;
     std::unordered_map<std::string_view, std::uint64_t> touched;  // stream heads this group moves
-    key_ordered_puts commands, projections, snapshots, heads;
+    key_ordered_puts stream_index, commands, projections, interval_index, snapshots, heads;
     g.receipts.reserve(g.appends.size());
     for (auto& p : g.appends) {
       const log_seq first(seq.value() + 1);
@@ -245,7 +245,7 @@ struct event_log::impl {
           hash = build_record(fbb, {seq, stream_seq, hash}, ev.stream, cmd.at, cmd.command_id, ev.body);
           g.batch.Put(cfs[cf_events], seq_key(seq),
                       rocksdb::Slice(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize()));
-          g.batch.Put(cfs[cf_streams], stream_key(ev.stream, stream_seq), seq_key(seq));
+          stream_index.put(stream_index.keep(stream_key(ev.stream, stream_seq)), stream_index.keep(seq_key(seq)));
         }
         if (!cmd.indexed) continue;
         std::string outcome;
@@ -258,7 +258,7 @@ struct event_log::impl {
         projections.put(put.key, put.value);
         has_projections = true;
       }
-      for (auto& put : p->batch.intervals) g.batch.Put(cfs[cf_intervals], put.key, put.value);
+      for (auto& put : p->batch.intervals) interval_index.put(put.key, put.value);
       for (auto& snap : p->batch.snapshots) {
         // A snapshot covers events already sealed: the head of its stream, or an earlier event.
         auto head = stream_head(snap.stream);
@@ -284,8 +284,10 @@ struct event_log::impl {
       put_be64(value, head);
       heads.put(stream, heads.keep(std::move(value)));
     }
+    stream_index.write_to(g.batch, cfs[cf_streams]);
     commands.write_to(g.batch, cfs[cf_commands]);
     projections.write_to(g.batch, cfs[cf_projections]);
+    interval_index.write_to(g.batch, cfs[cf_intervals]);
     snapshots.write_to(g.batch, cfs[cf_snapshots]);
     heads.write_to(g.batch, cfs[cf_stream_heads]);
     if (has_projections) g.batch.Put(cfs[cf_default], std::string(watermark_key), seq_key(seq));
@@ -456,18 +458,14 @@ result<std::unique_ptr<event_log>> event_log::open(const std::string& dir, log_o
     // key shares its upper four bytes until four billion records).
     if (std::string_view(name) == "events")
       cf_options.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(4));
-    // The stream index and the interval identities are chains too: a stream's keys ascend by
-    // stream sequence, an EUMD's by interval start (both "<name> NUL <big-endian number>"). A hint
-    // per chain starts each insert next to the chain's last one instead of at the top of a skiplist
-    // of random names: an unhinted insert cost about 13,700 instructions (34 comparisons and the
-    // splice recomputed). Each hint is a splice of about 220 bytes in the memtable's arena.
-    if (std::string_view(name) == "streams" || std::string_view(name) == "intervals")
-      cf_options.memtable_insert_with_hint_prefix_extractor = std::make_shared<stream_prefix>();
-    // Command ids, projection keys, stream heads and snapshots have no chains, but a group writes
-    // them in key order (key_ordered_puts), so one hint for the whole column family (an empty
-    // prefix) starts each insert next to the one before.
-    if (std::string_view(name) == "commands" || std::string_view(name) == "projections" ||
-        std::string_view(name) == "stream_heads" || std::string_view(name) == "snapshots")
+    // The other column families' keys arrive in no useful order (command ids, projection keys,
+    // stream names; a group's streams and interval identities interleave), but a group writes
+    // each column family's puts in key order (key_ordered_puts), so one hint for the whole column
+    // family (an empty prefix) starts each insert next to the one before: O(log D) comparisons
+    // for D keys between the two, instead of a search from the top of the skiplist (about 13,700
+    // instructions: 34 comparisons and the splice recomputed). One hint per stream, tried before,
+    // cost a full search and a 220-byte splice for each stream's first key in each memtable.
+    else
       cf_options.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(0));
     rocksdb::BlockBasedTableOptions table;
     table.block_cache = block_cache;
