@@ -75,15 +75,19 @@ class line_checker {
 
   status check_table(std::uint32_t object, const flatbuffers::StructDef& table, const std::string& prefix) {
     const table_rules& rules = rules_.at(&table);
-    // Mandatory fields first: a missing field is reported before a malformed one.
+    // A field set twice, the envelope's included, is refused rather than read as either value;
+    // before anything else of this object, so that no check reads one of the two.
+    std::vector<std::uint32_t> members;
+    doc_.members_by_name(object, members);
+    if (members.size() != doc_.at(object).size)
+      return invalid("field '" + prefix + repeated_name(object) + "' is set more than once");
+    // Mandatory fields next: a missing field is reported before a malformed one.
     for (const field_rules& field : rules.fields) {
       if (!field.mandatory) continue;
       const std::uint32_t v = doc_.member(object, field.def->name);
       if (v == json_line::none || doc_.at(v).type == json_kind::null)
         return {errc::missing_field, "missing field '" + prefix + field.def->name + "'"};
     }
-    std::vector<std::uint32_t> members;
-    doc_.members_by_name(object, members);
     for (const std::uint32_t m : members) {
       const std::string_view key = doc_.at(m).key;
       if (prefix.empty() && is_envelope_field(key)) continue;
@@ -97,6 +101,17 @@ class line_checker {
 
  private:
   static status invalid(std::string message) { return {errc::invalid_field, std::move(message)}; }
+
+  // A name that more than one member of `object` has (the first in name order).
+  std::string repeated_name(std::uint32_t object) const {
+    std::vector<std::string_view> names;
+    names.reserve(doc_.at(object).size);
+    for (std::uint32_t m = object + 1; m < doc_.at(object).next; m = doc_.at(m).next) names.push_back(doc_.at(m).key);
+    std::sort(names.begin(), names.end());
+    const auto repeated = std::adjacent_find(names.begin(), names.end());
+    PEV_ASSERT(repeated != names.end());  // called only when a name repeats
+    return std::string(*repeated);
+  }
 
   status check_value(std::uint32_t v, const flatbuffers::Type& type, const field_rules& field, const std::string& path) {
     const json_line::node& n = doc_.at(v);
@@ -283,18 +298,13 @@ std::optional<command> command_parser::parse(std::string_view line, parse_failur
 
   // flatbuffers' parser gets the command's own fields only: it would skip the envelope, but not
   // before its lexer had copied every character of those names and values. A null is left out,
-  // as absent (the schema default applies), which flatbuffers would refuse for an enum; but not
-  // when its name repeats, so that flatbuffers still refuses the field set twice.
-  auto repeated = [&](std::uint32_t m) {
-    for (std::uint32_t o = root + 1; o < doc.at(root).next; o = doc.at(o).next)
-      if (o != m && doc.at(o).key == doc.at(m).key) return true;
-    return false;
-  };
+  // as absent (the schema default applies), which flatbuffers would refuse for an enum. No name
+  // repeats here: check_table refused that.
   std::string& table_text = impl_->line_copy;
   table_text.assign("{");
   for (std::uint32_t m = root + 1; m < doc.at(root).next; m = doc.at(m).next) {
     const json_line::node& member = doc.at(m);
-    if (is_envelope_field(member.key) || (member.type == json_kind::null && !repeated(m))) continue;
+    if (is_envelope_field(member.key) || member.type == json_kind::null) continue;
     if (table_text.size() > 1) table_text.push_back(',');
     table_text.append(line.substr(member.begin, member.end - member.begin));
   }

@@ -107,13 +107,15 @@ TEST_F(parser_test, format_errors_get_their_stable_codes) {
             errc::ok);
 }
 
-TEST_F(parser_test, a_repeated_field_counts_once_with_its_last_value) {
-  // As in a JSON object read into a map: the last value of a repeated name is the one checked.
-  EXPECT_EQ(code_of(R"({"type":"x","type":"session.unplug","id":"a","at":"2024-03-01T00:00:00Z","session":"s"})"), errc::ok);
+TEST_F(parser_test, refusal_order_for_repeated_and_malformed_fields) {
+  // The type is read first (its last value); a field set twice is refused before the fields are
+  // read (a_field_set_twice_is_invalid_wherever_it_is).
+  EXPECT_EQ(code_of(R"({"type":"x","type":"session.unplug","id":"a","at":"2024-03-01T00:00:00Z","session":"s"})"),
+            errc::invalid_field);
   EXPECT_EQ(code_of(R"({"type":"session.unplug","type":"x","id":"a","at":"2024-03-01T00:00:00Z","session":"s"})"),
             errc::unknown_type);
   EXPECT_EQ(code_of(R"({"type":"session.unplug","id":"a","at":"2024-03-01T00:00:00Z","session":"s","session":null})"),
-            errc::missing_field);
+            errc::invalid_field);
   // Malformed fields are reported in name order, whatever their order on the line.
   parse_failure failure;
   EXPECT_FALSE(parser->parse(R"({"type":"session.unplug","id":"a","at":"2024-03-01T00:00:00Z","session":"s","zzz":1,"aaa":2})",
@@ -136,12 +138,31 @@ TEST_F(parser_test, null_is_absent_for_every_field_type) {
   ASSERT_TRUE(without.has_value());
   EXPECT_EQ(with_null->table, without->table);
   EXPECT_EQ(with_null->as<AccountOpen>()->kind(), AccountKind::postpaid);
-  // A null beside another value of the same field reaches flatbuffers with it, as before the
-  // nulls were left out: for an enum that is refused, not read as one of the two values.
+  // A null beside another value of the same field is a field set twice, not an absent one.
   EXPECT_EQ(code_of(R"({"type":"account.open","id":"x","at":"2024-03-01T00:00:00Z","utility":"u","account":"a","customer":"c","kind":"prepaid","kind":null})"),
             errc::invalid_field);
   EXPECT_EQ(code_of(R"({"type":"account.open","id":"x","at":"2024-03-01T00:00:00Z","utility":"u","account":"a","customer":"c","kind":null,"kind":"prepaid"})"),
             errc::invalid_field);
+}
+
+// A field set twice is refused wherever it is, the envelope included: read as either value, a
+// ledger would book what the sender may not have meant.
+TEST_F(parser_test, a_field_set_twice_is_invalid_wherever_it_is) {
+  parse_failure failure;
+  for (const char* line : {
+           R"({"type":"account.open","id":"x","id":"y","at":"2024-03-01T00:00:00Z","utility":"u","account":"a","customer":"c"})",
+           R"({"type":"account.open","id":"x","at":"2024-03-01T00:00:00Z","at":"2024-03-02T00:00:00Z","utility":"u","account":"a","customer":"c"})",
+           R"({"type":"account.open","type":"account.open","id":"x","at":"2024-03-01T00:00:00Z","utility":"u","account":"a","customer":"c"})",
+           R"({"type":"account.open","id":"x","at":"2024-03-01T00:00:00Z","utility":"u","account":"a","customer":"c","customer":"c"})",
+           R"({"type":"tariff.publish","id":"t","at":"2024-03-01T00:00:00Z","utility":"u","tariff":"t","kind":"tou","price":100,"periods":[{"name":"p","days":["Mon"],"from":"16:00","from":"17:00","to":"24:00","price":5}]})"}) {
+    EXPECT_FALSE(parser->parse(line, failure)) << line;
+    EXPECT_EQ(failure.error.code(), errc::invalid_field) << line;
+  }
+  EXPECT_EQ(failure.error.message(), "field 'periods[0].from' is set more than once");
+  EXPECT_FALSE(parser->parse(
+      R"({"type":"account.open","id":"x","at":"2024-03-01T00:00:00Z","utility":"u","account":"a","customer":"c","kind":"prepaid","kind":"postpaid"})",
+      failure));
+  EXPECT_EQ(failure.error.message(), "field 'kind' is set more than once");
 }
 
 TEST_F(parser_test, a_nul_byte_after_the_object_is_not_json) {
