@@ -16,8 +16,8 @@
 
 #include <fstream>
 #include <functional>
-#include <memory>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -63,7 +63,11 @@ struct fields {
 // dominated the peer's time), and intervals in INSERTs of `batch` rows, each committed on its own.
 class connection_script {
  public:
-  connection_script(const std::string& path, std::size_t batch) : out_(path), batch_(batch) { rows_.reserve(batch); }
+  // A failed statement stops the connection's psql with a non-zero status, failing the benchmark.
+  connection_script(const std::string& path, std::size_t batch) : out_(path), batch_(batch) {
+    rows_.reserve(batch);
+    out_ << "\\set ON_ERROR_STOP on\n";
+  }
 
   void reference(const std::string& statement) {
     if (reference_in_transaction_ == 0) out_ << "BEGIN;\n";
