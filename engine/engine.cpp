@@ -226,7 +226,7 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
   engine_detail::record_batcher batcher;
   // The residency counts records per stream, so that its snapshots name stream positions.
   const engine_detail::record_batcher::on_record record_added = [&](std::string_view stream) {
-    m.resident->applied(stream);
+    return m.resident->applied(stream);
   };
   std::vector<std::string> batch_ids;
   std::set<std::string> issued;  // bills and settlements the group issued
@@ -255,6 +255,8 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
     if (in_flight.size() >= groups_in_flight_max) PEV_RETURN_IF_ERROR(wait_oldest());
     in_flight.push_back({m.log->append(std::move(batch)), std::move(batch_ids), line_no, number});
     batch = {};
+    // A line adds at most one command and closes at most a few batches: sized once per group.
+    batch.commands.reserve(m.options.group_lines + m.options.group_lines / 4);
     batch_ids.clear();
     issued.clear();
     batch_lines = 0;

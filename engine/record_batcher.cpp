@@ -46,7 +46,7 @@ void record_batcher::add(storage::command_to_append cmd, storage::append_batch& 
     kept.push_back(std::move(ev));
   }
   cmd.events = std::move(kept);
-  for (const auto& ev : cmd.events) record(ev.stream);
+  for (auto& ev : cmd.events) ev.first_of_stream = record(ev.stream);
   if (!cmd.events.empty() || cmd.indexed) group.commands.push_back(std::move(cmd));
 }
 
@@ -66,7 +66,7 @@ void record_batcher::close(const std::string& stream, open_batch& batch, storage
   storage::command_to_append out{batch.first_command_id, batch.at, {}, /*indexed=*/false};
   if (batch.bodies.size() == 1) {
     // One event is recorded as itself.
-    out.events.push_back({stream, std::move(batch.bodies.front())});
+    out.events.push_back({stream, std::move(batch.bodies.front()), false});
   } else {
     fbb_.Clear();
     // The elements of a batch repeat their session, device, account, period, tariff and window:
@@ -103,9 +103,9 @@ void record_batcher::close(const std::string& stream, open_batch& batch, storage
     }
     const fb::Event type = batch.type == fb::Event::IntervalRecorded ? fb::Event::IntervalsRecorded : fb::Event::LinesBooked;
     fbb_.Finish(fb::CreateEventBody(fbb_, type, table));
-    out.events.push_back({stream, {fbb_.GetBufferPointer(), fbb_.GetBufferPointer() + fbb_.GetSize()}});
+    out.events.push_back({stream, {fbb_.GetBufferPointer(), fbb_.GetBufferPointer() + fbb_.GetSize()}, false});
   }
-  record(stream);
+  out.events.back().first_of_stream = record(stream);
   group.commands.push_back(std::move(out));
 }
 

@@ -29,8 +29,9 @@ namespace pevledger::engine_detail {
 
 class record_batcher {
  public:
-  // Called once for every record the group gains, with its stream.
-  using on_record = std::function<void(std::string_view stream)>;
+  // Called once for every record the group gains, with its stream; returns whether it is the
+  // first record of that stream (engine/residency knows, and the log then need not look).
+  using on_record = std::function<bool(std::string_view stream)>;
 
   // Adds one decided command to `group`: its batchable events join open batches, the others (and
   // the command's idempotency entry) join the group at once.

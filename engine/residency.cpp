@@ -141,18 +141,26 @@ status residency::ensure_resident(std::string_view stream) {
   if (meta_of(stream) != nullptr) return status::ok();
   const stream_name name = split(stream);
   if (name.kind == "utility" && state_.utilities.count(name.id) != 0) return status::ok();
+  // Proven absent by this command's decide: the event creates it, and storage need not be asked twice.
+  if (absent_.count(std::string(stream)) != 0) return status::ok();
   bool found = false;
   return activate(std::string(stream), found);  // not found: the event creates it
 }
 
-void residency::applied(std::string_view stream) {
+bool residency::applied(std::string_view stream) {
   actors::residency_meta* meta = meta_of(stream);
+  bool first = false;
   if (meta == nullptr) {
-    // The event created a utility or the clearinghouse's book: pinned from now on.
+    // The event created a utility or the clearinghouse's book: pinned from now on. Rare, so the
+    // log checks its head itself.
     meta = &pinned_meta_[std::string(stream)];
+  } else {
+    // A resident entity's meta counts every record of its stream, stored or in flight.
+    first = meta->stream_seq == 0;
   }
   ++meta->stream_seq;
   changed_.emplace(stream);
+  return first;
 }
 
 void residency::offer_interval(std::string_view device, std::int64_t start,

@@ -64,8 +64,9 @@ class residency final : public actors::entity_pager {
   // Makes the entity of `stream` resident if it is stored; a stream with no stored event is an
   // entity an event is about to create.
   [[nodiscard]] status ensure_resident(std::string_view stream);
-  // An event of `stream` was applied.
-  void applied(std::string_view stream);
+  // A record of `stream` joined the group; returns whether it is the stream's first (none stored,
+  // none in flight).
+  bool applied(std::string_view stream);
   // What the log held for an interval identity, read ahead of `decide`: known from now on unless
   // something newer is known already.
   void offer_interval(std::string_view device, std::int64_t start, std::optional<actors::interval_content> stored);

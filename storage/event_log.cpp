@@ -192,8 +192,12 @@ struct event_log::impl {
   }
 
   // The cached head of a stream (loaded from the store on a miss), to be advanced by the caller.
-  result<stream_head_entry*> stream_head(const std::string& stream) {
-    if (auto it = stream_heads.find(stream); it != stream_heads.end()) return &it->second;
+  result<stream_head_entry*> stream_head(const std::string& stream, bool first_of_stream = false) {
+    if (auto it = stream_heads.find(stream); it != stream_heads.end()) {
+      PEV_ASSERT(!first_of_stream || it->second.stream_seq == 0);
+      return &it->second;
+    }
+    if (first_of_stream) return &stream_heads.emplace(stream, stream_head_entry{}).first->second;
     std::string value;
     auto s = db->Get(rocksdb::ReadOptions(), cfs[cf_stream_heads], stream, &value);
     std::uint64_t head = 0;
@@ -236,7 +240,7 @@ struct event_log::impl {
         const log_seq cmd_first(seq.value() + 1);
         PEV_ASSERT(cmd.events.size() <= limits::events_per_command_max);
         for (auto& ev : cmd.events) {
-          auto head = stream_head(ev.stream);
+          auto head = stream_head(ev.stream, ev.first_of_stream);
           if (!head) return head.error();
           const std::uint64_t stream_seq = ++head.value()->stream_seq;
           seq = log_seq(seq.value() + 1);

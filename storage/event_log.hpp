@@ -41,6 +41,9 @@ namespace pevledger::storage {
 struct event_to_append {
   std::string stream;               // e.g. "account/u_west-a0"
   std::vector<std::uint8_t> body;   // a finished EventBody FlatBuffer
+  // Set by a caller that knows no event of `stream` precedes this one, stored or in flight: the
+  // log then need not read the stream's head from storage (the caller's word is trusted).
+  bool first_of_stream = false;
 };
 
 // The events one command produced. The command id goes into the idempotency index unless

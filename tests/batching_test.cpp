@@ -60,7 +60,8 @@ struct batching : ::testing::Test {
   record_batcher batcher;
   storage::append_batch group;
   std::map<std::string, int> records;  // per stream, as the callback counted them
-  record_batcher::on_record count = [this](std::string_view stream) { ++records[std::string(stream)]; };
+  // Like the residency: a stream's first record is the first this callback counts for it.
+  record_batcher::on_record count = [this](std::string_view stream) { return ++records[std::string(stream)] == 1; };
 };
 
 TEST_F(batching, a_run_of_intervals_becomes_one_record_and_an_other_event_of_the_stream_closes_it) {
@@ -126,6 +127,22 @@ TEST_F(batching, a_refused_command_and_a_stream_written_twice_by_one_command_sta
   EXPECT_EQ(body(group.commands[1].events[0]).event_type(), fb::Event::SessionUnplugged);
   EXPECT_EQ(body(group.commands[1].events[1]).event_type(), fb::Event::IntervalRecorded);
   EXPECT_EQ(records, (std::map<std::string, int>{{"session/s1", 1}, {"session/s2", 2}}));
+  // Each record says whether it is its stream's first, so the log need not look that up.
+  EXPECT_TRUE(group.commands[0].events[0].first_of_stream);
+  EXPECT_TRUE(group.commands[1].events[0].first_of_stream);
+  EXPECT_FALSE(group.commands[1].events[1].first_of_stream);
+}
+
+TEST_F(batching, a_batch_record_is_first_of_its_stream_only_when_nothing_preceded_it) {
+  records["account/a"] = 3;  // the account has records already; the session is new
+  batcher.add(command("c1", {reading("s1", 0, 100), line("a", 0, 15000)}), group, count);
+  batcher.add(command("c2", {reading("s1", 900, 200), line("a", 900, 30000)}), group, count);
+  batcher.close_all(group, count);
+  ASSERT_EQ(group.commands.size(), 4u);
+  EXPECT_EQ(group.commands[2].events[0].stream, "account/a");
+  EXPECT_FALSE(group.commands[2].events[0].first_of_stream);
+  EXPECT_EQ(group.commands[3].events[0].stream, "session/s1");
+  EXPECT_TRUE(group.commands[3].events[0].first_of_stream);
 }
 
 // One utility in UTC, tariffs res 0.20/kWh and ev 0.15/kWh; the PEV charges at home for six
