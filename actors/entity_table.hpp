@@ -9,6 +9,7 @@
 // repeat, so the engine activates what was missed and decides the command again (engine/residency).
 
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -42,6 +43,7 @@ struct residency_meta {
   std::uint64_t snapshot_seq = 0;     // the stream_seq its newest snapshot covers
   std::uint32_t snapshot_bytes = 0;   // size of that snapshot: bounds how often to write another
   mutable std::uint64_t used = 0;     // pager clock at its last lookup
+  std::uint64_t parked_group = 0;     // while parked: the group commit it waits for
 };
 
 template <class State>
@@ -116,6 +118,37 @@ class entity_table {
     const auto erased = map_.erase(id);
     PEV_ASSERT(erased == 1);
   }
+  // Residency: passivates a resident entity into a side table, as it is (not encoded), until
+  // group commit `group` is durable: before then the log may not yet hold what it applied.
+  // Moving the map node costs no allocation and no copy of the state.
+  void park(const std::string& id, std::uint64_t group) {
+    auto node = map_.extract(id);
+    PEV_ASSERT(!node.empty());
+    node.mapped().meta.parked_group = group;
+    parked_order_.push_back({group, node.key()});
+    const bool inserted = parked_.insert(std::move(node)).inserted;
+    PEV_ASSERT(inserted);
+  }
+  // Makes a parked entity resident again; false when it is not parked.
+  bool unpark(const std::string& id) {
+    auto node = parked_.extract(id);
+    if (node.empty()) return false;
+    const bool inserted = map_.insert(std::move(node)).inserted;
+    PEV_ASSERT(inserted);
+    return true;
+  }
+  // Group commit `group` and every one before it are durable: what they parked is readable from
+  // the log. Parking is in group order, so the oldest are first; an entry whose entity was
+  // unparked (and perhaps parked again for a later group) is skipped.
+  void release_parked(std::uint64_t group) {
+    while (!parked_order_.empty() && parked_order_.front().group <= group) {
+      const parked_entry& oldest = parked_order_.front();
+      auto it = parked_.find(oldest.id);
+      if (it != parked_.end() && it->second.meta.parked_group == oldest.group) parked_.erase(it);
+      parked_order_.pop_front();
+    }
+  }
+  [[nodiscard]] std::size_t parked_count() const { return parked_.size(); }
 
   [[nodiscard]] std::size_t size() const { return map_.size(); }
   [[nodiscard]] const map_type& resident_entities() const { return map_; }
@@ -128,9 +161,16 @@ class entity_table {
   }
 
  private:
+  struct parked_entry {
+    std::uint64_t group;
+    std::string id;
+  };
   std::string kind_;
   const entity_pager* pager_ = nullptr;
   map_type map_;
+  // Bounded by the entities passivated in the group commits in flight (engine/residency).
+  map_type parked_;
+  std::deque<parked_entry> parked_order_;
 };
 
 }  // namespace pevledger::actors

@@ -176,17 +176,10 @@ void residency::interval_recorded(const std::string& device, std::int64_t start,
 
 template <class Table>
 status residency::activate_in(Table& table, const std::string& stream, const std::string& id, bool& found) {
-  using State = std::remove_reference_t<decltype(table.resident(id)->state)>;
   found = table.resident(id) != nullptr;
   if (found) return status::ok();
-  actors::residency_meta meta;
-  if (auto it = passivated_.find(stream); it != passivated_.end()) {
-    State s;
-    PEV_RETURN_IF_ERROR(actors::decode_snapshot(it->second.state, s));
-    meta.stream_seq = meta.snapshot_seq = it->second.stream_seq;
-    meta.snapshot_bytes = static_cast<std::uint32_t>(it->second.state.size());
-    table.activate(id, std::move(s), meta);
-  } else {
+  if (!table.unpark(id)) {
+    actors::residency_meta meta;
     auto recovered = actors::recover_entity(log_, stream, state_);
     if (!recovered) return recovered.error();
     if (recovered->stream_seq == 0) return status::ok();
@@ -266,19 +259,22 @@ void residency::passivate_over_bound(std::uint64_t group, storage::append_batch*
   all.resize(evict);
   for (const candidate& c : all) {
     const std::string id = *c.id;  // the table owns the key we point at; copy before erasing
-    const std::string stream = join(c.kind, id);
     with_table(state_, c.kind, [&](auto& table) {
-      auto* slot = table.resident(id);
-      if (batch != nullptr) {
-        // Kept aside until this group is durable: its snapshot, or the one an earlier group in
-        // flight wrote, is not readable from the log before then.
-        std::string bytes = actors::encode_snapshot(slot->state);
-        // A short tail is cheaper to fold again than a snapshot is to write.
-        if (slot->meta.stream_seq - slot->meta.snapshot_seq > passivation_tail_max)
-          batch->snapshots.push_back({stream, slot->meta.stream_seq, bytes});
-        passivated_[stream] = {std::move(bytes), slot->meta.stream_seq, group};
+      if (batch == nullptr) {
+        table.passivate(id);
+        return;
       }
-      table.passivate(id);
+      auto* slot = table.resident(id);
+      // A short tail is cheaper to fold again than a snapshot is to write.
+      if (slot->meta.stream_seq - slot->meta.snapshot_seq > passivation_tail_max) {
+        std::string bytes = actors::encode_snapshot(slot->state);
+        slot->meta.snapshot_seq = slot->meta.stream_seq;
+        slot->meta.snapshot_bytes = static_cast<std::uint32_t>(std::min<std::size_t>(bytes.size(), UINT32_MAX));
+        batch->snapshots.push_back({join(c.kind, id), slot->meta.stream_seq, std::move(bytes)});
+      }
+      // Kept aside until this group is durable: its events, or its snapshot, are not readable
+      // from the log before then.
+      table.park(id, group);
     });
     ++passivations_;
   }
@@ -312,7 +308,7 @@ void residency::checkpoint(storage::append_batch& batch) {
 }
 
 void residency::group_durable(std::uint64_t group) {
-  std::erase_if(passivated_, [&](const auto& entry) { return entry.second.group <= group; });
+  for_each_table(state_, [&](auto& table) { table.release_parked(group); });
 }
 
 void residency::trim() { passivate_over_bound(0, nullptr); }

@@ -14,8 +14,9 @@
 //   durable, when an entity is passivated with more than 16 events its snapshot lacks, or when its
 //   stream has grown by max(256 events, one event per 64 bytes of its last snapshot) since its
 //   last one.
-// - Until that group commit is durable, a passivated entity's state stays in a bounded side table
-//   so that a command in the next group can activate it again without reading stale storage.
+// - Until that group commit is durable, a passivated entity stays parked, as it was, in a side
+//   table of its entity table, so that a command in the next group can activate it again without
+//   reading stale storage. The side tables hold what the groups in flight passivated.
 //
 // Interval identity (EUMD, start) is an index stored with the events; `decide` reads the entries
 // it needs from `ledger_state::intervals`, which this class fills on demand and empties once what
@@ -98,12 +99,6 @@ class residency final : public actors::entity_pager {
   [[nodiscard]] std::uint64_t passivations() const { return passivations_; }
 
  private:
-  struct passivated {
-    std::string state;
-    std::uint64_t stream_seq = 0;
-    std::uint64_t group = 0;
-  };
-
   status activate(const std::string& stream, bool& found);
   template <class Table>
   status activate_in(Table& table, const std::string& stream, const std::string& id, bool& found);
@@ -118,7 +113,6 @@ class residency final : public actors::entity_pager {
   mutable std::set<std::string> misses_;        // streams missed by the current decide
   std::unordered_set<std::string> absent_;      // streams proven absent during the current command
   std::unordered_set<std::string> changed_;     // streams with events applied in the current group
-  std::unordered_map<std::string, passivated> passivated_;  // until their snapshot is durable
   std::uint64_t activations_ = 0;
   std::uint64_t passivations_ = 0;
 };

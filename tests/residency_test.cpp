@@ -9,6 +9,8 @@
 #include <set>
 #include <sstream>
 
+#include "actors/entity_table.hpp"
+#include "actors/ledger_state.hpp"
 #include "actors/snapshot_codec.hpp"
 #include "pevledger/engine.hpp"
 #include "tests/test_support.hpp"
@@ -165,6 +167,33 @@ std::vector<std::string> sample_accounts() {
       out.push_back(j["account"]);
   }
   return out;
+}
+
+TEST(entity_table, a_parked_entity_comes_back_as_it_was_until_its_group_is_durable) {
+  actors::entity_table<actors::account_state> accounts("account");
+  accounts.create("a1", actors::account_state{}).topups_micro = 7;
+  accounts.create("a2", actors::account_state{});
+  accounts.resident("a1")->meta.stream_seq = 5;
+  accounts.park("a1", /*group=*/1);
+  accounts.park("a2", /*group=*/1);
+  EXPECT_EQ(accounts.resident("a1"), nullptr);
+  EXPECT_EQ(accounts.parked_count(), 2u);
+
+  // Unparked in the next group, state and stream position intact, then parked again for group 2.
+  ASSERT_TRUE(accounts.unpark("a1"));
+  EXPECT_FALSE(accounts.unpark("a1"));
+  ASSERT_NE(accounts.resident("a1"), nullptr);
+  EXPECT_EQ(accounts.resident("a1")->state.topups_micro, 7);
+  EXPECT_EQ(accounts.resident("a1")->meta.stream_seq, 5u);
+  accounts.park("a1", /*group=*/2);
+
+  // Group 1 durable: a2 leaves; a1 waits for group 2, although group 1 parked it first.
+  accounts.release_parked(1);
+  EXPECT_EQ(accounts.parked_count(), 1u);
+  EXPECT_FALSE(accounts.unpark("a2"));
+  accounts.release_parked(2);
+  EXPECT_EQ(accounts.parked_count(), 0u);
+  EXPECT_FALSE(accounts.unpark("a1"));
 }
 
 TEST(residency, a_bounded_engine_answers_like_one_that_keeps_everything) {
