@@ -72,6 +72,34 @@ TEST(event_log, appends_and_reopens_with_chain_and_streams) {
   }
 }
 
+TEST(event_log, a_record_marked_first_of_its_stream_starts_it_and_the_next_continues_it) {
+  testing::temp_dir dir;
+  // Stream heads are forgotten after every group, so the second append must read the head that
+  // the first one wrote without reading anything for it.
+  log_options options;
+  options.stream_heads_cached_max = 1;
+  auto log = event_log::open(dir.path(), options);
+  ASSERT_TRUE(log.has_value());
+  append_batch first;
+  first.commands.push_back({"c1", unix_seconds(1700000000), {{"account/new", topup_body("new", 1), true}}});
+  ASSERT_TRUE((*log)->append_and_wait(std::move(first)).has_value());
+  append_batch second;
+  second.commands.push_back({"c2", unix_seconds(1700000001), {{"account/new", topup_body("new", 2), false}}});
+  ASSERT_TRUE((*log)->append_and_wait(std::move(second)).has_value());
+
+  auto length = (*log)->stream_length("account/new");
+  ASSERT_TRUE(length.has_value());
+  EXPECT_EQ(*length, 2u);
+  auto stream = (*log)->stream_records("account/new");
+  ASSERT_TRUE(stream.has_value());
+  ASSERT_EQ(stream->size(), 2u);
+  for (std::size_t i = 0; i < stream->size(); ++i) {
+    auto rec = (*log)->read((*stream)[i]);
+    ASSERT_TRUE(rec.has_value());
+    EXPECT_EQ(rec->record().stream_seq(), i + 1);
+  }
+}
+
 TEST(event_log, forgetting_stream_heads_never_splits_a_group) {
   // With two cached heads at most, every group touches more streams than the cache holds; the
   // sealer may forget heads only between groups, or a stream would get one sequence twice.
