@@ -141,10 +141,11 @@ status residency::ensure_resident(std::string_view stream) {
   if (meta_of(stream) != nullptr) return status::ok();
   const stream_name name = split(stream);
   if (name.kind == "utility" && state_.utilities.count(name.id) != 0) return status::ok();
+  std::string key(stream);
   // Proven absent by this command's decide: the event creates it, and storage need not be asked twice.
-  if (absent_.count(std::string(stream)) != 0) return status::ok();
+  if (absent_.count(key) != 0) return status::ok();
   bool found = false;
-  return activate(std::string(stream), found);  // not found: the event creates it
+  return activate(key, found);  // not found: the event creates it
 }
 
 bool residency::applied(std::string_view stream) {

@@ -25,8 +25,8 @@ append_batch topups(const std::string& id_prefix, int n, int first = 0) {
   return b;
 }
 
-std::unique_ptr<event_log> open_log(const std::string& dir) {
-  auto log = event_log::open(dir);
+std::unique_ptr<event_log> open_log(const std::string& dir, log_options options = {}) {
+  auto log = event_log::open(dir, options);
   EXPECT_TRUE(log.has_value()) << (log ? "" : log.error().describe());
   return std::move(log.value());
 }
@@ -74,27 +74,26 @@ TEST(event_log, appends_and_reopens_with_chain_and_streams) {
 
 TEST(event_log, a_record_marked_first_of_its_stream_starts_it_and_the_next_continues_it) {
   testing::temp_dir dir;
-  // Stream heads are forgotten after every group, so the second append must read the head that
-  // the first one wrote without reading anything for it.
+  // The first append takes the marked stream's head as 0 without reading it; heads are forgotten
+  // after every group, so the second append, unmarked, must read the head the first one stored.
   log_options options;
   options.stream_heads_cached_max = 1;
-  auto log = event_log::open(dir.path(), options);
-  ASSERT_TRUE(log.has_value());
+  auto log = open_log(dir.path(), options);
   append_batch first;
   first.commands.push_back({"c1", unix_seconds(1700000000), {{"account/new", topup_body("new", 1), true}}});
-  ASSERT_TRUE((*log)->append_and_wait(std::move(first)).has_value());
+  ASSERT_TRUE(log->append_and_wait(std::move(first)).has_value());
   append_batch second;
   second.commands.push_back({"c2", unix_seconds(1700000001), {{"account/new", topup_body("new", 2), false}}});
-  ASSERT_TRUE((*log)->append_and_wait(std::move(second)).has_value());
+  ASSERT_TRUE(log->append_and_wait(std::move(second)).has_value());
 
-  auto length = (*log)->stream_length("account/new");
+  auto length = log->stream_length("account/new");
   ASSERT_TRUE(length.has_value());
   EXPECT_EQ(*length, 2u);
-  auto stream = (*log)->stream_records("account/new");
+  auto stream = log->stream_records("account/new");
   ASSERT_TRUE(stream.has_value());
   ASSERT_EQ(stream->size(), 2u);
   for (std::size_t i = 0; i < stream->size(); ++i) {
-    auto rec = (*log)->read((*stream)[i]);
+    auto rec = log->read((*stream)[i]);
     ASSERT_TRUE(rec.has_value());
     EXPECT_EQ(rec->record().stream_seq(), i + 1);
   }
@@ -106,9 +105,9 @@ TEST(event_log, forgetting_stream_heads_never_splits_a_group) {
   testing::temp_dir dir;
   log_options options;
   options.stream_heads_cached_max = 2;
-  auto opened = event_log::open(dir.path(), options);
-  ASSERT_TRUE(opened.has_value());
-  auto& log = *opened.value();
+  auto opened = open_log(dir.path(), options);
+  ASSERT_NE(opened, nullptr);
+  auto& log = *opened;
   for (int g = 0; g < 4; ++g) {
     append_batch b;
     for (int i = 0; i < 12; ++i) {
