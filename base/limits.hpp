@@ -21,6 +21,7 @@ inline constexpr std::size_t log_batch_bytes_max = 32u << 20;
 // RocksDB memory: all memtables together (flushed early beyond it), and the shared block cache.
 inline constexpr std::size_t log_memtables_bytes_max = 128u << 20;
 inline constexpr std::size_t log_block_cache_bytes = 32u << 20;
+inline constexpr std::size_t log_block_cache_bytes_min = 1u << 20;
 // Snapshots larger than this are stored in RocksDB blob files, outside the table blocks.
 inline constexpr std::size_t log_snapshot_inline_bytes_max = 16u << 10;
 // Events one command may produce (a bill run produces one per account and line group).

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <set>
+#include <thread>
 #include <span>
 #include <unordered_set>
 
@@ -185,11 +186,15 @@ result<std::unique_ptr<engine>> engine::open(const std::string& dir, engine_opti
   if (options.live_entity_actors_max < 1) return status(errc::usage, "live_entity_actors_max must be at least 1");
   if (options.interval_identities_known_max < 1)
     return status(errc::usage, "interval_identities_known_max must be at least 1");
+  if (options.block_cache_bytes < limits::log_block_cache_bytes_min)
+    return status(errc::usage, "block_cache_bytes must be at least " + std::to_string(limits::log_block_cache_bytes_min));
   auto p = std::make_unique<impl>();
   p->options = options;
   storage::log_options log_options;
+  log_options.access = options.read_only ? storage::log_access::read_only : storage::log_access::read_write;
   log_options.sync = options.sync;
   log_options.create_if_missing = options.create_if_missing;
+  log_options.block_cache_bytes = options.block_cache_bytes;
   auto log = storage::event_log::open(dir, log_options);
   if (!log) return log.error();
   p->log = std::move(log.value());
@@ -201,9 +206,30 @@ result<std::unique_ptr<engine>> engine::open(const std::string& dir, engine_opti
   return std::unique_ptr<engine>(new engine(std::move(p)));
 }
 
+std::string_view log_format_written() { return storage::log_format_written(); }
+
+result<std::string> engine::upgrade(const std::string& dir) {
+  std::string held;
+  {
+    storage::log_options reader;
+    reader.access = storage::log_access::read_only;
+    auto log = storage::event_log::open(dir, reader);
+    if (!log) return log.error();
+    held = log.value()->format();
+  }
+  if (held == storage::log_format_written()) return held;
+  storage::log_options writer;
+  writer.create_if_missing = false;
+  writer.upgrade_format = true;
+  auto log = storage::event_log::open(dir, writer);
+  if (!log) return log.error();
+  return held;
+}
+
 result<ingest_summary> engine::ingest(std::istream& in, const std::function<void(const line_refusal&)>& on_refusal,
                                       const std::function<void(std::uint64_t)>& on_durable) {
   impl& m = *impl_;
+  if (m.log->read_only()) return status(errc::log_closed, "this engine was opened read-only");
   PEV_RETURN_IF_ERROR(m.open_state());
   ingest_summary summary;
   std::deque<group_in_flight> in_flight;
@@ -446,9 +472,17 @@ std::string base64(std::span<const std::uint8_t> bytes) {
 }  // namespace
 
 status engine::export_events(std::ostream& out, bool raw) const {
+  export_options options;
+  options.raw = raw;
+  return export_events(out, options);
+}
+
+status engine::export_events(std::ostream& out, const export_options& options) const {
+  if (options.follow && !impl_->log->read_only())
+    return status(errc::usage, "following the log needs a read-only engine");
   auto printer = fb::event_printer::create();
   if (!printer) return printer.error();
-  return impl_->log->scan(log_seq(1), impl_->log->last_seq(), [&](const fb::Record& r) -> status {
+  auto write = [&](const fb::Record& r, std::span<const std::uint8_t> bytes) -> status {
     const auto* body = r.body();
     auto text = printer.value()->body_json({body->data(), body->size()});
     if (!text) return text.error();
@@ -463,20 +497,83 @@ status engine::export_events(std::ostream& out, bool raw) const {
     j["event"] = parsed.at("event");
     j["prev_hash"] = storage::to_hex(storage::record_prev_hash(r));
     j["hash"] = storage::to_hex(storage::record_hash(r));
-    if (raw) {
-      auto stored = impl_->log->read(log_seq(r.global_seq()));
-      if (!stored) return stored.error();
-      const auto* start = stored->bytes.data();
-      j["hash_offset"] = reinterpret_cast<const std::uint8_t*>(stored->record().hash()) - start;
-      j["record_base64"] = base64(stored->bytes);
+    if (options.raw) {
+      j["hash_offset"] = reinterpret_cast<const std::uint8_t*>(r.hash()) - bytes.data();
+      j["record_base64"] = base64(bytes);
     }
     out << j.dump() << '\n';
     if (!out) return status(errc::io_error, "writing the export failed");
+    if (options.on_record) options.on_record();
     return status::ok();
-  });
+  };
+  std::uint64_t next = std::max<std::uint64_t>(options.from_seq, 1);
+  // A follower makes one look per poll until told to stop; each look writes what became durable.
+  for (;;) {
+    const log_seq head = impl_->log->last_seq();
+    if (next <= head.value()) {
+      PEV_RETURN_IF_ERROR(impl_->log->scan_bytes(log_seq(next), head, write));
+      next = head.value() + 1;
+    }
+    out.flush();
+    if (!out) return status(errc::io_error, "writing the export failed");
+    if (!options.follow) return status::ok();
+    const auto wake = std::chrono::steady_clock::now() + options.poll_interval;
+    // Sleeps in short steps so that a stop is seen within tens of milliseconds.
+    while (std::chrono::steady_clock::now() < wake) {
+      if (options.stop && options.stop()) return status::ok();
+      std::this_thread::sleep_for(std::min<std::chrono::milliseconds>(options.poll_interval, std::chrono::milliseconds(20)));
+    }
+    if (options.stop && options.stop()) return status::ok();
+    auto caught = impl_->log->catch_up();
+    if (!caught) return caught.error();
+  }
 }
 
 std::uint64_t engine::log_size() const { return impl_->log->last_seq().value(); }
+
+result<std::uint64_t> engine::catch_up() {
+  auto head = impl_->log->catch_up();
+  if (!head) return head.error();
+  // What was activated reflects the old view; the next query refolds from the new one.
+  impl_->discard_state();
+  return head->value();
+}
+
+result<std::string> engine::stats() const {
+  auto s = impl_->log->stats();
+  if (!s) return s.error();
+  const storage::log_stats& st = s.value();
+  nlohmann::ordered_json j;
+  j["format"] = st.format;
+  j["records"] = st.last_seq.value();
+  j["last_seq"] = st.last_seq.value();
+  j["last_at"] = st.last_at ? nlohmann::ordered_json(format_timestamp(*st.last_at)) : nlohmann::ordered_json(nullptr);
+  j["last_hash"] = st.last_seq.value() > 0 ? nlohmann::ordered_json(storage::to_hex(st.last_hash))
+                                           : nlohmann::ordered_json(nullptr);
+  j["streams"] = st.streams;
+  nlohmann::ordered_json kinds = nlohmann::ordered_json::object();
+  for (const auto& [kind, count] : st.streams_by_kind) kinds[kind] = count;
+  j["entities"] = kinds;
+  j["disk_bytes"] = st.disk_bytes;
+  j["wal_files"] = st.wal_files;
+  j["wal_bytes"] = st.wal_bytes;
+  j["pending_compaction_bytes"] = st.pending_compaction_bytes;
+  nlohmann::ordered_json cfs = nlohmann::ordered_json::array();
+  for (const auto& c : st.column_families) {
+    nlohmann::ordered_json cf;
+    cf["name"] = c.name;
+    cf["estimated_keys"] = c.estimated_keys;
+    cf["sst_bytes"] = c.sst_bytes;
+    cf["blob_bytes"] = c.blob_bytes;
+    cf["memtable_bytes"] = c.memtable_bytes;
+    cf["files_per_level"] = c.files_per_level;
+    cfs.push_back(std::move(cf));
+  }
+  j["column_families"] = std::move(cfs);
+  return j.dump();
+}
+
+status engine::backup(const std::string& to) const { return impl_->log->copy_to(to); }
 
 residency_stats engine::residency() const {
   residency_stats out{impl_->resident->resident_count(), impl_->resident->activations(),

@@ -74,7 +74,7 @@ result<std::string> make_checkpoint(const std::string& db, const std::string& pr
   auto key = load_key(private_key_pem, true);
   if (!key) return key.error();
   storage::log_options options;
-  options.create_if_missing = false;
+  options.access = storage::log_access::read_only;
   auto log = storage::event_log::open(db, options);
   if (!log) return log.error();
   const std::uint64_t seq = log.value()->last_seq().value();
@@ -124,7 +124,7 @@ result<verification> verify_checkpoint(const std::string& db, const std::string&
   if (!signed_ok) return verification{false, "the signature does not match the checkpoint and this public key"};
 
   storage::log_options options;
-  options.create_if_missing = false;
+  options.access = storage::log_access::read_only;
   auto log = storage::event_log::open(db, options);
   if (!log) return log.error();
   const std::uint64_t head = log.value()->last_seq().value();

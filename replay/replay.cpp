@@ -299,11 +299,11 @@ std::string first_difference(const ojson& a, const ojson& b, const std::string& 
 }  // namespace
 
 result<report> run(const std::string& db, const std::string& until, bool verify, bool from_snapshots,
-                   std::size_t threads) {
+                   std::size_t threads, const progress_callback& progress) {
   auto rule = parse_until(until);
   if (!rule) return rule.error();
   storage::log_options options;
-  options.create_if_missing = false;
+  options.access = storage::log_access::read_only;
   auto log = storage::event_log::open(db, options);
   if (!log) return log.error();
   storage::event_log& lg = *log.value();
@@ -345,6 +345,7 @@ result<report> run(const std::string& db, const std::string& until, bool verify,
       log_seq(1), lg.last_seq(),
       [&](const schema::Record& r, std::span<const std::uint8_t> bytes) {
         read = r.global_seq();
+        if (progress && read % progress_records_step == 0) progress(read, lg.last_seq().value());
         fold_pending();
         if (r.global_seq() > last_applied) {
           if (fold.hashes_records()) PEV_RETURN_IF_ERROR(storage::verify_record_hash(bytes));
@@ -355,6 +356,7 @@ result<report> run(const std::string& db, const std::string& until, bool verify,
       },
       !fold.hashes_records());
   if (scanned.is_ok()) fold_pending();
+  if (progress) progress(read, lg.last_seq().value());
   fold.finish();
   // The first bad record wins, whichever thread found it.
   if (auto bad = fold.first_bad_hash(); bad && (scanned.is_ok() || bad->first <= read)) return bad->second;

@@ -5,6 +5,8 @@
 // contiguous sequences).
 
 #include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <string>
 
 #include "base/status.hpp"
@@ -26,7 +28,12 @@ struct report {
 // `threads`: one reads and verifies the log, the others apply it, each to the entities of its
 // share of the streams; 0 picks one more than the number of cores (at most 9). The digest does not
 // depend on it.
+// `progress`, if given, learns now and then (every progress_records_step records, and at the end
+// of the read) how many records of how many were read and verified, on the reading thread.
+using progress_callback = std::function<void(std::uint64_t records_read, std::uint64_t records_total)>;
+inline constexpr std::uint64_t progress_records_step = 8192;
 [[nodiscard]] result<report> run(const std::string& db, const std::string& until, bool verify,
-                                 bool from_snapshots = false, std::size_t threads = 0);
+                                 bool from_snapshots = false, std::size_t threads = 0,
+                                 const progress_callback& progress = {});
 
 }  // namespace pevledger::replay

@@ -8,10 +8,15 @@
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/write_batch.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <filesystem>
+#include <map>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -123,6 +128,8 @@ struct event_log::impl {
   std::unique_ptr<rocksdb::DB> db;
   std::vector<rocksdb::ColumnFamilyHandle*> cfs;
   log_options options;
+  bool read_only = false;
+  std::string format;  // what the database holds
 
   // Durable head; written by the syncer after each successful group commit.
   mutable std::mutex head_mu;
@@ -172,13 +179,16 @@ struct event_log::impl {
     if (sealer.joinable()) sealer.join();
     if (syncer.joinable()) syncer.join();
     // Flush memtables on a clean close so the next open need not replay the whole WAL. Nothing is
-    // lost if it fails: the synced WAL still holds every write.
-    if (db && !cfs.empty()) ignore_rocksdb(db->Flush(rocksdb::FlushOptions(), cfs));
+    // lost if it fails: the synced WAL still holds every write. A reader has nothing to flush.
+    if (db && !cfs.empty() && !read_only) ignore_rocksdb(db->Flush(rocksdb::FlushOptions(), cfs));
     for (auto* cf : cfs)
       if (db) ignore_rocksdb(db->DestroyColumnFamilyHandle(cf));
     cfs.clear();
     db.reset();
   }
+
+  status find_head();
+  status check_format(const std::string& dir, bool writing, bool upgrade);
 
   bool has_failed() {
     std::lock_guard lock(queue_mu);
@@ -440,19 +450,19 @@ rocksdb::ReadOptions across_streams() {
 
 }  // namespace
 
-result<std::unique_ptr<event_log>> event_log::open(const std::string& dir, log_options options) {
-  auto p = std::make_unique<impl>();
-  p->options = options;
-  rocksdb::DBOptions db_options;
-  db_options.create_if_missing = options.create_if_missing;
-  db_options.create_missing_column_families = options.create_if_missing;
-  db_options.max_background_jobs = 2;
-  // One thread writes (the syncer); insert hints (below) work only without concurrent inserts.
-  db_options.allow_concurrent_memtable_write = false;
-  // RocksDB's memory has a bound of its own, whatever the number of column families: memtables
-  // share log_memtables_bytes_max (flushed early when they reach it) and blocks share one cache.
-  db_options.db_write_buffer_size = limits::log_memtables_bytes_max;
-  const auto block_cache = rocksdb::NewLRUCache(limits::log_block_cache_bytes);
+namespace {
+
+// A reader's RocksDB info log: a reader writes no file, so RocksDB's chatter goes nowhere.
+class no_info_log final : public rocksdb::Logger {
+ public:
+  no_info_log() : rocksdb::Logger(rocksdb::InfoLogLevel::FATAL_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char*, va_list) override {}
+};
+
+// Column family options: the same for the writer and for readers (readers use the prefix
+// extractors and filters too).
+std::vector<rocksdb::ColumnFamilyDescriptor> column_families(const std::shared_ptr<rocksdb::Cache>& block_cache) {
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (const char* name : cf_names) {
     rocksdb::ColumnFamilyOptions cf_options;
@@ -508,39 +518,131 @@ result<std::unique_ptr<event_log>> event_log::open(const std::string& dir, log_o
     cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
     descriptors.emplace_back(name, cf_options);
   }
-  rocksdb::DB* raw = nullptr;
-  auto s = rocksdb::DB::Open(db_options, dir, descriptors, &p->cfs, &raw);
-  if (!s.ok() && s.IsInvalidArgument() && s.ToString().find("Column family not found") != std::string::npos)
-    return status(errc::corruption, dir + " is not a " + std::string(format_version) + " database (" + s.ToString() + ")");
-  if (!s.ok()) return io_error(s, "opening " + dir);
-  p->db.reset(raw);
-  PEV_ASSERT(p->cfs.size() == cf_count);
-  std::string format;
-  s = p->db->Get(rocksdb::ReadOptions(), p->cfs[cf_default], std::string(format_key), &format);
-  const bool upgradable = s.ok() && std::find(std::begin(format_versions_readable),
-                                               std::end(format_versions_readable), format) != std::end(format_versions_readable);
-  if (s.IsNotFound() || upgradable) {
-    rocksdb::WriteOptions wo;
-    wo.sync = true;
-    s = p->db->Put(wo, p->cfs[cf_default], std::string(format_key), std::string(format_version));
-    if (!s.ok()) return io_error(s, "writing the format version");
-  } else if (!s.ok()) {
-    return io_error(s, "reading the format version");
-  } else if (format != format_version) {
-    return status(errc::corruption, dir + " holds format '" + format + "', not " + std::string(format_version));
-  }
+  return descriptors;
+}
 
-  // The head is the last record; it must verify, or the log is not safe to extend.
-  std::unique_ptr<rocksdb::Iterator> it(p->db->NewIterator(rocksdb::ReadOptions(), p->cfs[cf_events]));
+rocksdb::DBOptions writer_options(const log_options& options) {
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = options.create_if_missing;
+  db_options.create_missing_column_families = options.create_if_missing;
+  db_options.max_background_jobs = 2;
+  // One thread writes (the syncer); insert hints (below) work only without concurrent inserts.
+  db_options.allow_concurrent_memtable_write = false;
+  // RocksDB's memory has a bound of its own, whatever the number of column families: memtables
+  // share log_memtables_bytes_max (flushed early when they reach it) and blocks share one cache.
+  db_options.db_write_buffer_size = limits::log_memtables_bytes_max;
+  return db_options;
+}
+
+// Opening a reader can race with the writer deleting a file the reader just listed (a WAL after a
+// flush, a table file after a compaction): the open fails with a missing file and succeeds when
+// tried again. Bounded, so that a database that really lost a file still fails.
+constexpr int reader_open_attempts_max = 8;
+
+status open_reader(const std::string& dir, const std::vector<rocksdb::ColumnFamilyDescriptor>& descriptors,
+                   std::vector<rocksdb::ColumnFamilyHandle*>& cfs, std::unique_ptr<rocksdb::DB>& db) {
+  // Without a CURRENT file there is no database; the reader must not go on to look for one.
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec))
+    return status(errc::io_error, "no database at '" + dir + "' (not a directory)");
+  if (!std::filesystem::exists(std::filesystem::path(dir) / "CURRENT", ec))
+    return status(errc::io_error, "no database at '" + dir + "' (no CURRENT file)");
+  rocksdb::DBOptions db_options;
+  db_options.info_log = std::make_shared<no_info_log>();
+  db_options.max_open_files = -1;  // a secondary keeps every table file open: the writer may delete them
+  // The secondary's own directory holds only its info log, which goes nowhere: it is never created.
+  const std::string secondary_path = (std::filesystem::temp_directory_path(ec) / "pevledger-reader").string();
+  rocksdb::Status s;
+  for (int attempt = 0; attempt < reader_open_attempts_max; ++attempt) {
+    rocksdb::DB* raw = nullptr;
+    cfs.clear();
+    s = rocksdb::DB::OpenAsSecondary(db_options, dir, secondary_path, descriptors, &cfs, &raw);
+    if (s.ok()) {
+      db.reset(raw);
+      return status::ok();
+    }
+    if (!s.IsPathNotFound() && !(s.IsIOError() && s.ToString().find("No such file") != std::string::npos)) break;
+  }
+  if (s.IsInvalidArgument() && s.ToString().find("Column family not found") != std::string::npos)
+    return status(errc::corruption, dir + " is not a " + std::string(format_version) + " database (" + s.ToString() + ")");
+  return io_error(s, "opening " + dir + " to read");
+}
+
+}  // namespace
+
+std::string_view log_format_written() { return format_version; }
+
+status event_log::impl::find_head() {
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cfs[cf_events]));
   it->SeekToLast();
   if (!it->status().ok()) return io_error(it->status(), "finding the log head");
   if (it->Valid()) {
     const log_seq last(get_be64(it->key().ToStringView()));
     PEV_RETURN_IF_ERROR(verify_record(as_bytes(it->value()), last));
-    p->head_seq = last;
-    p->head_hash = record_hash(*schema::GetRecord(it->value().data()));
+    std::lock_guard lock(head_mu);
+    head_seq = last;
+    head_hash = record_hash(*schema::GetRecord(it->value().data()));
   }
-  it.reset();
+  return status::ok();
+}
+
+// Reads the format key; a database that has none and no record is new (or was created by a
+// writer that stopped before it wrote the key).
+status event_log::impl::check_format(const std::string& dir, bool writing, bool upgrade) {
+  std::string stored;
+  auto s = db->Get(rocksdb::ReadOptions(), cfs[cf_default], std::string(format_key), &stored);
+  if (!s.ok() && !s.IsNotFound()) return io_error(s, "reading the format version");
+  const bool readable_older = s.ok() && std::find(std::begin(format_versions_readable),
+                                                  std::end(format_versions_readable), stored) !=
+                                            std::end(format_versions_readable);
+  if (s.IsNotFound()) {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), cfs[cf_events]));
+    it->SeekToFirst();
+    if (!it->status().ok()) return io_error(it->status(), "reading the log");
+    if (it->Valid()) return status(errc::corruption, dir + " holds records but no format version: not a pevledger database");
+    format = std::string(format_version);
+    if (!writing) return status::ok();  // an empty log reads as one of this format
+  } else if (stored == format_version) {
+    format = stored;
+    return status::ok();
+  } else if (!readable_older) {
+    return status(errc::corruption, dir + " holds format '" + stored + "'; this pevledger reads " +
+                                        std::string(format_version) + " and pevledger-log-2");
+  } else {
+    format = stored;
+    if (!writing) return status::ok();
+    if (!upgrade)
+      return status(errc::usage, dir + " holds format '" + stored + "', which this pevledger reads but does not extend; " +
+                                     "`pevledger upgrade --db " + dir + "` marks it " + std::string(format_version));
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  s = db->Put(wo, cfs[cf_default], std::string(format_key), std::string(format_version));
+  if (!s.ok()) return io_error(s, "writing the format version");
+  format = std::string(format_version);
+  return status::ok();
+}
+
+result<std::unique_ptr<event_log>> event_log::open(const std::string& dir, log_options options) {
+  auto p = std::make_unique<impl>();
+  p->options = options;
+  p->read_only = options.access == log_access::read_only;
+  const auto descriptors = column_families(rocksdb::NewLRUCache(options.block_cache_bytes));
+  if (p->read_only) {
+    PEV_RETURN_IF_ERROR(open_reader(dir, descriptors, p->cfs, p->db));
+  } else {
+    rocksdb::DB* raw = nullptr;
+    auto s = rocksdb::DB::Open(writer_options(options), dir, descriptors, &p->cfs, &raw);
+    if (!s.ok() && s.IsInvalidArgument() && s.ToString().find("Column family not found") != std::string::npos)
+      return status(errc::corruption, dir + " is not a " + std::string(format_version) + " database (" + s.ToString() + ")");
+    if (!s.ok()) return io_error(s, "opening " + dir);
+    p->db.reset(raw);
+  }
+  PEV_ASSERT(p->cfs.size() == cf_count);
+  PEV_RETURN_IF_ERROR(p->check_format(dir, !p->read_only, options.upgrade_format));
+  // The head is the last record; it must verify, or the log is not safe to extend.
+  PEV_RETURN_IF_ERROR(p->find_head());
+  if (p->read_only) return std::unique_ptr<event_log>(new event_log(std::move(p)));
   p->sealed_seq = p->head_seq;
   p->sealed_hash = p->head_hash;
   p->sealer = std::thread([raw_impl = p.get()] { raw_impl->sealer_loop(); });
@@ -549,6 +651,11 @@ result<std::unique_ptr<event_log>> event_log::open(const std::string& dir, log_o
 }
 
 std::future<result<append_receipt>> event_log::append(append_batch batch) {
+  if (impl_->read_only) {
+    std::promise<result<append_receipt>> refused;
+    refused.set_value(status(errc::log_closed, "the log is open read-only"));
+    return refused.get_future();
+  }
   {
     std::vector<append_batch> written;
     {
@@ -596,6 +703,17 @@ log_seq event_log::last_seq() const {
 digest event_log::last_hash() const {
   std::lock_guard lock(impl_->head_mu);
   return impl_->head_hash;
+}
+
+const std::string& event_log::format() const { return impl_->format; }
+
+bool event_log::read_only() const { return impl_->read_only; }
+
+result<log_seq> event_log::catch_up() {
+  if (!impl_->read_only) return last_seq();
+  if (auto s = impl_->db->TryCatchUpWithPrimary(); !s.ok()) return io_error(s, "catching up with the writer");
+  PEV_RETURN_IF_ERROR(impl_->find_head());
+  return last_seq();
 }
 
 result<std::optional<command_outcome>> event_log::find_command(std::string_view id) const {
@@ -809,6 +927,141 @@ status event_log::delete_record_for_test(log_seq seq) {
   wo.sync = true;
   auto s = impl_->db->Delete(wo, impl_->cfs[cf_events], seq_key(seq));
   return s.ok() ? status::ok() : io_error(s, "deleting a record");
+}
+
+result<log_stats> event_log::stats() const {
+  rocksdb::DB& db = *impl_->db;
+  log_stats out;
+  out.format = impl_->format;
+  out.last_seq = last_seq();
+  out.last_hash = last_hash();
+  if (out.last_seq.value() > 0) {
+    auto last = impl_->read(out.last_seq);
+    if (!last) return last.error();
+    out.last_at = unix_seconds(last->record().at());
+  }
+  // Streams by kind: the part of the name before '/' ("account/a1"), or the whole name.
+  std::map<std::string, std::uint64_t, std::less<>> kinds;
+  PEV_RETURN_IF_ERROR(scan_streams("", [&](std::string_view stream, std::uint64_t) {
+    const std::string_view kind = stream.substr(0, stream.find('/'));
+    auto it = kinds.find(kind);
+    if (it == kinds.end()) it = kinds.emplace(std::string(kind), 0).first;
+    ++it->second;
+    ++out.streams;
+    return status::ok();
+  }));
+  out.streams_by_kind.assign(kinds.begin(), kinds.end());
+  for (std::size_t i = 0; i < cf_count; ++i) {
+    rocksdb::ColumnFamilyHandle* cf = impl_->cfs[i];
+    auto property = [&](const std::string& name) {
+      std::uint64_t v = 0;
+      return db.GetIntProperty(cf, name, &v) ? v : 0;
+    };
+    log_stats::column_family c;
+    c.name = cf_names[i];
+    c.estimated_keys = property("rocksdb.estimate-num-keys");
+    c.sst_bytes = property("rocksdb.total-sst-files-size");
+    c.blob_bytes = property("rocksdb.total-blob-file-size");
+    c.memtable_bytes = property("rocksdb.cur-size-all-mem-tables");
+    for (int level = 0; level < 7; ++level) {
+      std::string files;
+      if (!db.GetProperty(cf, "rocksdb.num-files-at-level" + std::to_string(level), &files)) break;
+      c.files_per_level.push_back(std::strtoull(files.c_str(), nullptr, 10));
+    }
+    out.pending_compaction_bytes += property("rocksdb.estimate-pending-compaction-bytes");
+    out.column_families.push_back(std::move(c));
+  }
+  std::error_code ec;
+  // Bounded by the directory's files; RocksDB keeps it flat.
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(db.GetName(), ec)) {
+    if (!entry.is_regular_file(ec)) continue;
+    const std::uint64_t size = entry.file_size(ec);
+    if (ec) continue;  // deleted by the writer while we looked
+    out.disk_bytes += size;
+    if (entry.path().extension() == ".log") {
+      ++out.wal_files;
+      out.wal_bytes += size;
+    }
+  }
+  if (ec) return status(errc::io_error, "listing " + db.GetName() + ": " + ec.message());
+  return out;
+}
+
+namespace {
+// A copy is written in batches of about this many bytes (unsynced, without a WAL: the copy is
+// flushed and synced as a whole before it gets its final name).
+constexpr std::size_t copy_batch_bytes = 8u << 20;
+}  // namespace
+
+status event_log::copy_to(const std::string& dir) const {
+  std::error_code ec;
+  if (std::filesystem::exists(dir, ec)) return status(errc::usage, "'" + dir + "' already exists");
+  const std::string partial = dir + ".partial";
+  if (std::filesystem::exists(partial, ec))
+    return status(errc::usage, "'" + partial + "' exists (an interrupted copy?): remove it first");
+  log_options copy_options;
+  copy_options.block_cache_bytes = 8u << 20;
+  const auto descriptors = column_families(rocksdb::NewLRUCache(copy_options.block_cache_bytes));
+  rocksdb::DBOptions db_options = writer_options(copy_options);
+  db_options.error_if_exists = true;
+  std::vector<rocksdb::ColumnFamilyHandle*> to_cfs;
+  rocksdb::DB* raw = nullptr;
+  auto s = rocksdb::DB::Open(db_options, partial, descriptors, &to_cfs, &raw);
+  if (!s.ok()) return io_error(s, "creating " + partial);
+  std::unique_ptr<rocksdb::DB> to(raw);
+  auto close_copy = [&] {
+    for (auto* cf : to_cfs) ignore_rocksdb(to->DestroyColumnFamilyHandle(cf));
+    to_cfs.clear();
+    to.reset();
+  };
+  struct close_on_error {
+    const std::function<void()> close;
+    ~close_on_error() { close(); }
+  } closer{close_copy};
+
+  // A writer copies from one snapshot; a reader's view is fixed until its next catch_up.
+  const rocksdb::Snapshot* snapshot = impl_->read_only ? nullptr : impl_->db->GetSnapshot();
+  struct release_snapshot {
+    rocksdb::DB& db;
+    const rocksdb::Snapshot* snapshot;
+    ~release_snapshot() {
+      if (snapshot != nullptr) db.ReleaseSnapshot(snapshot);
+    }
+  } releaser{*impl_->db, snapshot};
+  rocksdb::WriteOptions wo;
+  wo.disableWAL = true;
+  for (std::size_t i = 0; i < cf_count; ++i) {
+    rocksdb::ReadOptions ro = across_streams();
+    ro.snapshot = snapshot;
+    ro.readahead_size = 4u << 20;
+    ro.fill_cache = false;
+    std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->cfs[i]));
+    rocksdb::WriteBatch batch;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      batch.Put(to_cfs[i], it->key(), it->value());
+      if (batch.GetDataSize() < copy_batch_bytes) continue;
+      if (s = to->Write(wo, &batch); !s.ok()) return io_error(s, "writing " + partial);
+      batch.Clear();
+    }
+    if (!it->status().ok()) return io_error(it->status(), "reading the log to copy it");
+    if (s = to->Write(wo, &batch); !s.ok()) return io_error(s, "writing " + partial);
+  }
+  rocksdb::FlushOptions flush;
+  flush.wait = true;
+  if (s = to->Flush(flush, to_cfs); !s.ok()) return io_error(s, "flushing " + partial);
+  if (s = to->SyncWAL(); !s.ok() && !s.IsNotSupported()) return io_error(s, "syncing " + partial);
+  close_copy();
+  std::filesystem::rename(partial, dir, ec);
+  if (ec) return status(errc::io_error, "renaming " + partial + " to " + dir + ": " + ec.message());
+  // The new name is durable once the directory that holds it is synced.
+  const auto parent = std::filesystem::absolute(dir, ec).parent_path();
+  const int fd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0 || ::fsync(fd) != 0) {
+    if (fd >= 0) ::close(fd);
+    return status(errc::io_error, "syncing " + parent.string());
+  }
+  ::close(fd);
+  return status::ok();
 }
 
 }  // namespace pevledger::storage

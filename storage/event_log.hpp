@@ -10,8 +10,9 @@
 //   snapshots    stream '\0' stream_seq          -> global_seq + entity state (engine's encoding)
 //   intervals    key chosen by the engine        -> value chosen by the engine (interval identity)
 //   default      "projection_watermark"          -> global_seq the projections include
-//                "format"                        -> "pevledger-log-3" (log-2 is read and upgraded);
-//                                                   other formats are refused
+//                "format"                        -> "pevledger-log-3"; a pevledger-log-2 database
+//                                                   is read as it is and written only after an
+//                                                   explicit `upgrade_format`; others are refused
 //
 // Writes are group commits: `append` queues a batch and returns a future. A sealer thread packs
 // every waiting batch (up to limits::log_batch_*_max) into a single WriteBatch, assigning
@@ -22,6 +23,12 @@
 //
 // Sharp edge: after a failed write the log refuses every further append (`log_closed`); reopen it.
 // Every read verifies the record it returns (structure, hash, chain, contiguity).
+//
+// Readers: a log opened `read_only` is a RocksDB secondary instance. It takes no lock and writes
+// no file (its info log goes nowhere), so any number of readers run beside each other and beside
+// the one writer, on a write-protected copy too. A reader sees the log as of its open, a prefix
+// that ends at a group boundary (a group is one WriteBatch, which RocksDB recovers whole or not at
+// all); `catch_up` moves it to the writer's newest durable group. It starts no thread.
 
 #include <functional>
 #include <future>
@@ -32,6 +39,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/limits.hpp"
 #include "base/status.hpp"
 #include "base/strong_types.hpp"
 #include "storage/record.hpp"
@@ -99,9 +107,19 @@ struct command_outcome {
   std::uint32_t events = 0;
 };
 
+enum class log_access { read_write, read_only };
+
 struct log_options {
+  log_access access = log_access::read_write;
   bool sync = true;  // fsync the WAL on every group commit; only benchmarks of the limit turn it off
-  bool create_if_missing = true;
+  bool create_if_missing = true;  // read_write only; a reader never creates a database
+  // read_write only: a database of an older format this code reads (pevledger-log-2) is opened
+  // for writing and marked pevledger-log-3. Without it such a database is refused for writing:
+  // an upgrade is an explicit command (`pevledger upgrade`), never a side effect of an ingest.
+  bool upgrade_format = false;
+  // RocksDB's block cache, shared by every column family: more keeps more of the indexes and
+  // recent records in memory for activations and queries.
+  std::size_t block_cache_bytes = limits::log_block_cache_bytes;
   // Stream heads the sealer keeps in memory before it forgets them (between two groups).
   std::size_t stream_heads_cached_max = 1u << 16;
 };
@@ -112,6 +130,32 @@ struct stored_record {
   [[nodiscard]] const schema::Record& record() const { return *schema::GetRecord(bytes.data()); }
   [[nodiscard]] const schema::EventBody& body() const { return *record().body_nested_root(); }
 };
+
+// What an operator looks at (`pevledger stats`). RocksDB's figures are its own estimates.
+struct log_stats {
+  std::string format;
+  log_seq last_seq;                 // records in the log (a batched record holds many events)
+  std::optional<unix_seconds> last_at;  // business time of the last record
+  digest last_hash{};
+  std::uint64_t streams = 0;
+  std::vector<std::pair<std::string, std::uint64_t>> streams_by_kind;  // "account", "session", ...
+  std::uint64_t disk_bytes = 0;     // every file of the database directory
+  struct column_family {
+    std::string name;
+    std::uint64_t estimated_keys = 0;
+    std::uint64_t sst_bytes = 0;
+    std::uint64_t blob_bytes = 0;
+    std::uint64_t memtable_bytes = 0;
+    std::vector<std::uint64_t> files_per_level;
+  };
+  std::vector<column_family> column_families;
+  std::uint64_t pending_compaction_bytes = 0;
+  std::uint64_t wal_files = 0;
+  std::uint64_t wal_bytes = 0;
+};
+
+// The format this build writes ("pevledger-log-3"); it also reads pevledger-log-2.
+[[nodiscard]] std::string_view log_format_written();
 
 class event_log {
  public:
@@ -128,6 +172,18 @@ class event_log {
   // The last durable sequence (0 for an empty log) and its hash.
   [[nodiscard]] log_seq last_seq() const;
   [[nodiscard]] digest last_hash() const;
+  // The format the database holds (log_format_written() unless an older one is read as it is).
+  [[nodiscard]] const std::string& format() const;
+  [[nodiscard]] bool read_only() const;
+  // Read-only logs: catches up with the writer's newest durable group (verifying the new head);
+  // returns the new last sequence. A read-write log is always current.
+  [[nodiscard]] result<log_seq> catch_up();
+
+  [[nodiscard]] result<log_stats> stats() const;
+  // Copies the log as this handle sees it (a consistent prefix, see above) into a new database
+  // at `dir`, which must not exist: written under `dir` + ".partial" and renamed when complete
+  // and synced, so `dir` is either absent or a whole copy that opens and replays.
+  [[nodiscard]] status copy_to(const std::string& dir) const;
 
   [[nodiscard]] result<std::optional<command_outcome>> find_command(std::string_view id) const;
   [[nodiscard]] result<std::optional<std::string>> get_projection(std::string_view key) const;

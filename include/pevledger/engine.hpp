@@ -9,9 +9,12 @@
 //   auto summary = engine.value()->ingest(std::cin, [](const pevledger::line_refusal& r) { ... });
 //   auto bill = engine.value()->bill("acct-1", "2024-03");
 //
-// One engine per directory and process: RocksDB locks the directory. An engine is not
+// One writing engine per directory: RocksDB locks the directory. Readers (`read_only`) take no
+// lock and write nothing, so any number of them run beside each other and beside the writer, each
+// seeing the log as of its open (or its last `catch_up`), up to a group commit. An engine is not
 // thread-safe; call it from one thread (ingest is internally pipelined and group-committed).
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -50,6 +53,8 @@ struct line_refusal {
 };
 
 struct engine_options {
+  // Queries only: no lock, no file written, no upgrade; `ingest` fails with log_closed.
+  bool read_only = false;
   // fsync the log on every group commit. Turn off only to measure what durability costs.
   bool sync = true;
   // Create the database when the directory holds none; queries turn this off.
@@ -71,11 +76,38 @@ struct engine_options {
   // Interval identities (EUMD, start) held in memory for duplicate and conflict checks; beyond
   // it they are forgotten once durable and read back from the log's interval index when needed.
   std::size_t interval_identities_known_max = 1u << 20;
+  // RocksDB's block cache (bytes), shared by every column family: more keeps more indexes and
+  // recent records in memory for activations and queries, at the cost of resident memory.
+  std::size_t block_cache_bytes = 32u << 20;
 };
+
+// What `export_events` writes, and from where.
+struct export_options {
+  // Also write each record's stored bytes (`record_base64`) and its hash field's offset
+  // (`hash_offset`), so that auditors can check the chain with their own code.
+  bool raw = false;
+  // The first record to write (records are numbered from 1). Earlier records are not written,
+  // but the one before it is read to check that the chain continues.
+  std::uint64_t from_seq = 1;
+  // Keep writing records as their groups become durable, looking every `poll_interval`, until
+  // `stop` returns true (checked between looks). Needs a read-only engine (a change feed).
+  bool follow = false;
+  std::chrono::milliseconds poll_interval{200};
+  std::function<bool()> stop;
+  // Called after each record written (for progress), on the calling thread.
+  std::function<void()> on_record;
+};
+
+// The on-disk format this build writes, e.g. "pevledger-log-3".
+[[nodiscard]] std::string_view log_format_written();
 
 class engine {
  public:
   [[nodiscard]] static result<std::unique_ptr<engine>> open(const std::string& dir, engine_options options = {});
+  // Marks a database of an older format this build reads (pevledger-log-2) with the format it
+  // writes (pevledger-log-3), so that it can be written again; returns the format it held. Opening
+  // never does this on its own: a writer refuses an older format until it is upgraded.
+  [[nodiscard]] static result<std::string> upgrade(const std::string& dir);
   ~engine();
   engine(const engine&) = delete;
   engine& operator=(const engine&) = delete;
@@ -96,13 +128,22 @@ class engine {
   // A period at a glance: each utility's bill totals by line kind, and the settlement.
   [[nodiscard]] result<std::string> period_report(std::string_view period);
 
-  // Every event as one JSON line, in log order, each record verified on the way. With `raw`, each
-  // line also carries the record's stored bytes (`record_base64`) and the byte offset of its hash
-  // field (`hash_offset`), so that auditors can check the chain with their own code.
+  // Every event as one JSON line, in log order, each record verified on the way (see
+  // export_options). The stream is flushed after each group of lines written.
+  [[nodiscard]] status export_events(std::ostream& out, const export_options& options) const;
   [[nodiscard]] status export_events(std::ostream& out, bool raw = false) const;
 
   // Number of records in the log.
   [[nodiscard]] std::uint64_t log_size() const;
+  // A read-only engine: moves its view to the writer's newest durable group and forgets what it
+  // had in memory; returns the new number of records.
+  [[nodiscard]] result<std::uint64_t> catch_up();
+  // Records, streams by kind, size on disk, the last record, and RocksDB's figures: one JSON
+  // document.
+  [[nodiscard]] result<std::string> stats() const;
+  // A consistent copy of the database, as this engine sees it, in a new directory `to` (which
+  // must not exist); the copy opens and replays like the original.
+  [[nodiscard]] status backup(const std::string& to) const;
   [[nodiscard]] residency_stats residency() const;
 
  private:
