@@ -3,16 +3,26 @@
 // Exit codes: 0 success; 1 the thing asked for does not exist (unknown account, session, ...);
 // 2 usage or storage error; 3 `ingest` refused at least one line, or `replay --verify` / `verify`
 // found that the log or a projection does not match.
+//
+// Every command but `ingest` and `upgrade` opens the database read-only: no lock, no file
+// written, so any number of them run at once and beside an ingest.
 
 #include <CLI/CLI.hpp>
+#include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <mutex>
+#include <sstream>
+#include <thread>
 
+#include "cli/progress.hpp"
 #include "cli/text_output.hpp"
 #include "pevledger/engine.hpp"
 #include "replay/checkpoint.hpp"
@@ -27,9 +37,20 @@ constexpr int exit_not_found = 1;
 constexpr int exit_usage = 2;
 constexpr int exit_refused = 3;
 
-int fail(const pevledger::status& s) {
-  std::cerr << "pevledger: " << s.describe() << '\n';
-  switch (s.code()) {
+// With `--format json` every error is one JSON object on standard error
+// ({"error":CODE,"message":...}); otherwise one line for people.
+bool errors_as_json = false;
+
+int report_error(errc code, const std::string& message) {
+  if (errors_as_json) {
+    nlohmann::ordered_json j;
+    j["error"] = std::string(pevledger::to_string(code));
+    j["message"] = message;
+    std::cerr << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+  } else {
+    std::cerr << "pevledger: " << pevledger::to_string(code) << ": " << message << '\n';
+  }
+  switch (code) {
     case errc::unknown_account:
     case errc::unknown_session:
     case errc::unknown_utility:
@@ -39,16 +60,38 @@ int fail(const pevledger::status& s) {
   }
 }
 
-std::unique_ptr<pevledger::engine> open_engine(const std::string& db, int& code, bool create = false,
-                                               std::size_t resident_max = pevledger::engine_options{}.resident_entities_max) {
-  if (!create && !std::filesystem::exists(db)) {
-    std::cerr << "pevledger: no database at '" << db << "'\n";
-    code = exit_usage;
-    return nullptr;
+int fail(const pevledger::status& s) { return report_error(s.code(), s.message()); }
+
+// A stop asked for by SIGINT or SIGTERM: a follower finishes the line it writes and exits 0.
+std::atomic<bool> stop_requested{false};
+extern "C" void request_stop(int) { stop_requested.store(true); }
+void stop_on_signals() {
+  struct sigaction action {};
+  action.sa_handler = request_stop;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+// Flags of long commands: progress on a terminal unless --quiet, elsewhere only with --progress.
+struct progress_flags {
+  bool forced = false;
+  bool quiet = false;
+  [[nodiscard]] pevledger::cli::progress_mode mode() const {
+    return pevledger::cli::choose_progress_mode(isatty(STDERR_FILENO) == 1, forced, quiet);
   }
+};
+
+// Engine options a deployment tunes, as flags of `ingest`.
+struct tuning_flags {
   pevledger::engine_options options;
-  options.create_if_missing = create;
-  options.resident_entities_max = resident_max;
+  std::size_t block_cache_mib = pevledger::engine_options{}.block_cache_bytes >> 20;
+};
+
+std::unique_ptr<pevledger::engine> open_reader(const std::string& db, int& code) {
+  pevledger::engine_options options;
+  options.read_only = true;
+  options.create_if_missing = false;
   auto e = pevledger::engine::open(db, options);
   if (!e) {
     code = fail(e.error());
@@ -57,28 +100,137 @@ std::unique_ptr<pevledger::engine> open_engine(const std::string& db, int& code,
   return std::move(e.value());
 }
 
-int run_ingest(const std::string& db, const std::string& file, std::size_t resident_max) {
-  int code = exit_ok;
-  auto engine = open_engine(db, code, /*create=*/true, resident_max);
-  if (!engine) return code;
+// Counts the bytes the ingest has taken from its input (for progress), passing on the source's
+// "what has arrived" so that a line on a pipe is still decided when it arrives.
+class counting_input final : public std::streambuf {
+ public:
+  explicit counting_input(std::streambuf* source) : source_(source) {}
+  [[nodiscard]] std::uint64_t consumed() const { return consumed_.load(std::memory_order_relaxed); }
+
+ protected:
+  int_type underflow() override {
+    std::streamsize available = source_->in_avail();
+    if (available <= 0) {
+      if (traits_type::eq_int_type(source_->sgetc(), traits_type::eof())) return traits_type::eof();
+      available = std::max<std::streamsize>(source_->in_avail(), 1);
+    }
+    const std::streamsize got = source_->sgetn(buffer_, std::min<std::streamsize>(available, sizeof buffer_));
+    if (got <= 0) return traits_type::eof();
+    consumed_.fetch_add(static_cast<std::uint64_t>(got), std::memory_order_relaxed);
+    setg(buffer_, buffer_, buffer_ + got);
+    return traits_type::to_int_type(buffer_[0]);
+  }
+  std::streamsize showmanyc() override { return source_->in_avail(); }
+
+ private:
+  std::streambuf* source_;
+  std::atomic<std::uint64_t> consumed_{0};
+  char buffer_[1 << 16];
+};
+
+// What a ticker reads from the working thread: units done (for the rate), how far in the meter's
+// total quantity, and that total when it became known only after the start (0: as constructed).
+struct progress_sample {
+  std::uint64_t units = 0;
+  std::uint64_t done = 0;
+  std::uint64_t total = 0;
+};
+
+// Draws a meter from a thread of its own, from what `sample` reads (atomics the working thread
+// updates), so that a command waiting on its disk still shows time passing. Nothing runs when the
+// meter is off. The meter is not thread-safe: every call to it holds mu_.
+class progress_ticker {
+ public:
+  progress_ticker(pevledger::cli::progress_meter& meter, pevledger::cli::progress_mode mode,
+                  std::function<progress_sample()> sample)
+      : meter_(meter), sample_(std::move(sample)) {
+    if (mode == pevledger::cli::progress_mode::off) return;
+    thread_ = std::thread([this] {
+      std::unique_lock lock(mu_);
+      while (!stopping_) {
+        cv_.wait_for(lock, pevledger::cli::terminal_interval_ms / 2, [&] { return stopping_; });
+        if (!stopping_) draw(sample_());
+      }
+    });
+  }
+  ~progress_ticker() { stop(); }
+  progress_ticker(const progress_ticker&) = delete;
+  progress_ticker& operator=(const progress_ticker&) = delete;
+
+  // Erases the progress line before another line goes to standard error.
+  void clear_line() {
+    std::lock_guard lock(mu_);
+    meter_.clear();
+  }
+  void finish() {
+    stop();
+    const progress_sample last = sample_();
+    std::lock_guard lock(mu_);
+    draw(last);
+    meter_.finish(last.units);
+  }
+
+ private:
+  void stop() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  void draw(const progress_sample& s) {
+    if (s.total != 0) meter_.set_total(s.total);
+    meter_.update(s.units, s.done);
+  }
+
+  pevledger::cli::progress_meter& meter_;
+  std::function<progress_sample()> sample_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+int run_ingest(const std::string& db, const std::string& file, const tuning_flags& tuning,
+               const progress_flags& progress_flags) {
+  pevledger::engine_options options = tuning.options;
+  options.block_cache_bytes = tuning.block_cache_mib << 20;
+  options.create_if_missing = true;
   std::ifstream file_in;
-  std::istream* in = &std::cin;
+  std::istream* source = &std::cin;
+  std::optional<std::uint64_t> input_bytes;
   if (file != "-") {
     file_in.open(file, std::ios::binary);
-    if (!file_in) {
-      std::cerr << "pevledger: cannot open '" << file << "'\n";
-      return exit_usage;
-    }
-    in = &file_in;
+    if (!file_in) return report_error(errc::usage, "cannot open '" + file + "'");
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(file, ec);
+    if (!ec) input_bytes = size;
+    source = &file_in;
   }
-  auto summary = engine->ingest(*in, [](const pevledger::line_refusal& r) {
-    nlohmann::ordered_json j;
-    j["line"] = r.line;
-    j["id"] = r.id ? nlohmann::ordered_json(*r.id) : nlohmann::ordered_json(nullptr);
-    j["error"] = std::string(pevledger::to_string(r.error));
-    j["message"] = r.message;
-    std::cerr << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+  auto engine = pevledger::engine::open(db, options);
+  if (!engine) return fail(engine.error());
+  counting_input counted(source->rdbuf());
+  std::istream in(&counted);
+  std::atomic<std::uint64_t> lines_durable{0};
+  const auto mode = progress_flags.mode();
+  pevledger::cli::progress_meter meter(std::cerr, mode, "ingest", "lines", input_bytes);
+  progress_ticker ticker(meter, mode, [&] {
+    return progress_sample{lines_durable.load(std::memory_order_relaxed), counted.consumed()};
   });
+  auto summary = engine.value()->ingest(
+      in,
+      [&](const pevledger::line_refusal& r) {
+        nlohmann::ordered_json j;
+        j["line"] = r.line;
+        j["id"] = r.id ? nlohmann::ordered_json(*r.id) : nlohmann::ordered_json(nullptr);
+        j["error"] = std::string(pevledger::to_string(r.error));
+        j["message"] = r.message;
+        ticker.clear_line();
+        std::cerr << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+      },
+      [&](std::uint64_t lines) { lines_durable.store(lines, std::memory_order_relaxed); });
+  ticker.finish();
   if (!summary) return fail(summary.error());
   nlohmann::ordered_json j;
   j["accepted"] = summary->accepted;
@@ -93,7 +245,7 @@ int run_query(const std::string& db, const std::string& format,
               const std::function<pevledger::result<std::string>(pevledger::engine&)>& query,
               const std::function<std::string(const std::string&)>& as_text) {
   int code = exit_ok;
-  auto engine = open_engine(db, code);
+  auto engine = open_reader(db, code);
   if (!engine) return code;
   auto doc = query(*engine);
   if (!doc) return fail(doc.error());
@@ -101,76 +253,207 @@ int run_query(const std::string& db, const std::string& format,
   return exit_ok;
 }
 
+int run_export(const std::string& db, pevledger::export_options options, const progress_flags& progress_flags) {
+  int code = exit_ok;
+  auto engine = open_reader(db, code);
+  if (!engine) return code;
+  if (options.follow) {
+    stop_on_signals();
+    options.stop = [] { return stop_requested.load(); };
+  }
+  // Progress counts records of the log as it was at the start; a follower has no end to show.
+  const std::uint64_t first = std::max<std::uint64_t>(options.from_seq, 1);
+  const std::uint64_t head = engine->log_size();
+  const std::uint64_t total = head >= first ? head - first + 1 : 0;
+  const auto mode = options.follow ? pevledger::cli::progress_mode::off : progress_flags.mode();
+  pevledger::cli::progress_meter meter(std::cerr, mode, "export", "records", total);
+  std::atomic<std::uint64_t> written{0};
+  progress_ticker ticker(meter, mode, [&] {
+    const std::uint64_t n = written.load(std::memory_order_relaxed);
+    return progress_sample{n, n};
+  });
+  options.on_record = [&] { written.fetch_add(1, std::memory_order_relaxed); };
+  const auto exported = engine->export_events(std::cout, options);
+  ticker.finish();
+  if (!exported.is_ok()) return fail(exported);
+  return exit_ok;
+}
+
+int run_replay(const std::string& db, const std::string& until, bool verify, bool from_snapshots,
+               std::size_t threads, const std::string& format, const progress_flags& progress_flags) {
+  // The total is known once the reader has opened the log: the first report brings it.
+  std::atomic<std::uint64_t> read{0}, total{0};
+  const auto mode = progress_flags.mode();
+  pevledger::cli::progress_meter meter(std::cerr, mode, "replay", "records");
+  progress_ticker ticker(meter, mode, [&] {
+    const std::uint64_t n = read.load(std::memory_order_relaxed);
+    return progress_sample{n, n, total.load(std::memory_order_relaxed)};
+  });
+  auto report = pevledger::replay::run(db, until, verify, from_snapshots, threads,
+                                       [&](std::uint64_t records_read, std::uint64_t records_total) {
+                                         total.store(records_total, std::memory_order_relaxed);
+                                         read.store(records_read, std::memory_order_relaxed);
+                                       });
+  ticker.finish();
+  if (!report) return fail(report.error());
+  std::cout << (format == "json" ? report->json : report->text) << std::endl;
+  return report->ok ? exit_ok : exit_refused;
+}
+
+std::string bytes_text(std::uint64_t bytes) {
+  constexpr const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  std::size_t unit = 0;
+  std::uint64_t whole = bytes, tenths = 0;
+  for (; whole >= 1024 && unit + 1 < std::size(units); ++unit) {
+    tenths = (whole % 1024) * 10 / 1024;
+    whole /= 1024;
+  }
+  return std::to_string(whole) + (unit > 0 ? "." + std::to_string(tenths) : "") + " " + units[unit];
+}
+
+std::string stats_text(const std::string& json) {
+  const auto j = nlohmann::json::parse(json);
+  std::ostringstream out;
+  out << "format      " << j["format"].get<std::string>() << '\n'
+      << "records     " << j["records"].get<std::uint64_t>() << '\n'
+      << "last record " << (j["last_at"].is_null() ? std::string("(none)") : j["last_at"].get<std::string>()) << '\n'
+      << "streams     " << j["streams"].get<std::uint64_t>() << '\n';
+  for (const auto& [kind, count] : j["entities"].items()) out << "  " << kind << ": " << count.get<std::uint64_t>() << '\n';
+  out << "on disk     " << bytes_text(j["disk_bytes"].get<std::uint64_t>()) << " (WAL "
+      << bytes_text(j["wal_bytes"].get<std::uint64_t>()) << " in " << j["wal_files"].get<std::uint64_t>()
+      << " files; compaction pending " << bytes_text(j["pending_compaction_bytes"].get<std::uint64_t>()) << ")\n"
+      << "column family      keys (est.)   tables       blobs        memtables    files per level";
+  for (const auto& cf : j["column_families"]) {
+    std::ostringstream levels;
+    for (const auto& n : cf["files_per_level"]) levels << n.get<std::uint64_t>() << ' ';
+    char line[256];
+    std::snprintf(line, sizeof line, "\n%-18s %-13llu %-12s %-12s %-12s %s", cf["name"].get<std::string>().c_str(),
+                  static_cast<unsigned long long>(cf["estimated_keys"].get<std::uint64_t>()),
+                  bytes_text(cf["sst_bytes"].get<std::uint64_t>()).c_str(),
+                  bytes_text(cf["blob_bytes"].get<std::uint64_t>()).c_str(),
+                  bytes_text(cf["memtable_bytes"].get<std::uint64_t>()).c_str(), levels.str().c_str());
+    out << line;
+  }
+  return out.str();
+}
+
+// Scans argv for `--format json` before CLI11 parses it, so that a usage error is JSON too.
+bool json_format_asked(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg(argv[i]);
+    if (arg == "--format=json") return true;
+    if (arg == "--format" && i + 1 < argc && std::string_view(argv[i + 1]) == "json") return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   // cin gets a buffer of its own: the ingest reads whatever has arrived, a chunk at a time.
   std::ios::sync_with_stdio(false);
+  errors_as_json = json_format_asked(argc, argv);
   CLI::App app{"pevledger: settlement core for plug-in electric vehicle charging"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("pevledger ") + PEVLEDGER_VERSION + " (log format pevledger-log-3)");
+  app.set_version_flag("--version", std::string("pevledger ") + PEVLEDGER_VERSION + " (log format " +
+                                        std::string(pevledger::log_format_written()) + ")");
   app.footer(
       "Exit codes: 0 success; 1 the account or session asked for does not exist; 2 usage or storage\n"
       "error; 3 ingest refused a line, or replay --verify / verify found a mismatch.\n"
+      "Only ingest and upgrade write; every other command opens the database read-only.\n"
       "The database defaults to ./pevledger.db. See README.md and docs/auditing.md.");
   std::string db = "pevledger.db";
   std::string format = "text";
   auto add_db = [&](CLI::App* sub) {
-    sub->add_option("--db", db, "database directory (created by ingest when missing)")->capture_default_str();
+    sub->add_option("--db", db, "database directory")->capture_default_str();
   };
-  auto add_format = [&](CLI::App* sub) {
-    sub->add_option("--format", format, "text for people, json for programs")
-        ->check(CLI::IsMember({"text", "json"}))
-        ->capture_default_str();
+  auto add_format = [&](CLI::App* sub, const char* what) {
+    sub->add_option("--format", format, what)->check(CLI::IsMember({"text", "json"}))->capture_default_str();
+  };
+  constexpr const char* output_format = "text for people, json for programs (errors too)";
+  constexpr const char* error_format = "json: errors as one JSON object on standard error";
+  progress_flags progress;
+  auto add_progress = [&](CLI::App* sub) {
+    sub->add_flag("--progress", progress.forced, "show progress on standard error even when it is not a terminal");
+    sub->add_flag("--quiet", progress.quiet, "no progress, even on a terminal");
   };
 
   std::string file;
   auto* ingest = app.add_subcommand("ingest", "apply JSON command lines (FILE, or - for standard input)");
   add_db(ingest);
+  add_format(ingest, error_format);
+  add_progress(ingest);
   ingest->add_option("FILE", file, "command file, or - for standard input")->required();
-  std::size_t resident_max = pevledger::engine_options{}.resident_entities_max;
-  ingest->add_option("--resident-entities", resident_max,
+  tuning_flags tuning;
+  ingest->add_option("--group-lines", tuning.options.group_lines,
+                     "lines per group commit (1 to 16384): fewer means smaller, more frequent synced writes")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{16384}))
+      ->capture_default_str();
+  ingest->add_option("--group-delay-us", tuning.options.group_delay_max_us,
+                     "close a group once its first line waited this long (0: only when full); bounds latency "
+                     "under a steady load at the cost of more synced writes")
+      ->capture_default_str();
+  ingest->add_option("--resident-entities", tuning.options.resident_entities_max,
                      "entities kept in memory between group commits; the rest wait in the log")
       ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  ingest->add_option("--live-actors", tuning.options.live_entity_actors_max,
+                     "entity actors live at once (each about 1.3 KB); beyond, the least recently used stop")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  ingest->add_option("--interval-identities", tuning.options.interval_identities_known_max,
+                     "interval identities (EUMD, start) held in memory; beyond, read back from the log")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  ingest->add_option("--block-cache-mb", tuning.block_cache_mib,
+                     "RocksDB block cache, MiB: more keeps indexes and recent records in memory")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
       ->capture_default_str();
 
   std::string account, period, session;
   auto* bill = app.add_subcommand("bill", "an account's bill for a period: issued, or a preview before bill.run");
   add_db(bill);
-  add_format(bill);
+  add_format(bill, output_format);
   bill->add_option("--account", account, "account id")->required();
   bill->add_option("--period", period, "billing month, YYYY-MM, in the utility's zone")->required();
 
   auto* balance = app.add_subcommand("balance", "an account's balance and open reservations");
   add_db(balance);
-  add_format(balance);
+  add_format(balance, output_format);
   balance->add_option("--account", account, "account id")->required();
 
   auto* settlement = app.add_subcommand("settlement", "the roaming settlement statement of a period");
   add_db(settlement);
-  add_format(settlement);
+  add_format(settlement, output_format);
   settlement->add_option("--period", period, "YYYY-MM")->required();
 
   auto* session_cmd = app.add_subcommand("session", "a charging session's report");
   add_db(session_cmd);
-  add_format(session_cmd);
+  add_format(session_cmd, output_format);
   session_cmd->add_option("--session", session, "session id")->required();
 
   auto* report = app.add_subcommand("report", "a period at a glance: bill totals per utility and the settlement");
   add_db(report);
-  add_format(report);
+  add_format(report, output_format);
   report->add_option("--period", period, "YYYY-MM")->required();
 
-  bool raw = false;
-  auto* export_cmd = app.add_subcommand("export", "every event as JSON lines, in log order");
+  pevledger::export_options export_options;
+  auto* export_cmd = app.add_subcommand("export", "every event as JSON lines, in log order (a change feed with --follow)");
   add_db(export_cmd);
-  export_cmd->add_flag("--raw", raw, "add each record's stored bytes (base64) and its hash field's offset");
+  add_format(export_cmd, error_format);
+  add_progress(export_cmd);
+  export_cmd->add_flag("--raw", export_options.raw, "add each record's stored bytes (base64) and its hash field's offset");
+  export_cmd->add_option("--from", export_options.from_seq, "first sequence number to write (resume after the last one seen)")
+      ->check(CLI::PositiveNumber);
+  export_cmd->add_flag("--follow", export_options.follow,
+                       "keep writing records as their groups become durable, until SIGINT or SIGTERM");
 
   std::string until;
   bool verify = false;
   auto* replay = app.add_subcommand("replay", "rebuild every projection from the log alone");
   add_db(replay);
-  add_format(replay);
+  add_format(replay, output_format);
+  add_progress(replay);
   replay->add_option("--until", until, "stop after this sequence number, or at this time (YYYY-MM-DDTHH:MM:SSZ)");
   replay->add_flag("--verify", verify, "check the hash chain and compare with the stored projections");
   bool from_snapshots = false;
@@ -184,13 +467,29 @@ int main(int argc, char** argv) {
   std::string key, checkpoint_file, pubkey, out_file;
   auto* checkpoint = app.add_subcommand("checkpoint", "sign the log's current head with an Ed25519 key");
   add_db(checkpoint);
+  add_format(checkpoint, error_format);
   checkpoint->add_option("--key", key, "Ed25519 private key, PEM")->required();
   checkpoint->add_option("--out", out_file, "write the checkpoint here instead of standard output");
 
   auto* verify_cmd = app.add_subcommand("verify", "prove that the log extends a signed checkpoint unchanged");
   add_db(verify_cmd);
+  add_format(verify_cmd, error_format);
   verify_cmd->add_option("--checkpoint", checkpoint_file, "checkpoint file")->required();
   verify_cmd->add_option("--pubkey", pubkey, "Ed25519 public key, PEM")->required();
+
+  std::string backup_to;
+  auto* backup = app.add_subcommand("backup", "a consistent copy of the database, also while ingest runs");
+  add_db(backup);
+  add_format(backup, output_format);
+  backup->add_option("--to", backup_to, "new directory for the copy (must not exist)")->required();
+
+  auto* stats = app.add_subcommand("stats", "records, streams, size on disk and RocksDB's figures");
+  add_db(stats);
+  add_format(stats, output_format);
+
+  auto* upgrade = app.add_subcommand("upgrade", "mark a database of an older format readable by this pevledger as its own");
+  add_db(upgrade);
+  add_format(upgrade, output_format);
 
   try {
     app.parse(argc, argv);
@@ -201,11 +500,13 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    if (errors_as_json) return report_error(errc::usage, e.what());
     app.exit(e);
     return exit_usage;
   }
+  errors_as_json = format == "json";
 
-  if (*ingest) return run_ingest(db, file, resident_max);
+  if (*ingest) return run_ingest(db, file, tuning, progress);
   if (*bill)
     return run_query(db, format, [&](pevledger::engine& e) { return e.bill(account, period); },
                      pevledger::cli::bill_text);
@@ -221,11 +522,34 @@ int main(int argc, char** argv) {
   if (*report)
     return run_query(db, format, [&](pevledger::engine& e) { return e.period_report(period); },
                      pevledger::cli::report_text);
-  if (*export_cmd) {
+  if (*stats) return run_query(db, format, [](pevledger::engine& e) { return e.stats(); }, stats_text);
+  if (*export_cmd) return run_export(db, export_options, progress);
+  if (*replay) return run_replay(db, until, verify, from_snapshots, replay_threads, format, progress);
+  if (*backup) {
     int code = exit_ok;
-    auto engine = open_engine(db, code);
+    auto engine = open_reader(db, code);
     if (!engine) return code;
-    if (auto s = engine->export_events(std::cout, raw); !s.is_ok()) return fail(s);
+    if (auto s = engine->backup(backup_to); !s.is_ok()) return fail(s);
+    nlohmann::ordered_json j;
+    j["backup"] = backup_to;
+    j["records"] = engine->log_size();
+    std::cout << (format == "json" ? j.dump()
+                                   : "copied " + std::to_string(engine->log_size()) + " records of " + db + " to " + backup_to)
+              << std::endl;
+    return exit_ok;
+  }
+  if (*upgrade) {
+    auto held = pevledger::engine::upgrade(db);
+    if (!held) return fail(held.error());
+    const std::string now(pevledger::log_format_written());
+    nlohmann::ordered_json j;
+    j["db"] = db;
+    j["from"] = held.value();
+    j["to"] = now;
+    std::cout << (format == "json" ? j.dump()
+                  : held.value() == now ? db + " already holds " + now
+                                        : db + ": " + held.value() + " -> " + now)
+              << std::endl;
     return exit_ok;
   }
   if (*checkpoint) {
@@ -238,19 +562,13 @@ int main(int argc, char** argv) {
     } else {
       std::ofstream out(out_file, std::ios::binary);
       out << text.value();
-      if (!out) {
-        std::cerr << "pevledger: cannot write '" << out_file << "'\n";
-        return exit_usage;
-      }
+      if (!out) return report_error(errc::io_error, "cannot write '" + out_file + "'");
     }
     return exit_ok;
   }
   if (*verify_cmd) {
     std::ifstream in(checkpoint_file, std::ios::binary);
-    if (!in) {
-      std::cerr << "pevledger: cannot read '" << checkpoint_file << "'\n";
-      return exit_usage;
-    }
+    if (!in) return report_error(errc::usage, "cannot read '" + checkpoint_file + "'");
     std::stringstream text;
     text << in.rdbuf();
     auto outcome = pevledger::replay::verify_checkpoint(db, text.str(), pubkey);
@@ -258,12 +576,6 @@ int main(int argc, char** argv) {
     (outcome->ok ? std::cout : std::cerr) << (outcome->ok ? "verified: " : "NOT verified: ") << outcome->message
                                           << std::endl;
     return outcome->ok ? exit_ok : exit_refused;
-  }
-  if (*replay) {
-    auto report = pevledger::replay::run(db, until, verify, from_snapshots, replay_threads);
-    if (!report) return fail(report.error());
-    std::cout << (format == "json" ? report->json : report->text) << std::endl;
-    return report->ok ? exit_ok : exit_refused;
   }
   return exit_usage;
 }

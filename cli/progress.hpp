@@ -63,6 +63,10 @@ class progress_meter {
   // often: one clock read when not in off mode.
   void update(std::uint64_t done_units, std::optional<std::uint64_t> done_of_total = {});
 
+  // The total, when it becomes known only after the start (a replay learns it once the log is
+  // open); 0 keeps it unknown.
+  void set_total(std::uint64_t total) { total_ = total; }
+
   // Erases the in-place line (terminal mode) before the caller writes something else to the same
   // stream, e.g. a refused ingest line. The next due update() draws it again.
   void clear();

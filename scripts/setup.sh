@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages pevledger builds with, when any is missing. Idempotent.
 set -euo pipefail
 packages=(
-  build-essential cmake ccache pkg-config tzdata
+  build-essential cmake ccache pkg-config tzdata openssl util-linux
   libcaf-dev librocksdb-dev libflatbuffers-dev flatbuffers-compiler liburing-dev
   librapidcheck-dev libgtest-dev libbenchmark-dev libhowardhinnant-date-dev libssl-dev
   nlohmann-json3-dev libcli11-dev
