@@ -8,31 +8,6 @@
 #include "base/time.hpp"
 
 namespace pevledger::actors {
-namespace {
-
-// The projection `what` of the one entity `host` holds; "" when it does not exist.
-std::string render(const entity_host& host, const std::string& what) {
-  const auto slash = host.stream.find('/');
-  const std::string kind = host.stream.substr(0, slash);
-  const std::string id = slash == std::string::npos ? std::string() : host.stream.substr(slash + 1);
-  const auto cut = what.find('/');
-  const std::string name = what.substr(0, cut);
-  std::optional<month_period> period;
-  if (cut != std::string::npos)
-    if (auto p = parse_month(what.substr(cut + 1))) period = p.value();
-  const ledger_state& st = host.state;
-  if (kind == "account" && st.accounts.resident_entities().count(id) != 0) {
-    if (name == "balance") return balance_json(st, id);
-    if (name == "bill" && period) return bill_json(st, id, period->index());
-  }
-  if (kind == "session" && name == "session" && st.sessions.resident_entities().count(id) != 0)
-    return session_json(st, id);
-  if (host.stream == "clearinghouse" && name == "settlement" && period) return settlement_json(st, period->index());
-  return {};
-}
-
-}  // namespace
-
 entity_actor::behavior_type entity_behavior(entity_actor::stateful_pointer<entity_host> self,
                                             const storage::event_log* log, std::string stream) {
   self->state.stream = std::move(stream);
@@ -57,7 +32,7 @@ entity_actor::behavior_type entity_behavior(entity_actor::stateful_pointer<entit
           ++h.stream_seq;
         }
       },
-      [self](render_atom, const std::string& what) { return render(self->state, what); },
+      [self](render_atom, const std::string& what) { return render_projection(self->state.state, self->state.stream, what); },
       [self](stats_atom) { return self->state.stream_seq; },
   };
 }

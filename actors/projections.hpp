@@ -23,6 +23,11 @@ namespace pevledger::actors {
 [[nodiscard]] std::string bill_json(const ledger_state& state, const std::string& account, std::int32_t period);
 // The issued statement, or a preview of the credits counted in the period so far.
 [[nodiscard]] std::string settlement_json(const ledger_state& state, std::int32_t period);
+// The projection `what` ("balance", "bill/YYYY-MM", "session", "settlement/YYYY-MM") of the entity
+// of `stream` held in `state` (an entity actor's, or one recovered for a query); "" when `state`
+// does not hold that entity.
+[[nodiscard]] std::string render_projection(const ledger_state& state, const std::string& stream,
+                                            const std::string& what);
 [[nodiscard]] std::string session_json(const ledger_state& state, const std::string& session);
 
 // A period at a glance: per utility, its bills' totals by line kind; and the settlement.

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <set>
+#include <sstream>
 #include <thread>
 #include <span>
 #include <unordered_set>
@@ -14,11 +15,13 @@
 #include "actors/entity_actors.hpp"
 #include "actors/decide.hpp"
 #include "actors/projections.hpp"
+#include "actors/recovery.hpp"
 #include "base/limits.hpp"
 #include "base/time.hpp"
 #include "engine/parse_ahead.hpp"
 #include "engine/record_batcher.hpp"
 #include "engine/residency.hpp"
+#include "engine/typed_commands.hpp"
 #include "schema/command_parser.hpp"
 #include "schema/event_text.hpp"
 #include "storage/event_log.hpp"
@@ -75,9 +78,12 @@ struct engine::impl {
     }
   }
 
+  // What became of each line of an ingest, when a caller (submit) wants to know line by line.
+  std::function<void(std::uint64_t line, command_outcome::kind)> on_outcome;
+
   void start_actors() {
     actor_config = std::make_unique<caf::actor_system_config>();
-    actor_config->set("scheduler.max-threads", std::size_t{2});
+    actor_config->set("scheduler.max-threads", options.actor_threads);
     actor_system = std::make_unique<caf::actor_system>(*actor_config);
     directory = actor_system->spawn(actors::directory_behavior, log.get(), options.live_entity_actors_max);
   }
@@ -85,6 +91,13 @@ struct engine::impl {
   // The projection `what` of the entity of `stream`, from its actor: what is durable. "" when the
   // entity does not exist.
   result<std::string> ask_entity(const std::string& stream, const std::string& what) {
+    if (!actor_system) {
+      // A read-only engine has no actors: it recovers the entity as an actor would, on this thread.
+      actors::ledger_state one;
+      auto recovered = actors::recover_entity(*log, stream, one);
+      if (!recovered) return recovered.error();
+      return actors::render_projection(one, stream, what);
+    }
     caf::scoped_actor self{*actor_system};
     result<std::string> out = status(errc::io_error, "no answer from the actor of '" + stream + "'");
     self->request(directory, caf::infinite, actors::render_atom::value, stream, what)
@@ -186,6 +199,8 @@ result<std::unique_ptr<engine>> engine::open(const std::string& dir, engine_opti
   if (options.live_entity_actors_max < 1) return status(errc::usage, "live_entity_actors_max must be at least 1");
   if (options.interval_identities_known_max < 1)
     return status(errc::usage, "interval_identities_known_max must be at least 1");
+  if (options.actor_threads < 1 || options.actor_threads > 64)
+    return status(errc::usage, "actor_threads must be 1 to 64");
   if (options.block_cache_bytes < limits::log_block_cache_bytes_min)
     return status(errc::usage, "block_cache_bytes must be at least " + std::to_string(limits::log_block_cache_bytes_min));
   auto p = std::make_unique<impl>();
@@ -202,11 +217,13 @@ result<std::unique_ptr<engine>> engine::open(const std::string& dir, engine_opti
   if (!parser) return parser.error();
   p->parser = std::move(parser.value());
   p->discard_state();
-  p->start_actors();
+  if (!options.read_only) p->start_actors();
   return std::unique_ptr<engine>(new engine(std::move(p)));
 }
 
 std::string_view log_format_written() { return storage::log_format_written(); }
+
+const char* library_version() noexcept { return PEVLEDGER_LIBRARY_VERSION; }
 
 result<std::string> engine::upgrade(const std::string& dir) {
   std::string held;
@@ -337,6 +354,7 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
       }
       if (seen) {
         ++summary.duplicates;
+        if (m.on_outcome) m.on_outcome(line_no, command_outcome::kind::duplicate);
         continue;
       }
       if (ahead.interval_looked_up && ahead.durable_groups >= intervals_forgotten_through) {
@@ -364,6 +382,8 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
       }
       if (d.refusal.is_ok()) {
         d.duplicate ? ++summary.duplicates : ++summary.accepted;
+        if (m.on_outcome)
+          m.on_outcome(line_no, d.duplicate ? command_outcome::kind::duplicate : command_outcome::kind::accepted);
         ids_in_flight.insert(cmd->id);
         batch_ids.push_back(cmd->id);
       } else {
@@ -394,6 +414,56 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
   }
   guard.done = true;
   return summary;
+}
+
+result<std::vector<command_outcome>> engine::submit(std::span<const command> commands) {
+  if (commands.size() > submit_commands_max)
+    return status(errc::usage, "at most " + std::to_string(submit_commands_max) + " commands a call");
+  // Each command becomes the line that spells it, so that it meets the same schema checks.
+  std::string lines;
+  for (const command& c : commands) lines.append(to_json_line(c)).push_back('\n');
+  std::istringstream in(std::move(lines));
+  std::vector<command_outcome> out(commands.size());
+  impl_->on_outcome = [&](std::uint64_t line, command_outcome::kind what) {
+    PEV_ASSERT(line >= 1 && line <= out.size());
+    out[line - 1].what = what;
+  };
+  auto summary = ingest(in, [&](const line_refusal& r) {
+    PEV_ASSERT(r.line >= 1 && r.line <= out.size());
+    out[r.line - 1] = {command_outcome::kind::refused, status(r.error, r.message)};
+  });
+  impl_->on_outcome = {};
+  if (!summary) return summary.error();
+  PEV_ASSERT(summary->accepted + summary->duplicates + summary->refused == commands.size());
+  return out;
+}
+
+namespace {
+std::string month_text(std::chrono::year_month m) {
+  char text[16];
+  std::snprintf(text, sizeof text, "%04d-%02u", static_cast<int>(m.year()), static_cast<unsigned>(m.month()));
+  return text;
+}
+}  // namespace
+
+result<pevledger::bill> engine::bill_of(std::string_view account, std::chrono::year_month period) {
+  if (!period.ok()) return status(errc::usage, "the period is not a month");
+  auto doc = bill(account, month_text(period));
+  if (!doc) return doc.error();
+  return engine_detail::bill_from_json(doc.value());
+}
+
+result<pevledger::balance> engine::balance_of(std::string_view account) {
+  auto doc = balance(account);
+  if (!doc) return doc.error();
+  return engine_detail::balance_from_json(doc.value());
+}
+
+result<std::vector<settlement_entry>> engine::settlement_of(std::chrono::year_month period) {
+  if (!period.ok()) return status(errc::usage, "the period is not a month");
+  auto doc = settlement(month_text(period));
+  if (!doc) return doc.error();
+  return engine_detail::settlement_from_json(doc.value());
 }
 
 result<std::string> engine::bill(std::string_view account, std::string_view period) {
@@ -578,6 +648,7 @@ status engine::backup(const std::string& to) const { return impl_->log->copy_to(
 residency_stats engine::residency() const {
   residency_stats out{impl_->resident->resident_count(), impl_->resident->activations(),
                       impl_->resident->passivations()};
+  if (!impl_->actor_system) return out;
   caf::scoped_actor self{*impl_->actor_system};
   self->request(impl_->directory, caf::infinite, actors::stats_atom::value)
       .receive([&](const actors::directory_stats& s) {

@@ -3,11 +3,18 @@
 //
 // One engine owns one database directory: a RocksDB event log that is the only source of truth,
 // plus the projections (balances, bills, settlements, session reports) written with the events
-// they follow. Commands arrive as JSON lines (SPEC section 6); queries return JSON (section 7).
+// they follow. Commands arrive typed (`submit`, include/pevledger/commands.hpp) or as JSON lines
+// (`ingest`, SPEC section 6); queries answer typed (`bill_of`, `balance_of`, `settlement_of`) or as
+// JSON documents (SPEC section 7).
 //
-//   auto engine = pevledger::engine::open("pevledger.db");
-//   auto summary = engine.value()->ingest(std::cin, [](const pevledger::line_refusal& r) { ... });
-//   auto bill = engine.value()->bill("acct-1", "2024-03");
+//   auto opened = pevledger::engine::open("pevledger.db");
+//   if (!opened) { report(opened.error()); return; }
+//   auto& engine = *opened.value();
+//   auto outcomes = engine.submit(commands);        // durable when it returns
+//   auto bill = engine.bill_of("acct-1", 2024y / std::chrono::March);
+//
+// Every failure on input or I/O is a returned status; nothing here aborts the host or throws on
+// such a failure (result::value() on an error throws bad_result_access: check first).
 //
 // One writing engine per directory: RocksDB locks the directory. Readers (`read_only`) take no
 // lock and write nothing, so any number of them run beside each other and beside the writer, each
@@ -22,9 +29,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <span>
 #include <string_view>
+#include <vector>
 
-#include "base/status.hpp"
+#include "pevledger/commands.hpp"
+#include "pevledger/status.hpp"
+#include "pevledger/version.hpp"
 
 namespace pevledger {
 
@@ -52,9 +63,17 @@ struct line_refusal {
   std::string message;
 };
 
+// Threads. A writing engine starts 2 + actor_threads threads of its own when it opens (the log's
+// sealer and syncer, the CAF scheduler of the entity actors) and one more for the length of each
+// ingest or submit (the reader that parses ahead); RocksDB adds its background flush and compaction
+// threads (at most 2 jobs at once) and a timer. A read-only engine starts none: it answers on the
+// calling thread, from the log (entity actors are not started), and RocksDB starts none for it.
 struct engine_options {
-  // Queries only: no lock, no file written, no upgrade; `ingest` fails with log_closed.
+  // Queries only: no lock, no file written, no upgrade, no thread; `ingest` and `submit` fail with
+  // log_closed.
   bool read_only = false;
+  // Threads of the CAF scheduler that runs the entity actors (writing engines), 1 to 64.
+  std::size_t actor_threads = 2;
   // fsync the log on every group commit. Turn off only to measure what durability costs.
   bool sync = true;
   // Create the database when the directory holds none; queries turn this off.
@@ -119,6 +138,19 @@ class engine {
   [[nodiscard]] result<ingest_summary> ingest(std::istream& in,
                                               const std::function<void(const line_refusal&)>& on_refusal,
                                               const std::function<void(std::uint64_t)>& on_durable = {});
+
+  // Applies typed commands in order, as one or more group commits (at most
+  // submit_commands_max a call); returns, once every accepted one is durable, what became of each.
+  // A refused command changes nothing and does not stop the ones after it. An error (I/O, a corrupt
+  // log) stops the call; commands not reported durable may then be lost.
+  static constexpr std::size_t submit_commands_max = 1u << 20;
+  [[nodiscard]] result<std::vector<command_outcome>> submit(std::span<const command> commands);
+
+  // Typed queries: an account's bill for a period (issued, or a preview), its balance, and a
+  // period's settlement statement. unknown_account when the account does not exist.
+  [[nodiscard]] result<pevledger::bill> bill_of(std::string_view account, std::chrono::year_month period);
+  [[nodiscard]] result<pevledger::balance> balance_of(std::string_view account);
+  [[nodiscard]] result<std::vector<settlement_entry>> settlement_of(std::chrono::year_month period);
 
   // Queries: one JSON document each, as SPEC section 7 describes.
   [[nodiscard]] result<std::string> bill(std::string_view account, std::string_view period);
