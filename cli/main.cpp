@@ -88,9 +88,10 @@ struct tuning_flags {
   std::size_t block_cache_mib = pevledger::engine_options{}.block_cache_bytes >> 20;
 };
 
-std::unique_ptr<pevledger::engine> open_reader(const std::string& db, int& code) {
+std::unique_ptr<pevledger::engine> open_reader(const std::string& db, int& code, bool follow_writer = false) {
   pevledger::engine_options options;
   options.read_only = true;
+  options.follow_writer = follow_writer;
   options.create_if_missing = false;
   auto e = pevledger::engine::open(db, options);
   if (!e) {
@@ -255,7 +256,7 @@ int run_query(const std::string& db, const std::string& format,
 
 int run_export(const std::string& db, pevledger::export_options options, const progress_flags& progress_flags) {
   int code = exit_ok;
-  auto engine = open_reader(db, code);
+  auto engine = open_reader(db, code, options.follow);
   if (!engine) return code;
   if (options.follow) {
     stop_on_signals();

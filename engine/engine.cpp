@@ -209,6 +209,7 @@ result<std::unique_ptr<engine>> engine::open(const std::string& dir, engine_opti
   log_options.access = options.read_only ? storage::log_access::read_only : storage::log_access::read_write;
   log_options.sync = options.sync;
   log_options.create_if_missing = options.create_if_missing;
+  log_options.follow_writer = options.follow_writer;
   log_options.block_cache_bytes = options.block_cache_bytes;
   auto log = storage::event_log::open(dir, log_options);
   if (!log) return log.error();

@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -81,6 +82,18 @@ std::span<const std::uint8_t> as_bytes(const rocksdb::Slice& s) {
 // Closing a handle can only fail on a handle we never opened; nothing is lost either way.
 void ignore_rocksdb(const rocksdb::Status&) {}
 
+// Writers this process has open, by directory: a probe of the LOCK file does not see the locks
+// of the process that asks.
+std::mutex writers_here_mu;
+std::multiset<std::string> writers_here;
+
+std::string canonical_dir(const std::string& dir) {
+  std::error_code ec;
+  auto path = std::filesystem::weakly_canonical(dir, ec);
+  return ec ? dir : path.string();
+}
+
+
 // Puts of one column family whose keys arrive in no useful order (command ids, projection keys,
 // stream names), written to a group's batch in key order: each memtable insert then starts from
 // the one before it (the column family's one insert hint, see open) instead of at the top of a
@@ -129,6 +142,8 @@ struct event_log::impl {
   std::vector<rocksdb::ColumnFamilyHandle*> cfs;
   log_options options;
   bool read_only = false;
+  bool secondary = false;   // a reader that follows a writer (RocksDB secondary instance)
+  std::string writer_dir;   // a writer: its directory, as registered in writers_here
   std::string format;  // what the database holds
 
   // Durable head; written by the syncer after each successful group commit.
@@ -181,6 +196,14 @@ struct event_log::impl {
     // Flush memtables on a clean close so the next open need not replay the whole WAL. Nothing is
     // lost if it fails: the synced WAL still holds every write. A reader has nothing to flush.
     if (db && !cfs.empty() && !read_only) ignore_rocksdb(db->Flush(rocksdb::FlushOptions(), cfs));
+    close_db();
+    if (!writer_dir.empty()) {
+      std::lock_guard lock(writers_here_mu);
+      writers_here.erase(writers_here.find(writer_dir));
+    }
+  }
+
+  void close_db() {
     for (auto* cf : cfs)
       if (db) ignore_rocksdb(db->DestroyColumnFamilyHandle(cf));
     cfs.clear();
@@ -539,8 +562,32 @@ rocksdb::DBOptions writer_options(const log_options& options) {
 // tried again. Bounded, so that a database that really lost a file still fails.
 constexpr int reader_open_attempts_max = 8;
 
-status open_reader(const std::string& dir, const std::vector<rocksdb::ColumnFamilyDescriptor>& descriptors,
-                   std::vector<rocksdb::ColumnFamilyHandle*>& cfs, std::unique_ptr<rocksdb::DB>& db) {
+// Whether a writer has the database open: this process, or another one that holds RocksDB's lock
+// (an fcntl write lock on LOCK, which F_GETLK reports without taking it).
+bool writer_active(const std::string& dir) {
+  {
+    std::lock_guard lock(writers_here_mu);
+    if (writers_here.count(canonical_dir(dir)) != 0) return true;
+  }
+  const int fd = ::open((std::filesystem::path(dir) / "LOCK").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;  // no LOCK file: no writer ever ran here, or a copy without one
+  struct flock probe {};
+  probe.l_type = F_WRLCK;
+  probe.l_whence = SEEK_SET;
+  const bool held = ::fcntl(fd, F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK;
+  ::close(fd);
+  return held;
+}
+
+// A reader opens the database strictly (RocksDB's read-only mode: a missing or damaged file is an
+// error) unless a writer has it open or the reader will follow one: then as a secondary instance,
+// which tolerates the writer's flushes and compactions, but which also recovers, without a word,
+// the newest state whose files are all present. A live writer has opened every file of its
+// database, so a secondary beside one reads what is there.
+status open_reader(const std::string& dir, bool follow_writer,
+                   const std::vector<rocksdb::ColumnFamilyDescriptor>& descriptors,
+                   std::vector<rocksdb::ColumnFamilyHandle*>& cfs, std::unique_ptr<rocksdb::DB>& db,
+                   bool& secondary) {
   // Without a CURRENT file there is no database; the reader must not go on to look for one.
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec))
@@ -549,22 +596,29 @@ status open_reader(const std::string& dir, const std::vector<rocksdb::ColumnFami
     return status(errc::io_error, "no database at '" + dir + "' (no CURRENT file)");
   rocksdb::DBOptions db_options;
   db_options.info_log = std::make_shared<no_info_log>();
-  db_options.max_open_files = -1;  // a secondary keeps every table file open: the writer may delete them
+  db_options.max_open_files = -1;  // every table file stays open: a writer may delete it later
+  db_options.stats_dump_period_sec = 0;
+  db_options.stats_persist_period_sec = 0;
   // The secondary's own directory holds only its info log, which goes nowhere: it is never created.
   const std::string secondary_path = (std::filesystem::temp_directory_path(ec) / "pevledger-reader").string();
   rocksdb::Status s;
   for (int attempt = 0; attempt < reader_open_attempts_max; ++attempt) {
     rocksdb::DB* raw = nullptr;
     cfs.clear();
-    s = rocksdb::DB::OpenAsSecondary(db_options, dir, secondary_path, descriptors, &cfs, &raw);
+    secondary = follow_writer || writer_active(dir);
+    s = secondary ? rocksdb::DB::OpenAsSecondary(db_options, dir, secondary_path, descriptors, &cfs, &raw)
+                  : rocksdb::DB::OpenForReadOnly(db_options, dir, descriptors, &cfs, &raw);
     if (s.ok()) {
       db.reset(raw);
       return status::ok();
     }
+    // Only a secondary races with a writer's deletions; a strict open that misses a file fails.
+    if (!secondary) break;
     if (!s.IsPathNotFound() && !(s.IsIOError() && s.ToString().find("No such file") != std::string::npos)) break;
   }
   if (s.IsInvalidArgument() && s.ToString().find("Column family not found") != std::string::npos)
     return status(errc::corruption, dir + " is not a " + std::string(format_version) + " database (" + s.ToString() + ")");
+  if (s.IsCorruption()) return status(errc::corruption, "opening " + dir + " to read: " + s.ToString());
   return io_error(s, "opening " + dir + " to read");
 }
 
@@ -629,14 +683,29 @@ result<std::unique_ptr<event_log>> event_log::open(const std::string& dir, log_o
   p->read_only = options.access == log_access::read_only;
   const auto descriptors = column_families(rocksdb::NewLRUCache(options.block_cache_bytes));
   if (p->read_only) {
-    PEV_RETURN_IF_ERROR(open_reader(dir, descriptors, p->cfs, p->db));
+    PEV_RETURN_IF_ERROR(open_reader(dir, options.follow_writer, descriptors, p->cfs, p->db, p->secondary));
   } else {
+    // A writer creates a database only where there is nothing: a directory that holds files but
+    // no CURRENT, or a MANIFEST that lost column families, is a damaged database, and creating a
+    // new one over it would hide what it held.
+    std::error_code ec;
+    if (std::filesystem::exists(dir, ec) && !std::filesystem::is_directory(dir, ec))
+      return status(errc::io_error, "'" + dir + "' is not a directory");
+    const bool nothing_there = !std::filesystem::exists(dir, ec) || std::filesystem::is_empty(dir, ec);
+    if (!nothing_there && !std::filesystem::exists(std::filesystem::path(dir) / "CURRENT", ec))
+      return status(errc::corruption, "'" + dir + "' holds files but no database (no CURRENT file): not creating one over them");
+    rocksdb::DBOptions db_options = writer_options(options);
+    db_options.create_if_missing = options.create_if_missing && nothing_there;
+    db_options.create_missing_column_families = db_options.create_if_missing;
     rocksdb::DB* raw = nullptr;
-    auto s = rocksdb::DB::Open(writer_options(options), dir, descriptors, &p->cfs, &raw);
+    auto s = rocksdb::DB::Open(db_options, dir, descriptors, &p->cfs, &raw);
     if (!s.ok() && s.IsInvalidArgument() && s.ToString().find("Column family not found") != std::string::npos)
       return status(errc::corruption, dir + " is not a " + std::string(format_version) + " database (" + s.ToString() + ")");
     if (!s.ok()) return io_error(s, "opening " + dir);
     p->db.reset(raw);
+    p->writer_dir = canonical_dir(dir);
+    std::lock_guard lock(writers_here_mu);
+    writers_here.insert(p->writer_dir);
   }
   PEV_ASSERT(p->cfs.size() == cf_count);
   PEV_RETURN_IF_ERROR(p->check_format(dir, !p->read_only, options.upgrade_format));
@@ -710,9 +779,19 @@ const std::string& event_log::format() const { return impl_->format; }
 bool event_log::read_only() const { return impl_->read_only; }
 
 result<log_seq> event_log::catch_up() {
-  if (!impl_->read_only) return last_seq();
-  if (auto s = impl_->db->TryCatchUpWithPrimary(); !s.ok()) return io_error(s, "catching up with the writer");
-  PEV_RETURN_IF_ERROR(impl_->find_head());
+  impl& m = *impl_;
+  if (!m.read_only) return last_seq();
+  if (m.secondary) {
+    if (auto s = m.db->TryCatchUpWithPrimary(); !s.ok()) return io_error(s, "catching up with the writer");
+  } else {
+    // A strict reader cannot catch up: it opens again, as a secondary if a writer now runs.
+    const std::string dir = m.db->GetName();
+    m.close_db();
+    const auto descriptors = column_families(rocksdb::NewLRUCache(m.options.block_cache_bytes));
+    PEV_RETURN_IF_ERROR(open_reader(dir, m.options.follow_writer, descriptors, m.cfs, m.db, m.secondary));
+    PEV_RETURN_IF_ERROR(m.check_format(dir, false, false));
+  }
+  PEV_RETURN_IF_ERROR(m.find_head());
   return last_seq();
 }
 

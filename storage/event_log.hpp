@@ -24,11 +24,12 @@
 // Sharp edge: after a failed write the log refuses every further append (`log_closed`); reopen it.
 // Every read verifies the record it returns (structure, hash, chain, contiguity).
 //
-// Readers: a log opened `read_only` is a RocksDB secondary instance. It takes no lock and writes
-// no file (its info log goes nowhere), so any number of readers run beside each other and beside
-// the one writer, on a write-protected copy too. A reader sees the log as of its open, a prefix
-// that ends at a group boundary (a group is one WriteBatch, which RocksDB recovers whole or not at
-// all); `catch_up` moves it to the writer's newest durable group. It starts no thread.
+// Readers: a log opened `read_only` takes no lock and writes no file (its info log goes nowhere),
+// so any number of readers run beside each other and beside the one writer, on a write-protected
+// copy too. With no writer running it is RocksDB's strict read-only mode; beside a writer (or
+// with follow_writer) a secondary instance. A reader sees the log as of its open, a prefix that
+// ends at a group boundary (a group is one WriteBatch, which RocksDB recovers whole or not at all);
+// `catch_up` moves it to the writer's newest durable group. It starts no thread.
 
 #include <functional>
 #include <future>
@@ -113,6 +114,10 @@ struct log_options {
   log_access access = log_access::read_write;
   bool sync = true;  // fsync the WAL on every group commit; only benchmarks of the limit turn it off
   bool create_if_missing = true;  // read_write only; a reader never creates a database
+  // read_only only: the reader will catch_up with a writer (a change feed), so it opens as a
+  // RocksDB secondary even when no writer runs yet. Without it, a reader opens strictly when no
+  // writer has the database open (a missing file is then an error, not a shorter log).
+  bool follow_writer = false;
   // read_write only: a database of an older format this code reads (pevledger-log-2) is opened
   // for writing and marked pevledger-log-3. Without it such a database is refused for writing:
   // an upgrade is an explicit command (`pevledger upgrade`), never a side effect of an ingest.

@@ -72,6 +72,10 @@ struct engine_options {
   // Queries only: no lock, no file written, no upgrade, no thread; `ingest` and `submit` fail with
   // log_closed.
   bool read_only = false;
+  // Read-only engines that will catch_up with a writer (a change feed): see the log as a writer
+  // extends it even if none runs yet. Otherwise a reader opened while no writer runs reads the
+  // database strictly: a missing or damaged file is an error, never a shorter log.
+  bool follow_writer = false;
   // Threads of the CAF scheduler that runs the entity actors (writing engines), 1 to 64.
   std::size_t actor_threads = 2;
   // fsync the log on every group commit. Turn off only to measure what durability costs.
