@@ -82,6 +82,19 @@ std::span<const std::uint8_t> as_bytes(const rocksdb::Slice& s) {
 // Closing a handle can only fail on a handle we never opened; nothing is lost either way.
 void ignore_rocksdb(const rocksdb::Status&) {}
 
+// A new name is durable once the directory that holds it is synced.
+status sync_parent_directory(const std::string& path) {
+  std::error_code ec;
+  const auto parent = std::filesystem::absolute(path, ec).parent_path();
+  const int fd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 || ::fsync(fd) != 0) {
+    if (fd >= 0) ::close(fd);
+    return status(errc::io_error, "syncing " + parent.string());
+  }
+  ::close(fd);
+  return status::ok();
+}
+
 // Writers this process has open, by directory: a probe of the LOCK file does not see the locks
 // of the process that asks.
 std::mutex writers_here_mu;
@@ -622,6 +635,37 @@ status open_reader(const std::string& dir, bool follow_writer,
   return io_error(s, "opening " + dir + " to read");
 }
 
+// Makes a new, empty database at `dir` (missing or empty) whole or not at all: it is created
+// under a name of its own, given its format, closed and renamed into place, so that a writer
+// killed while it creates leaves no half-made database behind, only `dir.creating`, which the next
+// creation clears.
+status create_database(const std::string& dir, const std::vector<rocksdb::ColumnFamilyDescriptor>& descriptors) {
+  const std::string making = dir + ".creating";
+  std::error_code ec;
+  std::filesystem::remove_all(making, ec);
+  if (ec) return status(errc::io_error, "clearing " + making + ": " + ec.message());
+  log_options options;
+  rocksdb::DBOptions db_options = writer_options(options);
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.error_if_exists = true;
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs;
+  rocksdb::DB* raw = nullptr;
+  auto s = rocksdb::DB::Open(db_options, making, descriptors, &cfs, &raw);
+  if (!s.ok()) return io_error(s, "creating " + dir);
+  std::unique_ptr<rocksdb::DB> db(raw);
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  s = db->Put(wo, cfs[cf_default], std::string(format_key), std::string(format_version));
+  for (auto* cf : cfs) ignore_rocksdb(db->DestroyColumnFamilyHandle(cf));
+  if (s.ok()) s = db->Close();
+  db.reset();
+  if (!s.ok()) return io_error(s, "creating " + dir);
+  std::filesystem::rename(making, dir, ec);  // over an empty directory, or to a new name
+  if (ec) return status(errc::io_error, "renaming " + making + " to " + dir + ": " + ec.message());
+  return sync_parent_directory(dir);
+}
+
 }  // namespace
 
 std::string_view log_format_written() { return format_version; }
@@ -694,9 +738,12 @@ result<std::unique_ptr<event_log>> event_log::open(const std::string& dir, log_o
     const bool nothing_there = !std::filesystem::exists(dir, ec) || std::filesystem::is_empty(dir, ec);
     if (!nothing_there && !std::filesystem::exists(std::filesystem::path(dir) / "CURRENT", ec))
       return status(errc::corruption, "'" + dir + "' holds files but no database (no CURRENT file): not creating one over them");
+    if (nothing_there) {
+      if (!options.create_if_missing) return status(errc::io_error, "no database at '" + dir + "'");
+      PEV_RETURN_IF_ERROR(create_database(dir, descriptors));
+    }
     rocksdb::DBOptions db_options = writer_options(options);
-    db_options.create_if_missing = options.create_if_missing && nothing_there;
-    db_options.create_missing_column_families = db_options.create_if_missing;
+    db_options.create_if_missing = false;
     rocksdb::DB* raw = nullptr;
     auto s = rocksdb::DB::Open(db_options, dir, descriptors, &p->cfs, &raw);
     if (!s.ok() && s.IsInvalidArgument() && s.ToString().find("Column family not found") != std::string::npos)
@@ -1132,15 +1179,7 @@ status event_log::copy_to(const std::string& dir) const {
   close_copy();
   std::filesystem::rename(partial, dir, ec);
   if (ec) return status(errc::io_error, "renaming " + partial + " to " + dir + ": " + ec.message());
-  // The new name is durable once the directory that holds it is synced.
-  const auto parent = std::filesystem::absolute(dir, ec).parent_path();
-  const int fd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0 || ::fsync(fd) != 0) {
-    if (fd >= 0) ::close(fd);
-    return status(errc::io_error, "syncing " + parent.string());
-  }
-  ::close(fd);
-  return status::ok();
+  return sync_parent_directory(dir);
 }
 
 }  // namespace pevledger::storage
