@@ -567,6 +567,7 @@ rocksdb::DBOptions writer_options(const log_options& options) {
   // RocksDB's memory has a bound of its own, whatever the number of column families: memtables
   // share log_memtables_bytes_max (flushed early when they reach it) and blocks share one cache.
   db_options.db_write_buffer_size = limits::log_memtables_bytes_max;
+  if (options.env != nullptr) db_options.env = options.env;
   return db_options;
 }
 

@@ -45,6 +45,10 @@
 #include "base/strong_types.hpp"
 #include "storage/record.hpp"
 
+namespace rocksdb {
+class Env;
+}
+
 namespace pevledger::storage {
 
 struct event_to_append {
@@ -125,6 +129,9 @@ struct log_options {
   // RocksDB's block cache, shared by every column family: more keeps more of the indexes and
   // recent records in memory for activations and queries.
   std::size_t block_cache_bytes = limits::log_block_cache_bytes;
+  // The RocksDB environment a writer's files go through (RocksDB's default when null). Tests pass
+  // one that loses unsynced writes, to model a power loss.
+  rocksdb::Env* env = nullptr;
   // Stream heads the sealer keeps in memory before it forgets them (between two groups).
   std::size_t stream_heads_cached_max = 1u << 16;
 };
