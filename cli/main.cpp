@@ -482,6 +482,7 @@ int main(int argc, char** argv) {
   auto* backup = app.add_subcommand("backup", "a consistent copy of the database, also while ingest runs");
   add_db(backup);
   add_format(backup, output_format);
+  add_progress(backup);
   backup->add_option("--to", backup_to, "new directory for the copy (must not exist)")->required();
 
   auto* stats = app.add_subcommand("stats", "records, streams, size on disk and RocksDB's figures");
@@ -530,7 +531,19 @@ int main(int argc, char** argv) {
     int code = exit_ok;
     auto engine = open_reader(db, code);
     if (!engine) return code;
-    if (auto s = engine->backup(backup_to); !s.is_ok()) return fail(s);
+    std::atomic<std::uint64_t> copied{0}, total{0};
+    const auto mode = progress.mode();
+    pevledger::cli::progress_meter meter(std::cerr, mode, "backup", "keys");
+    progress_ticker ticker(meter, mode, [&] {
+      const std::uint64_t n = copied.load(std::memory_order_relaxed);
+      return progress_sample{n, n, total.load(std::memory_order_relaxed)};
+    });
+    const auto copied_all = engine->backup(backup_to, [&](std::uint64_t keys, std::uint64_t keys_total) {
+      total.store(keys_total, std::memory_order_relaxed);
+      copied.store(keys, std::memory_order_relaxed);
+    });
+    ticker.finish();
+    if (!copied_all.is_ok()) return fail(copied_all);
     nlohmann::ordered_json j;
     j["backup"] = backup_to;
     j["records"] = engine->log_size();

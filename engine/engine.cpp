@@ -644,7 +644,15 @@ result<std::string> engine::stats() const {
   return j.dump();
 }
 
-status engine::backup(const std::string& to) const { return impl_->log->copy_to(to); }
+status engine::backup(const std::string& to,
+                      const std::function<void(std::uint64_t, std::uint64_t)>& progress) const {
+  if (!progress) return impl_->log->copy_to(to);
+  auto figures = impl_->log->stats();
+  if (!figures) return figures.error();
+  std::uint64_t keys_total = 0;  // RocksDB's estimate: good enough to show how far a copy is
+  for (const auto& cf : figures->column_families) keys_total += cf.estimated_keys;
+  return impl_->log->copy_to(to, [&](std::uint64_t keys) { progress(keys, keys_total); });
+}
 
 residency_stats engine::residency() const {
   residency_stats out{impl_->resident->resident_count(), impl_->resident->activations(),

@@ -1120,7 +1120,7 @@ namespace {
 constexpr std::size_t copy_batch_bytes = 8u << 20;
 }  // namespace
 
-status event_log::copy_to(const std::string& dir) const {
+status event_log::copy_to(const std::string& dir, const std::function<void(std::uint64_t)>& progress) const {
   std::error_code ec;
   if (std::filesystem::exists(dir, ec)) return status(errc::usage, "'" + dir + "' already exists");
   const std::string partial = dir + ".partial";
@@ -1157,6 +1157,7 @@ status event_log::copy_to(const std::string& dir) const {
   } releaser{*impl_->db, snapshot};
   rocksdb::WriteOptions wo;
   wo.disableWAL = true;
+  std::uint64_t keys_copied = 0;
   for (std::size_t i = 0; i < cf_count; ++i) {
     rocksdb::ReadOptions ro = across_streams();
     ro.snapshot = snapshot;
@@ -1166,6 +1167,7 @@ status event_log::copy_to(const std::string& dir) const {
     rocksdb::WriteBatch batch;
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       batch.Put(to_cfs[i], it->key(), it->value());
+      if (progress && ++keys_copied % copy_progress_keys_step == 0) progress(keys_copied);
       if (batch.GetDataSize() < copy_batch_bytes) continue;
       if (s = to->Write(wo, &batch); !s.ok()) return io_error(s, "writing " + partial);
       batch.Clear();
@@ -1173,6 +1175,7 @@ status event_log::copy_to(const std::string& dir) const {
     if (!it->status().ok()) return io_error(it->status(), "reading the log to copy it");
     if (s = to->Write(wo, &batch); !s.ok()) return io_error(s, "writing " + partial);
   }
+  if (progress) progress(keys_copied);
   rocksdb::FlushOptions flush;
   flush.wait = true;
   if (s = to->Flush(flush, to_cfs); !s.ok()) return io_error(s, "flushing " + partial);

@@ -195,7 +195,10 @@ class event_log {
   // Copies the log as this handle sees it (a consistent prefix, see above) into a new database
   // at `dir`, which must not exist: written under `dir` + ".partial" and renamed when complete
   // and synced, so `dir` is either absent or a whole copy that opens and replays.
-  [[nodiscard]] status copy_to(const std::string& dir) const;
+  // `progress`, if given, learns the keys copied so far, every copy_progress_keys_step keys.
+  static constexpr std::uint64_t copy_progress_keys_step = 1u << 16;
+  [[nodiscard]] status copy_to(const std::string& dir,
+                               const std::function<void(std::uint64_t keys_copied)>& progress = {}) const;
 
   [[nodiscard]] result<std::optional<command_outcome>> find_command(std::string_view id) const;
   [[nodiscard]] result<std::optional<std::string>> get_projection(std::string_view key) const;

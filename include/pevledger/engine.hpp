@@ -179,7 +179,10 @@ class engine {
   [[nodiscard]] result<std::string> stats() const;
   // A consistent copy of the database, as this engine sees it, in a new directory `to` (which
   // must not exist); the copy opens and replays like the original.
-  [[nodiscard]] status backup(const std::string& to) const;
+  // `progress`, if given, learns now and then how many keys were copied, of about `keys_total`.
+  [[nodiscard]] status backup(const std::string& to,
+                              const std::function<void(std::uint64_t keys_copied, std::uint64_t keys_total)>&
+                                  progress = {}) const;
   [[nodiscard]] residency_stats residency() const;
 
  private:
