@@ -82,6 +82,13 @@ std::span<const std::uint8_t> as_bytes(const rocksdb::Slice& s) {
 // Closing a handle can only fail on a handle we never opened; nothing is lost either way.
 void ignore_rocksdb(const rocksdb::Status&) {}
 
+// "db/" and "db/." name "db": a sibling built as dir + ".creating" must not land inside it.
+std::string without_trailing_slash(const std::string& dir) {
+  std::filesystem::path p = std::filesystem::path(dir).lexically_normal();
+  if (p.filename().empty() && p.has_parent_path()) p = p.parent_path();
+  return p.string();
+}
+
 // A new name is durable once the directory that holds it is synced.
 status sync_parent_directory(const std::string& path) {
   std::error_code ec;
@@ -640,7 +647,8 @@ status open_reader(const std::string& dir, bool follow_writer,
 // under a name of its own, given its format, closed and renamed into place, so that a writer
 // killed while it creates leaves no half-made database behind, only `dir.creating`, which the next
 // creation clears.
-status create_database(const std::string& dir, const std::vector<rocksdb::ColumnFamilyDescriptor>& descriptors) {
+status create_database(const std::string& dir_given, const std::vector<rocksdb::ColumnFamilyDescriptor>& descriptors) {
+  const std::string dir = without_trailing_slash(dir_given);
   const std::string making = dir + ".creating";
   std::error_code ec;
   std::filesystem::remove_all(making, ec);
@@ -1120,7 +1128,8 @@ namespace {
 constexpr std::size_t copy_batch_bytes = 8u << 20;
 }  // namespace
 
-status event_log::copy_to(const std::string& dir, const std::function<void(std::uint64_t)>& progress) const {
+status event_log::copy_to(const std::string& dir_given, const std::function<void(std::uint64_t)>& progress) const {
+  const std::string dir = without_trailing_slash(dir_given);
   std::error_code ec;
   if (std::filesystem::exists(dir, ec)) return status(errc::usage, "'" + dir + "' already exists");
   const std::string partial = dir + ".partial";

@@ -436,6 +436,17 @@ TEST(operators, a_query_never_creates_a_database) {
   }
 }
 
+TEST(operators, a_trailing_slash_names_the_same_database_and_the_same_backup) {
+  temp_dir dir;
+  ASSERT_EQ(run_pevledger("ingest --db " + dir.file("db/") + " -", two_lines).exit_code, 0);
+  EXPECT_TRUE(fs::exists(dir.file("db/CURRENT")));
+  EXPECT_FALSE(fs::exists(dir.file("db/.creating")));
+  EXPECT_EQ(records_of(dir.file("db")), records_of(dir.file("db/")));
+  ASSERT_EQ(run_pevledger("backup --db " + dir.file("db/") + " --to " + dir.file("copy/")).exit_code, 0);
+  EXPECT_EQ(records_of(dir.file("copy")), records_of(dir.file("db")));
+  EXPECT_FALSE(fs::exists(dir.file("copy/.partial")));
+}
+
 TEST(operators, with_format_json_every_error_is_one_json_object) {
   temp_dir dir;
   const std::string db = dir.file("db");
