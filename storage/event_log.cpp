@@ -79,6 +79,16 @@ std::span<const std::uint8_t> as_bytes(const rocksdb::Slice& s) {
   return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
 }
 
+// FlatBuffers reads a buffer at its own alignment (8: records hold 64-bit fields), and RocksDB
+// hands out values at any address; reading a misaligned record is undefined behaviour (UBSan
+// reports it). A misaligned value is copied into `scratch` first, which its caller reuses.
+std::span<const std::uint8_t> aligned(const rocksdb::Slice& value, std::vector<std::uint64_t>& scratch) {
+  if (reinterpret_cast<std::uintptr_t>(value.data()) % alignof(std::uint64_t) == 0) return as_bytes(value);
+  scratch.resize((value.size() + sizeof(std::uint64_t) - 1) / sizeof(std::uint64_t));
+  std::memcpy(scratch.data(), value.data(), value.size());
+  return {reinterpret_cast<const std::uint8_t*>(scratch.data()), value.size()};
+}
+
 // Closing a handle can only fail on a handle we never opened; nothing is lost either way.
 void ignore_rocksdb(const rocksdb::Status&) {}
 
@@ -685,10 +695,12 @@ status event_log::impl::find_head() {
   if (!it->status().ok()) return io_error(it->status(), "finding the log head");
   if (it->Valid()) {
     const log_seq last(get_be64(it->key().ToStringView()));
-    PEV_RETURN_IF_ERROR(verify_record(as_bytes(it->value()), last));
+    std::vector<std::uint64_t> scratch;
+    const auto bytes = aligned(it->value(), scratch);
+    PEV_RETURN_IF_ERROR(verify_record(bytes, last));
     std::lock_guard lock(head_mu);
     head_seq = last;
-    head_hash = record_hash(*schema::GetRecord(it->value().data()));
+    head_hash = record_hash(*schema::GetRecord(bytes.data()));
   }
   return status::ok();
 }
@@ -917,12 +929,13 @@ status event_log::scan_bytes(
   ro.fill_cache = false;  // a scan reads each block once: caching it only evicts what point reads need
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->cfs[cf_events]));
   std::uint64_t expected = first.value();
+  std::vector<std::uint64_t> scratch;  // a misaligned record's copy, reused
   for (it->Seek(seq_key(first)); it->Valid() && expected <= last.value(); it->Next(), ++expected) {
     const std::uint64_t key_seq = get_be64(it->key().ToStringView());
     if (key_seq != expected)
       return {errc::corruption, "record " + std::to_string(expected) + " is missing (next stored is " +
                                     std::to_string(key_seq) + ")"};
-    const auto bytes = as_bytes(it->value());
+    const auto bytes = aligned(it->value(), scratch);
     PEV_RETURN_IF_ERROR(check_hashes ? verify_record(bytes, log_seq(expected))
                                      : verify_record_structure(bytes, log_seq(expected)));
     const schema::Record* r = schema::GetRecord(bytes.data());
