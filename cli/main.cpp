@@ -158,10 +158,11 @@ class progress_ticker {
   progress_ticker(const progress_ticker&) = delete;
   progress_ticker& operator=(const progress_ticker&) = delete;
 
-  // Erases the progress line before another line goes to standard error.
-  void clear_line() {
+  // Writes a line to standard error in place of the progress line, which the next tick redraws.
+  void write_line(const std::string& text) {
     std::lock_guard lock(mu_);
     meter_.clear();
+    std::cerr << text << '\n';
   }
   void finish() {
     stop();
@@ -227,8 +228,7 @@ int run_ingest(const std::string& db, const std::string& file, const tuning_flag
         j["id"] = r.id ? nlohmann::ordered_json(*r.id) : nlohmann::ordered_json(nullptr);
         j["error"] = std::string(pevledger::to_string(r.error));
         j["message"] = r.message;
-        ticker.clear_line();
-        std::cerr << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+        ticker.write_line(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
       },
       [&](std::uint64_t lines) { lines_durable.store(lines, std::memory_order_relaxed); });
   ticker.finish();
