@@ -8,6 +8,8 @@
 #include <spawn.h>
 #include <sys/stat.h>
 
+#include <fstream>
+
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -60,9 +62,12 @@ std::vector<std::string> accounts_in(const std::string& fleet, std::size_t max) 
 // A pevledger process running in the background, its output in files.
 class background {
  public:
-  background(const std::string& args, const temp_dir& io, const std::string& name)
+  // `stdin_path`: what the process reads (a FIFO the test feeds, so that it is sure to be running).
+  background(const std::string& args, const temp_dir& io, const std::string& name,
+             const std::string& stdin_path = "/dev/null")
       : out_(io.file(name + ".out")), err_(io.file(name + ".err")) {
-    const std::string cmd = "exec " + std::string(PEVLEDGER_BIN) + " " + args + " </dev/null >" + out_ + " 2>" + err_;
+    const std::string cmd =
+        "exec " + std::string(PEVLEDGER_BIN) + " " + args + " <" + stdin_path + " >" + out_ + " 2>" + err_;
     const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
     if (posix_spawn(&pid_, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ) != 0)
       throw std::runtime_error("posix_spawn failed");
@@ -259,22 +264,60 @@ TEST_F(readers, stats_count_the_records_and_the_entities) {
   EXPECT_NE(text.out.find("records     " + std::to_string(s["records"].get<std::uint64_t>())), std::string::npos);
 }
 
+// An ingest that reads its lines from a FIFO the test feeds in parts: between two parts the writer
+// is certainly running (it holds the database and waits for more), however fast the machine.
+class fed_ingest {
+ public:
+  fed_ingest(const temp_dir& dir, const std::string& db, const std::string& fleet, std::size_t parts)
+      : fifo_(dir.file("feed")), lines_(lines_of(slurp(fleet))), parts_(parts) {
+    if (::mkfifo(fifo_.c_str(), 0600) != 0) throw std::runtime_error("mkfifo failed");
+    writer_ = std::make_unique<background>("ingest --db " + db + " --group-lines 32 -", dir, "ingest", fifo_);
+    feed_.open(fifo_, std::ios::binary);  // opens once the writer's shell has opened the other end
+  }
+  // Sends the next part; false when every part was sent (the FIFO is then closed).
+  bool send_part() {
+    if (sent_ == parts_) return false;
+    const std::size_t from = lines_.size() * sent_ / parts_, to = lines_.size() * (sent_ + 1) / parts_;
+    for (std::size_t i = from; i < to; ++i) feed_ << lines_[i] << '\n';
+    feed_.flush();
+    if (++sent_ == parts_) feed_.close();
+    return true;
+  }
+  background& writer() { return *writer_; }
+
+ private:
+  std::string fifo_;
+  std::vector<std::string> lines_;
+  std::size_t parts_, sent_ = 0;
+  std::unique_ptr<background> writer_;
+  std::ofstream feed_;
+};
+
+// Waits until a reader sees more than `records` records (the writer made a part durable).
+std::uint64_t wait_for_more_than(const std::string& db, std::uint64_t records) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::minutes(2);
+  while (std::chrono::steady_clock::now() < give_up) {
+    const auto s = run_pevledger("stats --db " + db + " --format json");
+    if (s.exit_code == 0) {
+      const auto n = json::parse(s.out)["records"].get<std::uint64_t>();
+      if (n > records) return n;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return records;
+}
+
 TEST(readers_and_a_writer, queries_answer_while_an_ingest_writes) {
   temp_dir dir;
   const std::string db = dir.file("db");
-  const std::string fleet = make_fleet(dir, "fleet.jsonl", 40, 28);
-  const auto first_lines = lines_of(slurp(fleet));
-  // The first thousand lines first, so that the accounts exist; then the rest in small groups,
-  // which keeps the writer busy for a while.
-  std::string head;
-  for (std::size_t i = 0; i < 1000; ++i) head += first_lines[i] + "\n";
-  ASSERT_EQ(run_pevledger("ingest --db " + db + " -", head).exit_code, 0);
+  const std::string fleet = make_fleet(dir, "fleet.jsonl", 20, 14);
   const auto accounts = accounts_in(fleet, 4);
-  background writer("ingest --db " + db + " --group-lines 32 " + fleet, dir, "ingest");
-  int queries_during = 0;
-  std::uint64_t last_records = 0;
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::minutes(5);
-  while (writer.running() && std::chrono::steady_clock::now() < give_up) {
+  fed_ingest ingest(dir, db, fleet, 4);
+  std::uint64_t seen = 0;
+  int rounds_during = 0;
+  while (ingest.send_part()) {
+    seen = wait_for_more_than(db, seen);
+    if (!ingest.writer().running()) break;
     const auto balance = run_pevledger("balance --db " + db + " --account " + accounts[0] + " --format json");
     EXPECT_EQ(balance.exit_code, 0) << balance.err;
     const auto report = run_pevledger("report --db " + db + " --period 2024-03 --format json");
@@ -283,32 +326,27 @@ TEST(readers_and_a_writer, queries_answer_while_an_ingest_writes) {
     EXPECT_EQ(exported.exit_code, 0) << exported.err;
     // A reader sees a prefix at a group boundary, never less than a reader before it.
     const auto records = lines_of(exported.out).size();
-    EXPECT_GE(records, last_records);
-    last_records = records;
-    ++queries_during;
+    EXPECT_GE(records, seen);
+    seen = records;
+    ++rounds_during;
   }
-  EXPECT_EQ(writer.wait(), 0) << writer.err();
-  EXPECT_GE(queries_during, 2) << "the ingest ended before the readers could overlap it";
+  EXPECT_EQ(ingest.writer().wait(), 0) << ingest.writer().err();
+  EXPECT_GE(rounds_during, 3) << "the readers did not run beside the writer";
   EXPECT_EQ(run_pevledger("replay --db " + db + " --verify").exit_code, 0);
 }
 
 TEST(readers_and_a_writer, a_backup_taken_mid_ingest_opens_and_replays_clean) {
   temp_dir dir;
   const std::string db = dir.file("db");
-  const std::string fleet = make_fleet(dir, "fleet.jsonl", 40, 28);
-  background writer("ingest --db " + db + " --group-lines 32 " + fleet, dir, "ingest");
-  // Wait for the first durable groups.
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::minutes(2);
-  while (std::chrono::steady_clock::now() < give_up) {
-    const auto s = run_pevledger("stats --db " + db + " --format json");
-    if (s.exit_code == 0 && json::parse(s.out)["records"].get<std::uint64_t>() > 100) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  const std::string fleet = make_fleet(dir, "fleet.jsonl", 20, 14);
+  fed_ingest ingest(dir, db, fleet, 2);
+  ASSERT_TRUE(ingest.send_part());
+  ASSERT_GT(wait_for_more_than(db, 100), 100u);
   const auto backup = run_pevledger("backup --db " + db + " --to " + dir.file("backup") + " --format json");
   ASSERT_EQ(backup.exit_code, 0) << backup.err;
-  const bool taken_during = writer.running();
-  EXPECT_EQ(writer.wait(), 0) << writer.err();
-  EXPECT_TRUE(taken_during) << "the ingest ended before the backup was taken";
+  EXPECT_TRUE(ingest.writer().running()) << "the writer is waiting for its second part";
+  ASSERT_TRUE(ingest.send_part());
+  EXPECT_EQ(ingest.writer().wait(), 0) << ingest.writer().err();
   const auto copied = json::parse(backup.out)["records"].get<std::uint64_t>();
   EXPECT_GT(copied, 100u);
   EXPECT_EQ(records_of(dir.file("backup")), copied);
