@@ -17,6 +17,15 @@ extern const std::string_view commands_fbs_text;
 
 namespace {
 
+// Identifiers become storage keys and stream names, where NUL separates a stream's name from its
+// sequence: an identifier holds no control character (U+0000 to U+001F, U+007F).
+bool has_control_character(std::string_view s) {
+  for (const char c : s)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return true;
+  return false;
+}
+
+
 // Fields every line carries in its envelope rather than in its command table.
 constexpr std::string_view envelope_fields[] = {"type", "id", "at"};
 
@@ -152,6 +161,7 @@ class line_checker {
     if (field.identifier) {
       if (s.empty()) return invalid("field '" + path + "' must not be empty");
       if (s.size() > limits::identifier_bytes_max) return invalid("field '" + path + "' is too long");
+      if (has_control_character(s)) return invalid("field '" + path + "' holds a control character");
     }
     if (field.timestamp) {
       auto t = parse_timestamp(s);
@@ -292,6 +302,7 @@ std::optional<command> command_parser::parse(std::string_view line, parse_failur
   const std::string_view id_text = doc.at(id).text;
   if (id_text.empty() || id_text.size() > limits::identifier_bytes_max)
     return refuse(errc::invalid_field, "field 'id' must be 1 to 256 bytes");
+  if (has_control_character(id_text)) return refuse(errc::invalid_field, "field 'id' holds a control character");
   if (doc.at(at_field).type != json_kind::string) return refuse(errc::invalid_field, "field 'at' must be a string");
   auto at = parse_timestamp(doc.at(at_field).text);
   if (!at) return refuse(errc::invalid_field, "field 'at': " + at.error().message());

@@ -68,6 +68,28 @@ TEST_F(parser_test, optional_register_is_absent_unless_sent) {
   EXPECT_EQ(*with->as<MeterInterval>()->register_wh(), 0);
 }
 
+// Identifiers become storage keys, where NUL ends a stream's name: a NUL in an account id ended
+// an ingest with an uncaught entity_missing (issue 23). Every identifier field, and the line's id,
+// is refused invalid_field when it holds a control character; other strings may hold them.
+TEST_F(parser_test, identifiers_holding_a_control_character_are_invalid_fields) {
+  EXPECT_EQ(code_of(R"({"type":"account.open","id":"x1","at":"2024-02-25T15:00:20Z","utility":"u","account":"\u0000","customer":"c"})"),
+            errc::invalid_field);
+  EXPECT_EQ(code_of(R"({"type":"session.plug","id":"x2","at":"2024-02-25T15:00:20Z","session":"\u0000","premise":"p"})"),
+            errc::invalid_field);
+  EXPECT_EQ(code_of(R"({"type":"account.topup","id":"a\u001fb","at":"2024-03-01T00:00:00Z","account":"a","amount":5})"),
+            errc::invalid_field);
+  EXPECT_EQ(code_of(R"({"type":"account.open","id":"x3","at":"2024-02-25T15:00:20Z","utility":"u","account":"a\u007f","customer":"c"})"),
+            errc::invalid_field);
+  EXPECT_EQ(code_of(R"({"type":"tariff.publish","id":"x4","at":"2024-03-01T00:00:00Z","utility":"u","tariff":"t","kind":"tou","price":1,"periods":[{"name":"a\nb","days":["Mon"],"from":"00:00","to":"01:00","price":1}]})"),
+            errc::invalid_field);
+  // Not identifiers: a bind's VIN (an invalid one is the fallback row, never a refusal) and
+  // non-ASCII letters in an identifier.
+  EXPECT_EQ(code_of(R"({"type":"session.bind","id":"x5","at":"2024-03-01T00:00:00Z","session":"s","pev":"\u0000"})"),
+            errc::ok);
+  EXPECT_EQ(code_of(R"({"type":"account.open","id":"x6","at":"2024-02-25T15:00:20Z","utility":"u","account":"K\u00f6ln-7","customer":"c"})"),
+            errc::ok);
+}
+
 TEST_F(parser_test, format_errors_get_their_stable_codes) {
   EXPECT_EQ(code_of(R"({"type":"account.topup","id":"x")"), errc::invalid_json);
   EXPECT_EQ(code_of(R"([1,2,3])"), errc::invalid_json);
@@ -169,7 +191,9 @@ TEST_F(parser_test, a_nul_byte_after_the_object_is_not_json) {
   const std::string line = std::string(R"({"type":"session.unplug","id":"a","at":"2024-03-01T00:00:00Z","session":"s"})") +
                            std::string(1, '\0') + "trailing";
   EXPECT_EQ(code_of(line), errc::invalid_json);
-  EXPECT_EQ(code_of(R"({"type":"session.unplug","id":"a\u0000b","at":"2024-03-01T00:00:00Z","session":"s"})"), errc::ok);
+  // An escaped NUL inside a string is JSON (identifiers refuse control characters on their own).
+  EXPECT_EQ(code_of(R"({"type":"session.bind","id":"a","at":"2024-03-01T00:00:00Z","session":"s","pev":"a\u0000b"})"),
+            errc::ok);
 }
 
 TEST_F(parser_test, every_command_type_of_the_spec_is_known) {
