@@ -25,6 +25,19 @@ bool has_control_character(std::string_view s) {
   return false;
 }
 
+// A command's times are read in every utility's zone (a billing month is a local month), and
+// months run from 1970-01 to 9999-12: a time within two days of either end could fall in a local
+// month outside them (1970-01-01T00:00:00Z is in December 1969 in Los Angeles). Such a time is an
+// invalid field, not an input that reaches an invariant in apply.
+constexpr std::int64_t edge_margin_s = 2 * 86400;
+result<unix_seconds> business_time(std::string_view text) {
+  auto t = parse_timestamp(text);
+  if (!t) return t;
+  if (t->value() < edge_margin_s || t->value() > limits::unix_seconds_max - edge_margin_s)
+    return status(errc::invalid_field, "time " + std::string(text) + " is outside 1970-01-03 to 9999-12-29");
+  return t;
+}
+
 
 // Fields every line carries in its envelope rather than in its command table.
 constexpr std::string_view envelope_fields[] = {"type", "id", "at"};
@@ -164,7 +177,7 @@ class line_checker {
       if (has_control_character(s)) return invalid("field '" + path + "' holds a control character");
     }
     if (field.timestamp) {
-      auto t = parse_timestamp(s);
+      auto t = business_time(s);
       if (!t) return invalid("field '" + path + "': " + t.error().message());
     }
     if (field.month) {
@@ -304,7 +317,7 @@ std::optional<command> command_parser::parse(std::string_view line, parse_failur
     return refuse(errc::invalid_field, "field 'id' must be 1 to 256 bytes");
   if (has_control_character(id_text)) return refuse(errc::invalid_field, "field 'id' holds a control character");
   if (doc.at(at_field).type != json_kind::string) return refuse(errc::invalid_field, "field 'at' must be a string");
-  auto at = parse_timestamp(doc.at(at_field).text);
+  auto at = business_time(doc.at(at_field).text);
   if (!at) return refuse(errc::invalid_field, "field 'at': " + at.error().message());
 
   // flatbuffers' parser gets the command's own fields only: it would skip the envelope, but not

@@ -90,6 +90,22 @@ TEST_F(parser_test, identifiers_holding_a_control_character_are_invalid_fields) 
             errc::ok);
 }
 
+// An interval starting at the epoch reached an invariant in apply: its local month in Los Angeles
+// is December 1969, outside the months a bill can have (issue 23). Times within two days of the
+// supported range's ends are invalid fields, in any timestamp field and in `at`.
+TEST_F(parser_test, times_at_the_edges_of_the_supported_range_are_invalid_fields) {
+  const auto interval = [](const std::string& start, const std::string& at) {
+    return R"({"type":"meter.interval","id":"x2","at":")" + at +
+           R"(","device":"e","session":"s","start":")" + start + R"(","seconds":900,"wh":894})";
+  };
+  EXPECT_EQ(code_of(interval("1970-01-01T00:00:00Z", "2024-03-13T17:45:52Z")), errc::invalid_field);
+  EXPECT_EQ(code_of(interval("1970-01-02T23:59:59Z", "2024-03-13T17:45:52Z")), errc::invalid_field);
+  EXPECT_EQ(code_of(interval("9999-12-31T23:59:59Z", "2024-03-13T17:45:52Z")), errc::invalid_field);
+  EXPECT_EQ(code_of(interval("2024-03-13T17:30:00Z", "1970-01-01T00:00:01Z")), errc::invalid_field);
+  EXPECT_EQ(code_of(interval("1970-01-03T00:00:00Z", "2024-03-13T17:45:52Z")), errc::ok);
+  EXPECT_EQ(code_of(interval("2024-03-13T17:30:00Z", "9999-12-29T00:00:00Z")), errc::ok);
+}
+
 TEST_F(parser_test, format_errors_get_their_stable_codes) {
   EXPECT_EQ(code_of(R"({"type":"account.topup","id":"x")"), errc::invalid_json);
   EXPECT_EQ(code_of(R"([1,2,3])"), errc::invalid_json);
