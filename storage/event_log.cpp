@@ -9,7 +9,13 @@
 #include <rocksdb/write_batch.h>
 
 #include <fcntl.h>
+#include <sys/time.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <ctime>
 
 #include <algorithm>
 #include <condition_variable>
@@ -91,6 +97,85 @@ std::span<const std::uint8_t> aligned(const rocksdb::Slice& value, std::vector<s
 
 // Closing a handle can only fail on a handle we never opened; nothing is lost either way.
 void ignore_rocksdb(const rocksdb::Status&) {}
+
+// A writer's info log (RocksDB's LOG file in the database directory). RocksDB's own file logger
+// ignores a failed write of its file and writes the next line through the same file writer, which
+// RocksDB's checks then stop with an assertion ("Assertion `sync_without_flush_called_' failed"):
+// a full disk ended an ingest with exit 134 rather than with the failed write's error. This one
+// writes each line with write(2) and, once a write fails, writes nothing more: the LOG is for
+// people, and a database never depends on it.
+class info_log_file final : public rocksdb::Logger {
+ public:
+  explicit info_log_file(int fd) : rocksdb::Logger(rocksdb::InfoLogLevel::INFO_LEVEL), fd_(fd) {}
+  ~info_log_file() override { close_fd(); }
+  info_log_file(const info_log_file&) = delete;
+  info_log_file& operator=(const info_log_file&) = delete;
+
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    timeval now{};
+    ::gettimeofday(&now, nullptr);
+    std::tm local{};
+    ::localtime_r(&now.tv_sec, &local);
+    char head[64];
+    const int head_size = std::snprintf(head, sizeof head, "%04d/%02d/%02d-%02d:%02d:%02d.%06ld ", local.tm_year + 1900,
+                                        local.tm_mon + 1, local.tm_mday, local.tm_hour, local.tm_min, local.tm_sec,
+                                        static_cast<long>(now.tv_usec));
+    std::string line(head, head_size > 0 ? static_cast<std::size_t>(head_size) : 0);
+    va_list measure;
+    va_copy(measure, ap);
+    const int body = std::vsnprintf(nullptr, 0, format, measure);
+    va_end(measure);
+    if (body > 0) {
+      const std::size_t at = line.size();
+      line.resize(at + static_cast<std::size_t>(body) + 1);
+      std::vsnprintf(line.data() + at, static_cast<std::size_t>(body) + 1, format, ap);
+      line.resize(at + static_cast<std::size_t>(body));
+    }
+    if (line.empty() || line.back() != '\n') line.push_back('\n');
+    std::lock_guard lock(mu_);
+    for (std::size_t written = 0; fd_ >= 0 && written < line.size();) {
+      const ssize_t n = ::write(fd_, line.data() + written, line.size() - written);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) close_fd();  // a full disk, a file size limit: the log stops here
+      else written += static_cast<std::size_t>(n);
+    }
+  }
+
+  // Opens `dir`/LOG for appending, after moving an older LOG aside as RocksDB does (LOG.old.<micros>;
+  // RocksDB deletes the oldest beyond keep_log_file_num). When the file cannot be made, the log
+  // writes nothing: that is no reason to refuse the database.
+  static std::shared_ptr<rocksdb::Logger> open(const std::string& dir) {
+    const std::filesystem::path log = std::filesystem::path(dir) / "LOG";
+    std::error_code ec;
+    if (std::filesystem::exists(log, ec)) {
+      timeval now{};
+      ::gettimeofday(&now, nullptr);
+      const auto micros = static_cast<std::uint64_t>(now.tv_sec) * 1000000 + static_cast<std::uint64_t>(now.tv_usec);
+      std::filesystem::rename(log, std::filesystem::path(dir) / ("LOG.old." + std::to_string(micros)), ec);
+    }
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    return std::make_shared<info_log_file>(fd);
+  }
+
+ protected:
+  rocksdb::Status CloseImpl() override {
+    std::lock_guard lock(mu_);
+    close_fd();
+    return rocksdb::Status::OK();
+  }
+
+ private:
+  void close_fd() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  std::mutex mu_;
+  int fd_;
+};
+
+// Options of a writer of the database at `dir`, which exists: its info log is info_log_file.
+void log_info_to(rocksdb::DBOptions& db_options, const std::string& dir) { db_options.info_log = info_log_file::open(dir); }
 
 // "db/" and "db/." name "db": a sibling built as dir + ".creating" must not land inside it.
 std::string without_trailing_slash(const std::string& dir) {
@@ -225,7 +310,10 @@ struct event_log::impl {
     if (syncer.joinable()) syncer.join();
     // Flush memtables on a clean close so the next open need not replay the whole WAL. Nothing is
     // lost if it fails: the synced WAL still holds every write. A reader has nothing to flush.
-    if (db && !cfs.empty() && !read_only) ignore_rocksdb(db->Flush(rocksdb::FlushOptions(), cfs));
+    // After a failed write nothing more is written: the flush would write table files to the
+    // disk that just refused a write, and RocksDB meets a second failure of a file it already saw
+    // fail with an assertion. The next open replays the WAL instead.
+    if (db && !cfs.empty() && !read_only && !has_failed()) ignore_rocksdb(db->Flush(rocksdb::FlushOptions(), cfs));
     close_db();
     if (!writer_dir.empty()) {
       std::lock_guard lock(writers_here_mu);
@@ -668,6 +756,9 @@ status create_database(const std::string& dir_given, const std::vector<rocksdb::
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   db_options.error_if_exists = true;
+  std::filesystem::create_directories(making, ec);
+  if (ec) return status(errc::io_error, "creating " + making + ": " + ec.message());
+  log_info_to(db_options, making);
   std::vector<rocksdb::ColumnFamilyHandle*> cfs;
   rocksdb::DB* raw = nullptr;
   auto s = rocksdb::DB::Open(db_options, making, descriptors, &cfs, &raw);
@@ -765,6 +856,7 @@ result<std::unique_ptr<event_log>> event_log::open(const std::string& dir, log_o
     }
     rocksdb::DBOptions db_options = writer_options(options);
     db_options.create_if_missing = false;
+    log_info_to(db_options, dir);
     rocksdb::DB* raw = nullptr;
     auto s = rocksdb::DB::Open(db_options, dir, descriptors, &p->cfs, &raw);
     if (!s.ok() && s.IsInvalidArgument() && s.ToString().find("Column family not found") != std::string::npos)
@@ -1153,6 +1245,9 @@ status event_log::copy_to(const std::string& dir_given, const std::function<void
   const auto descriptors = column_families(rocksdb::NewLRUCache(copy_options.block_cache_bytes));
   rocksdb::DBOptions db_options = writer_options(copy_options);
   db_options.error_if_exists = true;
+  std::filesystem::create_directories(partial, ec);
+  if (ec) return status(errc::io_error, "creating " + partial + ": " + ec.message());
+  log_info_to(db_options, partial);
   std::vector<rocksdb::ColumnFamilyHandle*> to_cfs;
   rocksdb::DB* raw = nullptr;
   auto s = rocksdb::DB::Open(db_options, partial, descriptors, &to_cfs, &raw);
