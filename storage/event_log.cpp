@@ -72,7 +72,19 @@ std::string seq_key(log_seq seq) {
   put_be64(k, seq.value());
   return k;
 }
+// A stream's name ends at the first NUL of its index keys (`stream '\0' stream_seq`, and the prefix
+// filters that cut there): a name that holds one would read as another stream's, or as none.
+// Identifiers hold no control character (the command parser refuses them), so no stream the engine
+// names has one; the log refuses to write such a stream and finds none by such a name.
+bool valid_stream_name(std::string_view stream) {
+  return !stream.empty() && stream.find('\0') == std::string_view::npos;
+}
+status invalid_stream_name(std::string_view stream) {
+  return {errc::usage, "stream name '" + std::string(stream.substr(0, stream.find('\0'))) +
+                           "' is empty or holds a NUL byte, which ends a stream's name in the log's keys"};
+}
 std::string stream_key(std::string_view stream, std::uint64_t stream_seq) {
+  PEV_ASSERT(valid_stream_name(stream));  // append refuses the others, and lookups find none
   std::string k(stream);
   k.push_back('\0');
   put_be64(k, stream_seq);
@@ -892,6 +904,17 @@ std::future<result<append_receipt>> event_log::append(append_batch batch) {
       written.swap(impl_->spent);
     }
   }  // freed here, on the caller's thread
+  // Refused alone, before it is queued: the log stays open for the batches after it.
+  auto refuse = [](status why) {
+    std::promise<result<append_receipt>> refused;
+    refused.set_value(std::move(why));
+    return refused.get_future();
+  };
+  for (const auto& c : batch.commands)
+    for (const auto& e : c.events)
+      if (!valid_stream_name(e.stream)) return refuse(invalid_stream_name(e.stream));
+  for (const auto& snap : batch.snapshots)
+    if (!valid_stream_name(snap.stream)) return refuse(invalid_stream_name(snap.stream));
   auto pending = std::make_unique<pending_append>();
   // A WriteBatch entry costs its key and value and a few bytes of framing. An event is its record
   // (body, stream, command id, and about 160 bytes of sequences and hashes), its stream index entry
@@ -1044,6 +1067,7 @@ status event_log::scan_bytes(
 
 result<std::vector<log_seq>> event_log::stream_records(std::string_view stream) const {
   std::vector<log_seq> out;
+  if (!valid_stream_name(stream)) return out;  // no such stream can be written
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(within_stream(), impl_->cfs[cf_streams]));
   const std::string prefix = std::string(stream) + '\0';
   for (it->Seek(prefix); it->Valid(); it->Next()) {
@@ -1057,6 +1081,7 @@ result<std::vector<log_seq>> event_log::stream_records(std::string_view stream) 
 
 status event_log::scan_stream(std::string_view stream, std::uint64_t after_stream_seq, log_seq until,
                               const std::function<status(const schema::Record&)>& visit) const {
+  if (!valid_stream_name(stream)) return status::ok();  // no such stream can be written
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(within_stream(), impl_->cfs[cf_streams]));
   const std::string prefix = std::string(stream) + '\0';
   std::uint64_t expected = after_stream_seq + 1;
@@ -1082,6 +1107,7 @@ status event_log::scan_stream(std::string_view stream, std::uint64_t after_strea
 }
 
 result<std::uint64_t> event_log::stream_length(std::string_view stream) const {
+  if (!valid_stream_name(stream)) return std::uint64_t{0};  // no such stream can be written
   std::string value;
   auto s = impl_->db->Get(rocksdb::ReadOptions(), impl_->cfs[cf_stream_heads],
                           rocksdb::Slice(stream.data(), stream.size()), &value);
@@ -1116,6 +1142,7 @@ result<entity_snapshot> parse_snapshot(std::string_view key_suffix, std::string_
 }  // namespace
 
 result<std::optional<entity_snapshot>> event_log::newest_snapshot(std::string_view stream, log_seq until) const {
+  if (!valid_stream_name(stream)) return std::optional<entity_snapshot>();  // no such stream can be written
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(within_stream(), impl_->cfs[cf_snapshots]));
   const std::string prefix = std::string(stream) + '\0';
   // Newest first; snapshots of one stream are few (older ones are kept for point-in-time replay).
