@@ -185,10 +185,19 @@ void book_reading(booking& b, const std::string& session_id, const session_state
 void emit_decision(event_sink& sink, const std::string& session_id, const session_decision& d,
                    const std::string& undecided_at) {
   sink.emit(stream("session", session_id), Event::SessionDecided, [&](auto& fbb) {
-    auto opt = [](const std::string& v) { return v.empty() ? nullptr : v.c_str(); };
-    return fb::CreateSessionDecidedDirect(fbb, session_id.c_str(), d.payer, d.reason, opt(d.pev), opt(d.payer_account),
-                                          opt(d.payer_utility), opt(d.tariff), opt(d.tariff_utility),
-                                          opt(d.credit_account), opt(d.credit_tariff), d.roaming, d.reserved_micro);
+    // Strings by their length, in the order CreateSessionDecidedDirect makes them (the same bytes):
+    // the VIN is free text and may hold a NUL, where a C string would end.
+    auto opt = [&](const std::string& v) { return v.empty() ? flatbuffers::Offset<flatbuffers::String>() : fbb.CreateString(v); };
+    const auto session = fbb.CreateString(session_id);
+    const auto pev = opt(d.pev);
+    const auto payer_account = opt(d.payer_account);
+    const auto payer_utility = opt(d.payer_utility);
+    const auto tariff = opt(d.tariff);
+    const auto tariff_utility = opt(d.tariff_utility);
+    const auto credit_account = opt(d.credit_account);
+    const auto credit_tariff = opt(d.credit_tariff);
+    return fb::CreateSessionDecided(fbb, session, d.payer, d.reason, pev, payer_account, payer_utility, tariff,
+                                    tariff_utility, credit_account, credit_tariff, d.roaming, d.reserved_micro);
   });
   if (d.reserved_micro > 0)
     sink.emit(stream("account", d.payer_account), Event::ReservationHeld, [&](auto& fbb) {
@@ -573,7 +582,11 @@ status session_bind(context& c) {
   const pev_state* pev = find(c.state.pevs, vin);
   const bool rebind = pev != nullptr && pev->set_up && pev->setup_premise == ss->premise;
   c.sink.emit(stream("session", sid), Event::BindReceived, [&](auto& fbb) {
-    return fb::CreateBindReceivedDirect(fbb, sid.c_str(), vin.c_str(), in_time, rebind);
+    // The VIN as received, NUL and all: it is free text (never refused), and a C string would
+    // record "DYE5JEZU37RVKV2HL\u0000x" as an enrolled PEV's VIN.
+    const auto session = fbb.CreateString(sid);
+    const auto pev = fbb.CreateString(vin);
+    return fb::CreateBindReceived(fbb, session, pev, in_time, rebind);
   });
   if (ss->decision) return status::ok();  // decided without a bind: accepted, changes nothing
   booking b{c.state, c.sink};
