@@ -17,12 +17,20 @@ extern const std::string_view commands_fbs_text;
 
 namespace {
 
-// Identifiers become storage keys and stream names, where NUL separates a stream's name from its
-// sequence: an identifier holds no control character (U+0000 to U+001F, U+007F).
-bool has_control_character(std::string_view s) {
+// What an identifier may hold, checked here for every one of them: the line's `id` and every field
+// commands.fbs marks `identifier` (utilities, accounts, customers, premises, devices, sessions,
+// cards, tariffs, PEVs, TOU window names, whitelisted cards). 1 to 256 bytes of UTF-8 (the line
+// was checked as UTF-8 already) without a control character (U+0000 to U+001F, U+007F): identifiers
+// become stream names and storage keys, where NUL ends a stream's name, and events built from a
+// C string would cut one at its NUL (an account "\u0000" was recorded as "").
+status check_identifier(std::string_view s, const std::string& path) {
+  if (s.empty()) return {errc::invalid_field, "field '" + path + "' must not be empty"};
+  if (s.size() > limits::identifier_bytes_max)
+    return {errc::invalid_field, "field '" + path + "' is longer than " + std::to_string(limits::identifier_bytes_max) + " bytes"};
   for (const char c : s)
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return true;
-  return false;
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      return {errc::invalid_field, "field '" + path + "' holds a control character"};
+  return status::ok();
 }
 
 // A command's times are read in every utility's zone (a billing month is a local month), and
@@ -38,6 +46,18 @@ result<unix_seconds> business_time(std::string_view text) {
   return t;
 }
 
+// A period (`bill.run`, `settlement.run`) runs from 1970-01 to 9999-11. What arrives later for a
+// billed period goes to the first unbilled period after it, and a roaming credit of a settled
+// period counts in the first unsettled one: keeping 9999-12 out of every run keeps that period
+// within the months a bill can have (a run of 9999-12 and an interval of December 9999 made an
+// adjustment of "10000-01", which reached an invariant in apply).
+result<month_period> run_period(std::string_view text) {
+  auto m = parse_month(text);
+  if (!m) return m;
+  if (m->index() > month_period{9999, 11}.index())
+    return status(errc::invalid_field, "period " + std::string(text) + " is outside 1970-01 to 9999-11");
+  return m;
+}
 
 // Fields every line carries in its envelope rather than in its command table.
 constexpr std::string_view envelope_fields[] = {"type", "id", "at"};
@@ -171,17 +191,13 @@ class line_checker {
   static status check_string(const json_line::node& n, const field_rules& field, const std::string& path) {
     if (n.type != json_kind::string) return invalid("field '" + path + "' must be a string");
     const std::string_view s = n.text;
-    if (field.identifier) {
-      if (s.empty()) return invalid("field '" + path + "' must not be empty");
-      if (s.size() > limits::identifier_bytes_max) return invalid("field '" + path + "' is too long");
-      if (has_control_character(s)) return invalid("field '" + path + "' holds a control character");
-    }
+    if (field.identifier) PEV_RETURN_IF_ERROR(check_identifier(s, path));
     if (field.timestamp) {
       auto t = business_time(s);
       if (!t) return invalid("field '" + path + "': " + t.error().message());
     }
     if (field.month) {
-      auto m = parse_month(s);
+      auto m = run_period(s);
       if (!m) return invalid("field '" + path + "': " + m.error().message());
     }
     if (field.clock) {
@@ -313,9 +329,10 @@ std::optional<command> command_parser::parse(std::string_view line, parse_failur
   }
   if (doc.at(id).type != json_kind::string) return refuse(errc::invalid_field, "field 'id' must be a string");
   const std::string_view id_text = doc.at(id).text;
-  if (id_text.empty() || id_text.size() > limits::identifier_bytes_max)
-    return refuse(errc::invalid_field, "field 'id' must be 1 to 256 bytes");
-  if (has_control_character(id_text)) return refuse(errc::invalid_field, "field 'id' holds a control character");
+  if (status s = check_identifier(id_text, "id"); !s.is_ok()) {
+    failure.error = std::move(s);
+    return std::nullopt;
+  }
   if (doc.at(at_field).type != json_kind::string) return refuse(errc::invalid_field, "field 'at' must be a string");
   auto at = business_time(doc.at(at_field).text);
   if (!at) return refuse(errc::invalid_field, "field 'at': " + at.error().message());
