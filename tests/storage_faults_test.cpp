@@ -145,7 +145,8 @@ TEST_F(storage_faults, a_directory_its_user_cannot_write_refuses_ingest_and_answ
   const auto run = [&](const std::string& args) {
     return std::system((as_other + dir_.file("pevledger") + " " + args + " >/dev/null 2>" + dir_.file("err")).c_str());
   };
-  EXPECT_NE(run("ingest --db " + db_ + " " + dir_.file("more.jsonl")), 0);
+  const int refused = run("ingest --db " + db_ + " " + dir_.file("more.jsonl"));
+  EXPECT_TRUE(WIFEXITED(refused) && WEXITSTATUS(refused) == 2) << "status " << refused;  // a storage error, not an abort
   EXPECT_NE(testing::detail::slurp(dir_.file("err")).find("Permission denied"), std::string::npos)
       << testing::detail::slurp(dir_.file("err"));
   EXPECT_EQ(run("balance --db " + db_ + " --account a"), 0) << testing::detail::slurp(dir_.file("err"));
