@@ -300,6 +300,15 @@ void on(ledger_state& st, const fb::UndecidedSessionRemoved& e, unix_seconds) {
   PEV_ASSERT(erased == 1);
 }
 
+void on(ledger_state& st, const fb::DeviceSessionOpened& e, unix_seconds) {
+  st.devices.mut(s(e.device())).open_sessions.insert(s(e.session()));
+}
+
+// A session plugged before its EUMD kept open sessions (a pevledger-log-3 database) closes none.
+void on(ledger_state& st, const fb::DeviceSessionClosed& e, unix_seconds) {
+  st.devices.mut(s(e.device())).open_sessions.erase(s(e.session()));
+}
+
 void on(ledger_state& st, const fb::ReservationHeld& e, unix_seconds) {
   account_state& a = st.accounts.mut(s(e.account()));
   const bool inserted = a.reservations.emplace(s(e.session()), e.amount_micro()).second;
@@ -377,6 +386,8 @@ void apply(ledger_state& st, const schema::EventBody& body, unix_seconds at) {
     PEV_APPLY(PremiseDeviceAdded)
     PEV_APPLY(UndecidedSessionAdded)
     PEV_APPLY(UndecidedSessionRemoved)
+    PEV_APPLY(DeviceSessionOpened)
+    PEV_APPLY(DeviceSessionClosed)
     PEV_APPLY(RoamingCreditCounted)
     PEV_APPLY(IntervalsRecorded)
     PEV_APPLY(LinesBooked)

@@ -547,6 +547,14 @@ status pev_setup(context& c) {
   return status::ok();
 }
 
+void emit_anomaly(event_sink& sink, fb::AnomalyKind kind, const std::string& session, const std::string& device,
+                  unix_seconds start, std::int64_t expected, std::int64_t observed, const std::string& detail) {
+  sink.emit(stream("session", session), Event::AnomalyRecorded, [&](auto& fbb) {
+    return fb::CreateAnomalyRecordedDirect(fbb, kind, session.c_str(), device.empty() ? nullptr : device.c_str(),
+                                           start.value(), expected, observed, detail.c_str());
+  });
+}
+
 status session_plug(context& c) {
   const auto* m = c.cmd.as<fb::SessionPlug>();
   const std::string sid = s(m->session()), pid = s(m->premise());
@@ -562,11 +570,21 @@ status session_plug(context& c) {
   } else if (!p->eumds.empty()) {
     eumd = p->eumds.front();
   }
+  const device_state* meter = eumd.empty() ? nullptr : find(c.state.devices, eumd);
   c.sink.emit(stream("session", sid), Event::SessionPlugged, [&](auto& fbb) {
     return fb::CreateSessionPluggedDirect(fbb, sid.c_str(), pid.c_str(), p->utility.c_str(),
                                           eumd.empty() ? nullptr : eumd.c_str());
   });
   emit_undecided(c.sink, sid, p->utility);
+  if (meter != nullptr) {
+    // Accepted all the same (SPEC section 5): the EUMD named, or the premise's, is still metering.
+    if (!meter->open_sessions.empty())
+      emit_anomaly(c.sink, fb::AnomalyKind::eumd_in_use, sid, eumd, c.cmd.at, 0, 0,
+                   "plugged on EUMD '" + eumd + "' while its session '" + *meter->open_sessions.rbegin() +
+                       "' is open (" + std::to_string(meter->open_sessions.size()) + " open)");
+    c.sink.emit(stream("device", eumd), Event::DeviceSessionOpened,
+                [&](auto& fbb) { return fb::CreateDeviceSessionOpenedDirect(fbb, eumd.c_str(), sid.c_str()); });
+  }
   return status::ok();
 }
 
@@ -672,33 +690,31 @@ status energy_request(context& c) {
   return status::ok();
 }
 
-void emit_anomaly(event_sink& sink, fb::AnomalyKind kind, const std::string& session, const std::string& device,
-                  unix_seconds start, std::int64_t expected, std::int64_t observed, const std::string& detail) {
-  sink.emit(stream("session", session), Event::AnomalyRecorded, [&](auto& fbb) {
-    return fb::CreateAnomalyRecordedDirect(fbb, kind, session.c_str(), device.empty() ? nullptr : device.c_str(),
-                                           start.value(), expected, observed, detail.c_str());
-  });
-}
-
-// Register checks of a new reading (from `device`) against its neighbours in the session (SPEC
-// section 5). An anomaly names the later reading's EUMD.
-void check_registers(event_sink& sink, const std::string& sid, const session_state& ss, const std::string& device,
-                     const session_reading& r) {
-  auto check_pair = [&](const session_reading& earlier, const session_reading& later, const std::string& later_device) {
-    if (!earlier.register_wh || !later.register_wh) return;
-    const std::int64_t delta = *later.register_wh - *earlier.register_wh;
+// The checks of a new interval against its EUMD's neighbours in start order, in any session (SPEC
+// section 5): its register counts over the device's life, and its intervals must not overlap.
+// Recorded on the new interval's session, naming the later reading of a pair; billing is unchanged.
+void check_neighbours(event_sink& sink, const std::string& sid, const std::string& device, std::int64_t start,
+                      const interval_content& content, const interval_neighbours& n) {
+  const interval_neighbour self{start, content};
+  auto check_pair = [&](const interval_neighbour& earlier, const interval_neighbour& later) {
+    const interval_content& e = earlier.content;
+    const interval_content& l = later.content;
+    if (earlier.start + e.seconds > later.start)
+      emit_anomaly(sink, fb::AnomalyKind::interval_overlap, sid, device, unix_seconds(later.start), e.wh, l.wh,
+                   "interval overlaps the one at " + format_timestamp(unix_seconds(earlier.start)) + " of session '" +
+                       (&later == &self ? e.session : l.session) + "'");
+    if (!e.register_wh || !l.register_wh) return;
+    const std::int64_t delta = *l.register_wh - *e.register_wh;
     if (delta < 0) {
-      emit_anomaly(sink, fb::AnomalyKind::register_backwards, sid, later_device, unix_seconds(later.start),
-                   *earlier.register_wh, *later.register_wh, "register went backwards");
-    } else if (earlier.start + earlier.seconds == later.start && delta != later.wh) {
-      emit_anomaly(sink, fb::AnomalyKind::register_mismatch, sid, later_device, unix_seconds(later.start), delta,
-                   later.wh, "interval Wh differs from its register delta");
+      emit_anomaly(sink, fb::AnomalyKind::register_backwards, sid, device, unix_seconds(later.start), *e.register_wh,
+                   *l.register_wh, "register went backwards");
+    } else if (earlier.start + e.seconds == later.start && delta != l.wh) {
+      emit_anomaly(sink, fb::AnomalyKind::register_mismatch, sid, device, unix_seconds(later.start), delta, l.wh,
+                   "interval Wh differs from its register delta");
     }
   };
-  // The neighbours: the last reading that starts at or before `r`, and the first after it.
-  auto next = ss.reading_from(r.start + 1);
-  if (next != ss.readings.begin()) check_pair(*std::prev(next), r, device);
-  if (next != ss.readings.end()) check_pair(r, *next, ss.device_of(*next));
+  if (n.before) check_pair(*n.before, self);
+  if (n.after) check_pair(self, *n.after);
 }
 
 status meter_interval(context& c) {
@@ -727,6 +743,8 @@ status meter_interval(context& c) {
     return refuse(errc::interval_conflict, "interval of '" + did + "' at " + format_timestamp(start) +
                                                " was recorded with other content");
   }
+  const std::optional<interval_neighbours> neighbours = c.state.intervals.neighbours(did, start.value());
+  if (!neighbours) return status::ok();  // looked up, then decided again
   c.sink.emit(stream("session", sid), Event::IntervalRecorded, [&](auto& fbb) {
     auto reading = fb::CreateIntervalReadingDirect(fbb, did.c_str(), sid.c_str(), start.value(), content.seconds,
                                                    content.wh, content.register_wh);
@@ -734,7 +752,7 @@ status meter_interval(context& c) {
   });
   // The command parser bounds an interval's seconds to a day.
   const session_reading reading{start.value(), content.wh, content.register_wh, static_cast<std::int32_t>(content.seconds)};
-  check_registers(c.sink, sid, *ss, did, reading);
+  check_neighbours(c.sink, sid, did, start.value(), content, *neighbours);
   if (ss->decision) {
     booking b{c.state, c.sink};
     book_reading(b, sid, *ss, *ss->decision, reading);
@@ -802,6 +820,9 @@ status session_unplug(context& c) {
     });
   c.sink.emit(stream("session", sid), Event::SessionUnplugged,
               [&](auto& fbb) { return fb::CreateSessionUnpluggedDirect(fbb, sid.c_str()); });
+  if (!ss->eumd.empty())
+    c.sink.emit(stream("device", ss->eumd), Event::DeviceSessionClosed,
+                [&](auto& fbb) { return fb::CreateDeviceSessionClosedDirect(fbb, ss->eumd.c_str(), sid.c_str()); });
   return status::ok();
 }
 

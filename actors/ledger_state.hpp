@@ -129,6 +129,9 @@ struct device_state {
   std::string premise;
   schema::DeviceKind kind = schema::DeviceKind::esci;
   std::int64_t interval_s = 900;
+  // An EUMD's sessions plugged and not yet unplugged: one normally, more only after the anomaly of
+  // a plug on an EUMD in use. Bounded like a utility's undecided sessions.
+  std::set<std::string> open_sessions;
 };
 
 struct pev_state {
@@ -282,11 +285,30 @@ struct interval_identity_hash {
   }
 };
 
+// An EUMD's intervals nearest to a start, in start order (SPEC section 5: its register counts over
+// the device's life, and an interval must not overlap another of the device).
+struct interval_neighbour {
+  std::int64_t start = 0;
+  interval_content content;
+};
+
+struct interval_neighbours {
+  std::optional<interval_neighbour> before;  // the latest start before
+  std::optional<interval_neighbour> after;   // the earliest start after
+};
+
 struct interval_index {
   // Known entries; `missing` when the engine has not looked the key up yet. Looked up once per
   // interval line, so hashed rather than ordered.
   std::unordered_map<interval_identity, std::optional<interval_content>, interval_identity_hash> known;
+  // Per EUMD, its interval of the latest start (none: the EUMD has no interval yet), once looked
+  // up. Intervals mostly arrive in start order: then this alone is the new interval's neighbourhood.
+  std::unordered_map<std::string, std::optional<interval_neighbour>> latest;
+  // Neighbourhoods of starts before their EUMD's latest (a late interval), looked up for the
+  // command being decided only: the next command may record one of them.
+  std::map<interval_identity, interval_neighbours> looked_up;
   mutable std::vector<interval_identity> misses;
+  mutable std::vector<interval_identity> neighbour_misses;
   bool paged = false;
 
   // The first content recorded for (device, start), if any; a miss when not looked up yet.
@@ -297,6 +319,18 @@ struct interval_index {
       return nullptr;
     }
     return it->second ? &*it->second : nullptr;
+  }
+
+  // The intervals of `device` nearest to `start` (which has none recorded); nullopt on a miss.
+  // Without paging nothing is recorded here, so there are none.
+  [[nodiscard]] std::optional<interval_neighbours> neighbours(const std::string& device, std::int64_t start) const {
+    if (!paged) return interval_neighbours{};
+    auto last = latest.find(device);
+    if (last != latest.end() && (!last->second || last->second->start < start))
+      return interval_neighbours{last->second, std::nullopt};
+    if (auto it = looked_up.find({device, start}); it != looked_up.end()) return it->second;
+    neighbour_misses.push_back({device, start});
+    return std::nullopt;
   }
 };
 

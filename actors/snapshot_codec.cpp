@@ -8,9 +8,10 @@
 namespace pevledger::actors {
 namespace {
 
-// Version 2 keeps a session's readings compactly (session_reading); version 1 snapshots, which
-// repeated the EUMD and the session in every reading, are still read.
-constexpr std::uint8_t codec_version = 2;
+// Version 3 keeps an EUMD's open sessions; version 2 a session's readings compactly
+// (session_reading); version 1 snapshots, which repeated the EUMD and the session in every
+// reading, are still read.
+constexpr std::uint8_t codec_version = 3;
 constexpr std::uint8_t codec_version_min = 1;
 
 // A session's reading as version 1 stored it, keyed by its start.
@@ -50,6 +51,7 @@ void fields(Ar& ar, S& s) {
     ar(s.utility, s.account, s.default_tariff, s.guest_policy, s.kind, s.station, s.eumds, s.escis, s.list);
   } else if constexpr (std::is_same_v<T, device_state>) {
     ar(s.premise, s.kind, s.interval_s);
+    ar.since(3, s.open_sessions);
   } else if constexpr (std::is_same_v<T, pev_state>) {
     ar(s.account, s.utility, s.tariff, s.home_premise, s.allow_roaming, s.set_up, s.setup_premise);
   } else if constexpr (std::is_same_v<T, vin_registration>) {
@@ -99,6 +101,10 @@ class writer {
   template <class... T>
   void operator()(const T&... v) {
     (put(v), ...);
+  }
+  template <class T>
+  void since(std::uint8_t, const T& v) {
+    put(v);
   }
   void readings_of(const session_state& s) {
     put(s.reading_devices);
@@ -178,6 +184,11 @@ class reader {
     (get(v), ...);
   }
   [[nodiscard]] bool at_end() const { return pos_ == in_.size(); }
+  // A field that snapshots carry from codec version `version` on; older ones leave it empty.
+  template <class T>
+  void since(std::uint8_t version, T& v) {
+    if (version_ >= version) get(v);
+  }
 
   // A session's readings: in start order, one per start, each naming one of the session's EUMDs.
   void readings_of(session_state& s) {

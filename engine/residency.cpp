@@ -1,6 +1,7 @@
 #include "engine/residency.hpp"
 
 #include <algorithm>
+#include <limits>
 
 #include "actors/recovery.hpp"
 #include "actors/snapshot_codec.hpp"
@@ -60,6 +61,29 @@ void put_be64(std::string& out, std::uint64_t v) {
   for (int i = 7; i >= 0; --i) out.push_back(static_cast<char>((v >> (i * 8)) & 0xff));
 }
 
+// An EUMD's keys in the interval index: its name, a NUL (no identifier holds one), the start.
+std::string device_keys_from(std::string_view device) { return std::string(device) + '\0'; }
+std::string device_keys_to(std::string_view device) { return std::string(device) + '\1'; }
+
+// An index entry of the log as a neighbour: the start is the key's last eight bytes.
+result<actors::interval_neighbour> neighbour_of(const storage::event_log::index_entry& entry) {
+  if (entry.key.size() < 9) return status(errc::corruption, "an interval index key is too short");
+  std::uint64_t biased = 0;
+  for (std::size_t i = entry.key.size() - 8; i < entry.key.size(); ++i)
+    biased = (biased << 8) | static_cast<std::uint8_t>(entry.key[i]);
+  actors::interval_neighbour n;
+  n.start = static_cast<std::int64_t>(biased ^ (std::uint64_t{1} << 63));
+  PEV_RETURN_IF_ERROR(actors::decode_snapshot(entry.value, n.content));
+  return n;
+}
+
+// The nearer of two candidates: the later start of those before, the earlier of those after.
+void keep_nearer(std::optional<actors::interval_neighbour>& kept, std::optional<actors::interval_neighbour> other,
+                 bool before) {
+  if (!other) return;
+  if (!kept || (before ? other->start > kept->start : other->start < kept->start)) kept = std::move(other);
+}
+
 }  // namespace
 
 std::string interval_key(std::string_view device, std::int64_t start) {
@@ -116,13 +140,63 @@ status residency::resolve_misses() {
     }
     state_.intervals.known.emplace(id, std::move(content));
   }
+  // One per decide at most: the new interval's.
+  std::vector<actors::interval_identity> neighbourhoods = std::move(state_.intervals.neighbour_misses);
+  state_.intervals.neighbour_misses.clear();
+  for (const auto& id : neighbourhoods) PEV_RETURN_IF_ERROR(resolve_neighbours(id));
   return status::ok();
+}
+
+status residency::resolve_neighbours(const actors::interval_identity& id) {
+  const std::string from = device_keys_from(id.device), to = device_keys_to(id.device);
+  // What the log's index holds, then what was recorded since (not all of it durable yet).
+  auto from_log = [&](const std::string& key, actors::interval_neighbours& out) -> status {
+    auto found = log_.interval_neighbours(key, from, to);
+    if (!found) return found.error();
+    for (auto [entry, before] : {std::pair{&found->before, true}, std::pair{&found->after, false}}) {
+      if (!*entry) continue;
+      auto n = neighbour_of(**entry);
+      if (!n) return n.error();
+      keep_nearer(before ? out.before : out.after, std::move(n.value()), before);
+    }
+    return status::ok();
+  };
+  auto from_recorded = [&](std::int64_t start, actors::interval_neighbours& out) {
+    auto after = recorded_.upper_bound({id.device, start});
+    if (after != recorded_.end() && after->first.device == id.device)
+      keep_nearer(out.after, actors::interval_neighbour{after->first.start, after->second}, false);
+    auto before = recorded_.lower_bound({id.device, start});
+    if (before != recorded_.begin() && std::prev(before)->first.device == id.device)
+      keep_nearer(out.before, actors::interval_neighbour{std::prev(before)->first.start, std::prev(before)->second}, true);
+  };
+  auto latest = state_.intervals.latest.find(id.device);
+  if (latest == state_.intervals.latest.end()) {
+    actors::interval_neighbours last;
+    PEV_RETURN_IF_ERROR(from_log(to, last));
+    from_recorded(std::numeric_limits<std::int64_t>::max(), last);
+    latest = state_.intervals.latest.emplace(id.device, std::move(last.before)).first;
+  }
+  if (latest->second && latest->second->start >= id.start) {
+    actors::interval_neighbours around;
+    PEV_RETURN_IF_ERROR(from_log(interval_key(id.device, id.start), around));
+    from_recorded(id.start, around);
+    state_.intervals.looked_up[id] = std::move(around);
+  }
+  return status::ok();
+}
+
+void residency::forget_intervals() {
+  state_.intervals.known.clear();
+  state_.intervals.latest.clear();
+  recorded_.clear();
 }
 
 void residency::end_command() {
   absent_.clear();
   misses_.clear();
   state_.intervals.misses.clear();
+  state_.intervals.neighbour_misses.clear();
+  state_.intervals.looked_up.clear();
   tick();
 }
 
@@ -172,6 +246,11 @@ void residency::offer_interval(std::string_view device, std::int64_t start,
 void residency::interval_recorded(const std::string& device, std::int64_t start,
                                   const actors::interval_content& content, storage::append_batch& batch) {
   state_.intervals.known[{device, start}] = content;
+  recorded_[{device, start}] = content;
+  // An EUMD's latest, once looked up, stays known: this is the only way an interval joins.
+  if (auto latest = state_.intervals.latest.find(device);
+      latest != state_.intervals.latest.end() && (!latest->second || latest->second->start < start))
+    latest->second = actors::interval_neighbour{start, content};
   batch.intervals.push_back({interval_key(device, start), actors::encode_snapshot(content)});
 }
 

@@ -56,7 +56,9 @@ class residency final : public actors::entity_pager {
 
   bool missed(std::string_view kind, const std::string& id) const override;
   // Whether the last decide missed an entity or an interval identity.
-  [[nodiscard]] bool has_misses() const { return !misses_.empty() || !state_.intervals.misses.empty(); }
+  [[nodiscard]] bool has_misses() const {
+    return !misses_.empty() || !state_.intervals.misses.empty() || !state_.intervals.neighbour_misses.empty();
+  }
   // Activates what was missed, or learns that it does not exist.
   [[nodiscard]] status resolve_misses();
   // After each command: forget which entities were proven absent (a later command may create them).
@@ -88,7 +90,7 @@ class residency final : public actors::entity_pager {
   void group_durable(std::uint64_t group);
   // The interval identities known exceed their bound: forget them once no group is in flight.
   [[nodiscard]] bool interval_cache_full() const { return state_.intervals.known.size() > options_.interval_cache_max; }
-  void forget_intervals() { state_.intervals.known.clear(); }
+  void forget_intervals();
 
   // For queries: passivates resident entities over the bound without writing snapshots (a query
   // changes nothing, so every dropped entity can be activated again from the log).
@@ -105,6 +107,7 @@ class residency final : public actors::entity_pager {
   [[nodiscard]] actors::residency_meta* meta_of(std::string_view stream);
   void snapshot_if_due(const std::string& stream, storage::append_batch& batch);
   void passivate_over_bound(std::uint64_t group, storage::append_batch* batch);
+  [[nodiscard]] status resolve_neighbours(const actors::interval_identity& id);
 
   storage::event_log& log_;
   residency_options options_;
@@ -113,6 +116,10 @@ class residency final : public actors::entity_pager {
   mutable std::set<std::string> misses_;        // streams missed by the current decide
   std::unordered_set<std::string> absent_;      // streams proven absent during the current command
   std::unordered_set<std::string> changed_;     // streams with events applied in the current group
+  // Intervals recorded since the identities were last forgotten, in (EUMD, start) order: with the
+  // log's index (which holds every one forgotten, as they are forgotten only once durable) they
+  // are every interval, so an EUMD's neighbours are found in the one or the other.
+  std::map<actors::interval_identity, actors::interval_content> recorded_;
   std::uint64_t activations_ = 0;
   std::uint64_t passivations_ = 0;
 };

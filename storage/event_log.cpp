@@ -54,10 +54,11 @@ constexpr std::string_view watermark_key = "projection_watermark";
 // The on-disk format this code reads and writes; any change to keys, column families or the record
 // layout gets a new one, and a database of another format is refused, never misread.
 constexpr std::string_view format_key = "format";
-constexpr std::string_view format_version = "pevledger-log-3";
-// Older formats this code reads as they are: log-3 only added record kinds (batched records), so a
-// log-2 database is a log-3 database that holds none yet. Opening one upgrades its format key.
-constexpr std::string_view format_versions_readable[] = {"pevledger-log-2"};
+constexpr std::string_view format_version = "pevledger-log-4";
+// Older formats this code reads as they are: log-3 only added record kinds (batched records) and
+// log-4 events (an EUMD's open sessions), so an older database is a log-4 database that holds none
+// of them yet. Upgrading one only rewrites its format key.
+constexpr std::string_view format_versions_readable[] = {"pevledger-log-2", "pevledger-log-3"};
 void put_be64(std::string& out, std::uint64_t v) {
   for (int i = 7; i >= 0; --i) out.push_back(static_cast<char>((v >> (i * 8)) & 0xff));
 }
@@ -829,7 +830,7 @@ status event_log::impl::check_format(const std::string& dir, bool writing, bool 
     return status::ok();
   } else if (!readable_older) {
     return status(errc::corruption, dir + " holds format '" + stored + "'; this pevledger reads " +
-                                        std::string(format_version) + " and pevledger-log-2");
+                                        std::string(format_version) + ", pevledger-log-3 and pevledger-log-2");
   } else {
     format = stored;
     if (!writing) return status::ok();
@@ -1179,6 +1180,26 @@ result<std::optional<std::string>> event_log::get_interval(std::string_view key)
   if (s.IsNotFound()) return std::optional<std::string>();
   if (!s.ok()) return io_error(s, "reading the interval index");
   return std::optional<std::string>(std::move(value));
+}
+
+result<event_log::index_neighbours> event_log::interval_neighbours(std::string_view key, std::string_view lower,
+                                                                  std::string_view upper) const {
+  const rocksdb::Slice lower_slice(lower.data(), lower.size()), upper_slice(upper.data(), upper.size());
+  rocksdb::ReadOptions ro = across_streams();
+  ro.iterate_lower_bound = &lower_slice;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->cfs[cf_intervals]));
+  const rocksdb::Slice at(key.data(), key.size());
+  index_neighbours out;
+  it->Seek(at);
+  if (it->Valid() && it->key() == at) it->Next();
+  if (it->Valid()) out.after = index_entry{it->key().ToString(), it->value().ToString()};
+  if (!it->status().ok()) return io_error(it->status(), "reading the interval index");
+  it->SeekForPrev(at);
+  if (it->Valid() && it->key() == at) it->Prev();
+  if (it->Valid()) out.before = index_entry{it->key().ToString(), it->value().ToString()};
+  if (!it->status().ok()) return io_error(it->status(), "reading the interval index");
+  return out;
 }
 
 status event_log::overwrite_record_for_test(log_seq seq, std::span<const std::uint8_t> bytes) {

@@ -155,6 +155,24 @@ TEST(snapshot_codec, corrupt_snapshots_are_refused_not_trusted) {
   EXPECT_EQ(actors::decode_snapshot(dbytes, dout).code(), errc::corruption);
 }
 
+TEST(snapshot_codec, an_eumds_open_sessions_round_trip_and_a_version_2_device_has_none) {
+  actors::device_state d{"p1", fb::DeviceKind::eumd, 900, {"s1", "s2"}};
+  actors::device_state back;
+  ASSERT_TRUE(actors::decode_snapshot(actors::encode_snapshot(d), back).is_ok());
+  EXPECT_EQ(back.open_sessions, d.open_sessions);
+  EXPECT_EQ(back.premise, "p1");
+  // Version 2 wrote a device's premise, kind and interval length, and nothing after them.
+  d.open_sessions.clear();
+  std::string v2 = actors::encode_snapshot(d);
+  ASSERT_EQ(v2.back(), '\0') << "an empty set is one length byte";
+  v2.pop_back();
+  v2[0] = 2;
+  back.open_sessions = {"stale"};
+  ASSERT_TRUE(actors::decode_snapshot(v2, back).is_ok());
+  EXPECT_TRUE(back.open_sessions.empty());
+  EXPECT_EQ(back.interval_s, 900);
+}
+
 // A small fleet (three utilities, 17 accounts, guests, roaming, stations, bill runs) from the
 // repository's seeded generator, made once per run of this test program.
 std::string sample_path() {

@@ -411,6 +411,119 @@ TEST(metering, small_differences_are_not_reconciliation_anomalies) {
   EXPECT_EQ(s.session("s1")["anomalies"], 0);
 }
 
+std::multiset<std::string> anomaly_kinds(const json& report) {
+  std::multiset<std::string> kinds;
+  for (const auto& a : report["anomaly_list"]) kinds.insert(a["kind"].get<std::string>());
+  return kinds;
+}
+
+// The rules of SPEC section 5 that look past one session compare with what the log holds of the
+// EUMD, and what is still in memory: every case runs with all lines in one group commit, and with
+// the engine reopened before each line (its neighbours then come from the log's index alone, and
+// the EUMD's open sessions from its stream), keeping one entity resident.
+class across_sessions : public ::testing::TestWithParam<bool> {
+ protected:
+  across_sessions() : s(GetParam() ? 1 : 4096, GetParam() ? 1 : engine_options{}.resident_entities_max) { base(s); }
+  // Ingests the pending lines, one by one with a reopen between when the parameter says so.
+  void run() {
+    if (!GetParam()) return s.run_ok();
+    s.run_ok();
+    s.reopen();
+  }
+  // Replays the log alone and compares every stored projection.
+  void expect_replay_verifies() {
+    s.close();
+    const auto replayed = testing::run_pevledger("replay --db " + s.dir().file("db") + " --verify");
+    EXPECT_EQ(replayed.exit_code, 0) << replayed.out << replayed.err;
+  }
+  scenario s;
+};
+
+INSTANTIATE_TEST_SUITE_P(metering, across_sessions, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "reopened_per_line" : "one_group"; });
+
+TEST_P(across_sessions, a_register_below_the_eumds_previous_interval_in_another_session_went_backwards) {
+  s.cmd("session.plug", "2024-03-05T20:00:00Z", R"("session":"s1","premise":"home")");
+  run();
+  interval(s, "e_home", "s1", "2024-03-05T20:00:00Z", 100, R"(,"register_wh":5100)");
+  run();
+  interval(s, "e_home", "s1", "2024-03-05T20:15:00Z", 200, R"(,"register_wh":5300)");
+  run();
+  s.cmd("session.unplug", "2024-03-05T20:30:00Z", R"("session":"s1")");
+  run();
+  s.cmd("session.plug", "2024-03-06T20:00:00Z", R"("session":"s2","premise":"home")");
+  run();
+  interval(s, "e_home", "s2", "2024-03-06T20:00:00Z", 150, R"(,"register_wh":700)");  // 700 < 5300
+  run();
+  interval(s, "e_home", "s2", "2024-03-06T20:15:00Z", 150, R"(,"register_wh":850)");  // against 700: fine
+  run();
+  // A late interval of s1 lies between: its register is above the 700 that follows it in s2.
+  interval(s, "e_home", "s1", "2024-03-05T20:30:00Z", 40, R"(,"register_wh":5340)");
+  run();
+  EXPECT_EQ(anomaly_kinds(s.session("s2")), (std::multiset<std::string>{"register_backwards"}));
+  const json s2 = s.session("s2");
+  EXPECT_EQ(s2["anomaly_list"][0]["interval_start"], "2024-03-06T20:00:00Z");
+  // The late interval's own register continues s1's (5300 + 40), and the pair it makes with s2's
+  // first interval is recorded on s1, the session whose line revealed it.
+  EXPECT_EQ(anomaly_kinds(s.session("s1")), (std::multiset<std::string>{"register_backwards"}));
+  EXPECT_EQ(s.session("s1")["anomaly_list"][0]["interval_start"], "2024-03-06T20:00:00Z");
+  // Billing still uses each interval's Wh: s2 has 300 Wh on the main meter (never bound).
+  EXPECT_EQ(s.session("s2")["wh"], 300);
+  expect_replay_verifies();
+}
+
+TEST_P(across_sessions, intervals_of_one_eumd_that_overlap_with_different_starts_are_anomalies_and_billed) {
+  charge_session(s, "s1", "home", "e_home", vin1, 1000);  // 2024-03-05 20:00, 900 s
+  run();
+  // The same EUMD, starting inside s1's interval: in s1 and in another session.
+  s.cmd("meter.interval", "2024-03-05T20:31:00Z",
+        R"("device":"e_home","session":"s1","start":"2024-03-05T20:10:00Z","seconds":900,"wh":100)");
+  run();
+  s.cmd("session.plug", "2024-03-05T20:40:00Z", R"("session":"s2","premise":"home")");
+  run();
+  s.cmd("meter.interval", "2024-03-05T20:41:00Z",
+        R"("device":"e_home","session":"s2","start":"2024-03-05T20:20:00Z","seconds":600,"wh":60)");
+  run();
+  // A late interval that ends after the next one starts (19:50 + 900 s > 20:00).
+  s.cmd("meter.interval", "2024-03-05T20:42:00Z",
+        R"("device":"e_home","session":"s1","start":"2024-03-05T19:50:00Z","seconds":900,"wh":10)");
+  run();
+  // Back to back is no overlap: 20:30 + 900 s ends where 20:45 starts.
+  s.cmd("meter.interval", "2024-03-05T20:43:00Z",
+        R"("device":"e_home","session":"s2","start":"2024-03-05T20:30:00Z","seconds":900,"wh":5)")
+      .cmd("meter.interval", "2024-03-05T20:44:00Z",
+           R"("device":"e_home","session":"s2","start":"2024-03-05T20:45:00Z","seconds":900,"wh":5)");
+  run();
+  EXPECT_EQ(anomaly_kinds(s.session("s1")), (std::multiset<std::string>{"interval_overlap", "interval_overlap"}));
+  // s2's 20:20 overlaps s1's 20:10 (which ends 20:25), its latest start before. s1 was unplugged
+  // (20:30) before s2 plugged (20:40): no plug anomaly.
+  EXPECT_EQ(anomaly_kinds(s.session("s2")), (std::multiset<std::string>{"interval_overlap"}));
+  EXPECT_EQ(s.session("s1")["wh"], 1110);  // billed all the same: 1000 + 100 + 10
+  EXPECT_EQ(s.session("s2")["wh"], 70);
+  expect_replay_verifies();
+}
+
+TEST_P(across_sessions, a_plug_on_an_eumd_with_an_open_session_is_an_anomaly) {
+  s.cmd("session.plug", "2024-03-05T20:00:00Z", R"("session":"s1","premise":"home")");
+  run();
+  s.cmd("session.plug", "2024-03-05T21:00:00Z", R"("session":"s2","premise":"home")");  // the premise's EUMD
+  run();
+  s.cmd("session.plug", "2024-03-05T21:30:00Z", R"("session":"s3","premise":"home","eumd":"e_home")");
+  run();
+  s.cmd("session.unplug", "2024-03-05T22:00:00Z", R"("session":"s1")")
+      .cmd("session.unplug", "2024-03-05T22:00:01Z", R"("session":"s2")")
+      .cmd("session.unplug", "2024-03-05T22:00:02Z", R"("session":"s3")");
+  run();
+  s.cmd("session.plug", "2024-03-06T20:00:00Z", R"("session":"s4","premise":"home")");
+  run();
+  EXPECT_TRUE(anomaly_kinds(s.session("s1")).empty());
+  EXPECT_EQ(anomaly_kinds(s.session("s2")), (std::multiset<std::string>{"eumd_in_use"}));
+  EXPECT_EQ(anomaly_kinds(s.session("s3")), (std::multiset<std::string>{"eumd_in_use"}));
+  EXPECT_EQ(s.session("s3")["anomaly_list"][0]["interval_start"], "2024-03-05T21:30:00Z");
+  EXPECT_TRUE(anomaly_kinds(s.session("s4")).empty()) << "every earlier session was unplugged";
+  expect_replay_verifies();
+}
+
 TEST(metering, late_intervals_after_unplug_post_on_arrival) {
   scenario s;
   base(s);
