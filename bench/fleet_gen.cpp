@@ -52,8 +52,20 @@ struct premise_plan {
   std::string id;
   std::string account;
   std::string eumd;
-  std::int64_t register_wh = 0;
   std::vector<std::pair<std::int64_t, std::int64_t>> busy;  // one EUMD meters one session at a time
+};
+
+// An interval as its EUMD measured it. Sessions are generated PEV by PEV, not in time order, so
+// lines are written once all are known: an EUMD's register counts over its life (SPEC section 5),
+// in the order of the intervals' starts.
+struct metered_interval {
+  const std::string* eumd;  // a premise plan's, which outlive every interval
+  std::string session;      // short: held inline
+  std::int64_t start;
+  int wh;
+  bool has_register;
+  std::int64_t delivered;  // 0: lost for good
+  std::int64_t again;      // 0: delivered once
 };
 
 struct pev_plan {
@@ -73,6 +85,7 @@ class generator {
     setup();
     for (std::size_t i = 0; i < pevs_.size(); ++i) charge(i);
     station_sessions();
+    emit_intervals();
     const std::int64_t month_end = month_start_ + static_cast<std::int64_t>(days_) * 86400;
     for (const auto& u : utilities_)
       emit(month_end + 2 * 86400, R"("type":"bill.run","utility":")" + u.id + R"(","period":")" +
@@ -177,7 +190,7 @@ class generator {
                   R"(,"kind":"esci")");
     emit(t++, R"("type":"device.commission","premise":)" + q(base) + R"(,"device":)" + q(base + "-eumd") +
                   R"(,"kind":"eumd","interval_s":900)");
-    premises_.push_back({u.id, base, account, base + "-eumd", 0});
+    premises_.push_back({u.id, base, account, base + "-eumd"});
     const int pevs = chance(0.2) ? 2 : 1;
     for (int k = 0; k < pevs; ++k) {
       std::string payer = account;
@@ -206,26 +219,44 @@ class generator {
   }
 
   // Intervals of one session, delivered like devices deliver them.
-  void meter(premise_plan& at, const std::string& eumd, const std::string& session, std::int64_t plug, int intervals,
+  void meter(const std::string& eumd, const std::string& session, std::int64_t plug, int intervals,
              std::int64_t& unplug) {
     std::int64_t start = plug - plug % 900 + 900;
     std::int64_t total = 0;
     for (int i = 0; i < intervals; ++i, start += 900) {
       const int wh = uniform(300, 1900);
-      at.register_wh += wh;
       total += wh;
       std::int64_t delivered = start + 900 + uniform(1, 120);
       if (chance(0.03)) delivered += uniform(1, 6) * 3600;        // a link that was down
       if (chance(0.002)) delivered += 20 * 86400;                 // found weeks later
-      const std::string fields = R"("type":"meter.interval","device":)" + q(eumd) + R"(,"session":)" + q(session) +
-                                 R"(,"start":)" + q(format_timestamp(unix_seconds(start))) +
-                                 R"(,"seconds":900,"wh":)" + std::to_string(wh) +
-                                 (chance(0.97) ? R"(,"register_wh":)" + std::to_string(at.register_wh) : "");
-      if (!chance(0.005)) emit(delivered, fields);                 // lost for good
-      if (chance(0.01)) emit(delivered + uniform(60, 3600), fields);  // at-least-once delivery
+      metered_interval m{&eumd, session, start, wh, chance(0.97), delivered, 0};
+      if (chance(0.005)) m.delivered = 0;                          // lost for good
+      if (chance(0.01)) m.again = delivered + uniform(60, 3600);   // at-least-once delivery
+      metered_.push_back(std::move(m));
     }
     unplug = start + uniform(30, 600);
     last_total_ = total;
+  }
+
+  // Each EUMD's intervals in start order, with the register counting from the EUMD's first.
+  void emit_intervals() {
+    std::stable_sort(metered_.begin(), metered_.end(), [](const metered_interval& a, const metered_interval& b) {
+      return *a.eumd != *b.eumd ? *a.eumd < *b.eumd : a.start < b.start;
+    });
+    std::int64_t register_wh = 0;
+    for (std::size_t i = 0; i < metered_.size(); ++i) {
+      const metered_interval& m = metered_[i];
+      if (i == 0 || *metered_[i - 1].eumd != *m.eumd) register_wh = 0;
+      register_wh += m.wh;
+      if (m.delivered == 0) continue;
+      const std::string fields = R"("type":"meter.interval","device":)" + q(*m.eumd) + R"(,"session":)" + q(m.session) +
+                                 R"(,"start":)" + q(format_timestamp(unix_seconds(m.start))) +
+                                 R"(,"seconds":900,"wh":)" + std::to_string(m.wh) +
+                                 (m.has_register ? R"(,"register_wh":)" + std::to_string(register_wh) : "");
+      emit(m.delivered, fields);
+      if (m.again != 0) emit(m.again, fields);
+    }
+    metered_.clear();
   }
 
   void charge(std::size_t pev_index) {
@@ -260,7 +291,7 @@ class generator {
                                          std::to_string(uniform(5, 40) * 1000) + R"(,"depart":)" +
                                          q(format_timestamp(unix_seconds(evening + 12 * 3600))));
       std::int64_t unplug = 0;
-      meter(at, at.eumd, session, evening, intervals, unplug);
+      meter(at.eumd, session, evening, intervals, unplug);
       const std::int64_t reported = chance(0.97) ? last_total_ : last_total_ + uniform(200, 2000);
       emit(unplug - 5, R"("type":"pev.total","session":)" + q(session) + R"(,"wh":)" + std::to_string(reported));
       emit(unplug, R"("type":"session.unplug","session":)" + q(session));
@@ -285,7 +316,7 @@ class generator {
         emit(start, R"("type":"session.start","session":)" + q(session) + R"(,"premise":)" + q(station->id) +
                         R"(,"card":)" + q(card) + R"(,"online":)" + (chance(0.8) ? "true" : "false"));
         std::int64_t unplug = 0;
-        meter(*station, station->eumd, session, start, intervals, unplug);
+        meter(station->eumd, session, start, intervals, unplug);
         emit(unplug, R"("type":"session.unplug","session":)" + q(session));
       }
     }
@@ -306,6 +337,7 @@ class generator {
   std::vector<std::string> cards_;
   std::vector<line> lines_;
   std::vector<std::string> blocks_;
+  std::vector<metered_interval> metered_;
 };
 
 }  // namespace
