@@ -597,17 +597,18 @@ class case_counts : public ::testing::Environment {
 }  // namespace
 }  // namespace pevledger
 
-// ctest passes a fixed seed and a number of cases (PEVLEDGER_PROPERTY_SEED, _CASES) so that CI runs
-// the same cases every time within its time budget; what the caller put in RC_PARAMS wins (a seed
-// to reproduce, scripts/sanitize.sh's max_success=25, fuzz/run's fresh seeds).
+// ctest passes default rapidcheck parameters (PEVLEDGER_PROPERTY_DEFAULTS: a fixed seed and a
+// number of cases) so that CI runs the same cases every time within its time budget; each one the
+// caller put in RC_PARAMS wins (a seed to reproduce, scripts/sanitize.sh's max_success=25,
+// fuzz/run's fresh seeds).
 int main(int argc, char** argv) {
   const char* given = std::getenv("RC_PARAMS");
   std::string params = given != nullptr ? given : "";
-  for (const auto& [variable, key] : {std::pair{"PEVLEDGER_PROPERTY_SEED", "seed="},
-                                      std::pair{"PEVLEDGER_PROPERTY_CASES", "max_success="}}) {
-    const char* value = std::getenv(variable);
-    if (value != nullptr && *value != '\0' && params.find(key) == std::string::npos)
-      params += (params.empty() ? "" : " ") + std::string(key) + value;
+  const char* defaults = std::getenv("PEVLEDGER_PROPERTY_DEFAULTS");
+  std::istringstream in(defaults != nullptr ? defaults : "");
+  for (std::string param; in >> param;) {
+    const std::string key = param.substr(0, param.find('=') + 1);
+    if (params.find(key) == std::string::npos) params += (params.empty() ? "" : " ") + param;
   }
   setenv("RC_PARAMS", params.c_str(), 1);
   // Every case opens a few databases: on tmpfs when there is one and the caller chose no TMPDIR.
