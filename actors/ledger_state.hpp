@@ -292,21 +292,35 @@ struct interval_neighbour {
   interval_content content;
 };
 
+// Views into the index below, valid until the next command changes it.
 struct interval_neighbours {
-  std::optional<interval_neighbour> before;  // the latest start before
-  std::optional<interval_neighbour> after;   // the earliest start after
+  const interval_neighbour* before = nullptr;  // the latest start before
+  const interval_neighbour* after = nullptr;   // the earliest start after
+};
+
+// What the engine knows of one EUMD's intervals (looked up once since it last forgot them).
+struct eumd_intervals {
+  std::optional<interval_neighbour> stored_latest;  // the log's, when looked up
+  std::vector<interval_neighbour> recorded;          // recorded since, in start order
+  // The interval of the EUMD's latest start, or nullptr when it has none.
+  [[nodiscard]] const interval_neighbour* latest() const {
+    const interval_neighbour* r = recorded.empty() ? nullptr : &recorded.back();
+    const interval_neighbour* l = stored_latest ? &*stored_latest : nullptr;
+    if (r == nullptr) return l;
+    return l != nullptr && l->start > r->start ? l : r;
+  }
 };
 
 struct interval_index {
   // Known entries; `missing` when the engine has not looked the key up yet. Looked up once per
   // interval line, so hashed rather than ordered.
   std::unordered_map<interval_identity, std::optional<interval_content>, interval_identity_hash> known;
-  // Per EUMD, its interval of the latest start (none: the EUMD has no interval yet), once looked
-  // up. Intervals mostly arrive in start order: then this alone is the new interval's neighbourhood.
-  std::unordered_map<std::string, std::optional<interval_neighbour>> latest;
-  // Neighbourhoods of starts before their EUMD's latest (a late interval), looked up for the
-  // command being decided only: the next command may record one of them.
-  std::map<interval_identity, interval_neighbours> looked_up;
+  // Per EUMD looked up: its latest interval in the log, and those recorded since. Intervals mostly
+  // arrive in start order: then the latest alone is the new interval's neighbourhood.
+  std::unordered_map<std::string, eumd_intervals> eumds;
+  // Neighbours of starts before their EUMD's latest (a late interval), looked up for the command
+  // being decided only: the next command may record one of them.
+  std::map<interval_identity, std::pair<std::optional<interval_neighbour>, std::optional<interval_neighbour>>> looked_up;
   mutable std::vector<interval_identity> misses;
   mutable std::vector<interval_identity> neighbour_misses;
   bool paged = false;
@@ -325,10 +339,13 @@ struct interval_index {
   // Without paging nothing is recorded here, so there are none.
   [[nodiscard]] std::optional<interval_neighbours> neighbours(const std::string& device, std::int64_t start) const {
     if (!paged) return interval_neighbours{};
-    auto last = latest.find(device);
-    if (last != latest.end() && (!last->second || last->second->start < start))
-      return interval_neighbours{last->second, std::nullopt};
-    if (auto it = looked_up.find({device, start}); it != looked_up.end()) return it->second;
+    if (auto eumd = eumds.find(device); eumd != eumds.end()) {
+      const interval_neighbour* latest = eumd->second.latest();
+      if (latest == nullptr || latest->start < start) return interval_neighbours{latest, nullptr};
+      if (auto it = looked_up.find({device, start}); it != looked_up.end())
+        return interval_neighbours{it->second.first ? &*it->second.first : nullptr,
+                                   it->second.second ? &*it->second.second : nullptr};
+    }
     neighbour_misses.push_back({device, start});
     return std::nullopt;
   }

@@ -147,39 +147,39 @@ status residency::resolve_misses() {
   return status::ok();
 }
 
+// An EUMD's intervals are those of the log's index and those recorded since the identities were
+// last forgotten (`eumd_intervals::recorded`; forgotten only once durable, so then in the index).
 status residency::resolve_neighbours(const actors::interval_identity& id) {
   const std::string from = device_keys_from(id.device), to = device_keys_to(id.device);
-  // What the log's index holds, then what was recorded since (not all of it durable yet).
-  auto from_log = [&](const std::string& key, actors::interval_neighbours& out) -> status {
+  using nearest = std::pair<std::optional<actors::interval_neighbour>, std::optional<actors::interval_neighbour>>;
+  auto from_log = [&](const std::string& key, nearest& out) -> status {
     auto found = log_.interval_neighbours(key, from, to);
     if (!found) return found.error();
     for (auto [entry, before] : {std::pair{&found->before, true}, std::pair{&found->after, false}}) {
       if (!*entry) continue;
       auto n = neighbour_of(**entry);
       if (!n) return n.error();
-      keep_nearer(before ? out.before : out.after, std::move(n.value()), before);
+      keep_nearer(before ? out.first : out.second, std::move(n.value()), before);
     }
     return status::ok();
   };
-  auto from_recorded = [&](std::int64_t start, actors::interval_neighbours& out) {
-    auto after = recorded_.upper_bound({id.device, start});
-    if (after != recorded_.end() && after->first.device == id.device)
-      keep_nearer(out.after, actors::interval_neighbour{after->first.start, after->second}, false);
-    auto before = recorded_.lower_bound({id.device, start});
-    if (before != recorded_.begin() && std::prev(before)->first.device == id.device)
-      keep_nearer(out.before, actors::interval_neighbour{std::prev(before)->first.start, std::prev(before)->second}, true);
-  };
-  auto latest = state_.intervals.latest.find(id.device);
-  if (latest == state_.intervals.latest.end()) {
-    actors::interval_neighbours last;
+  auto [eumd, first_look] = state_.intervals.eumds.try_emplace(id.device);
+  if (first_look) {
+    nearest last;
     PEV_RETURN_IF_ERROR(from_log(to, last));
-    from_recorded(std::numeric_limits<std::int64_t>::max(), last);
-    latest = state_.intervals.latest.emplace(id.device, std::move(last.before)).first;
+    eumd->second.stored_latest = std::move(last.first);
   }
-  if (latest->second && latest->second->start >= id.start) {
-    actors::interval_neighbours around;
+  const actors::interval_neighbour* latest = eumd->second.latest();
+  if (latest != nullptr && latest->start >= id.start) {
+    nearest around;
     PEV_RETURN_IF_ERROR(from_log(interval_key(id.device, id.start), around));
-    from_recorded(id.start, around);
+    const auto& recorded = eumd->second.recorded;
+    auto after = std::upper_bound(recorded.begin(), recorded.end(), id.start,
+                                  [](std::int64_t t, const actors::interval_neighbour& n) { return t < n.start; });
+    if (after != recorded.end()) keep_nearer(around.second, *after, false);
+    auto before = std::lower_bound(recorded.begin(), recorded.end(), id.start,
+                                   [](const actors::interval_neighbour& n, std::int64_t t) { return n.start < t; });
+    if (before != recorded.begin()) keep_nearer(around.first, *std::prev(before), true);
     state_.intervals.looked_up[id] = std::move(around);
   }
   return status::ok();
@@ -187,8 +187,7 @@ status residency::resolve_neighbours(const actors::interval_identity& id) {
 
 void residency::forget_intervals() {
   state_.intervals.known.clear();
-  state_.intervals.latest.clear();
-  recorded_.clear();
+  state_.intervals.eumds.clear();
 }
 
 void residency::end_command() {
@@ -246,11 +245,16 @@ void residency::offer_interval(std::string_view device, std::int64_t start,
 void residency::interval_recorded(const std::string& device, std::int64_t start,
                                   const actors::interval_content& content, storage::append_batch& batch) {
   state_.intervals.known[{device, start}] = content;
-  recorded_[{device, start}] = content;
-  // An EUMD's latest, once looked up, stays known: this is the only way an interval joins.
-  if (auto latest = state_.intervals.latest.find(device);
-      latest != state_.intervals.latest.end() && (!latest->second || latest->second->start < start))
-    latest->second = actors::interval_neighbour{start, content};
+  // Kept for neighbour lookups until forgotten: in start order, and intervals mostly arrive so.
+  // The command that records it looked its neighbours up first, so its EUMD is known.
+  auto eumd = state_.intervals.eumds.find(device);
+  PEV_ASSERT(eumd != state_.intervals.eumds.end());
+  auto& recorded = eumd->second.recorded;
+  auto at = recorded.end();
+  if (!recorded.empty() && recorded.back().start > start)
+    at = std::lower_bound(recorded.begin(), recorded.end(), start,
+                          [](const actors::interval_neighbour& n, std::int64_t t) { return n.start < t; });
+  recorded.insert(at, actors::interval_neighbour{start, content});
   batch.intervals.push_back({interval_key(device, start), actors::encode_snapshot(content)});
 }
 

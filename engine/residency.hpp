@@ -116,10 +116,6 @@ class residency final : public actors::entity_pager {
   mutable std::set<std::string> misses_;        // streams missed by the current decide
   std::unordered_set<std::string> absent_;      // streams proven absent during the current command
   std::unordered_set<std::string> changed_;     // streams with events applied in the current group
-  // Intervals recorded since the identities were last forgotten, in (EUMD, start) order: with the
-  // log's index (which holds every one forgotten, as they are forgotten only once durable) they
-  // are every interval, so an EUMD's neighbours are found in the one or the other.
-  std::map<actors::interval_identity, actors::interval_content> recorded_;
   std::uint64_t activations_ = 0;
   std::uint64_t passivations_ = 0;
 };
