@@ -126,6 +126,16 @@ void on(ledger_state& st, const fb::CardRevoked& e, unix_seconds at) {
   c.history.back().revoked_at = at;
 }
 
+void on(ledger_state& st, const fb::PhoneAssigned& e, unix_seconds at) {
+  st.phones.create_or_get(s(e.phone())).history.push_back({s(e.account()), at, std::nullopt});
+}
+
+void on(ledger_state& st, const fb::PhoneRevoked& e, unix_seconds at) {
+  phone_state& p = st.phones.mut(s(e.phone()));
+  PEV_ASSERT(!p.current().revoked_at);
+  p.history.back().revoked_at = at;
+}
+
 void on(ledger_state& st, const fb::WhitelistPushed& e, unix_seconds) {
   premise_state& p = st.premises.mut(s(e.premise()));
   p.list.version = e.version();
@@ -150,6 +160,7 @@ void on(ledger_state& st, const fb::SessionStarted& e, unix_seconds at) {
   ss.is_public = true;
   ss.began = at;
   ss.card = s(e.card());
+  ss.phone = s(e.phone());
   ss.online = e.online();
   ss.card_account = s(e.account());
   st.sessions.create(s(e.session()), std::move(ss));
@@ -388,6 +399,8 @@ void apply(ledger_state& st, const schema::EventBody& body, unix_seconds at) {
     PEV_APPLY(UndecidedSessionRemoved)
     PEV_APPLY(DeviceSessionOpened)
     PEV_APPLY(DeviceSessionClosed)
+    PEV_APPLY(PhoneAssigned)
+    PEV_APPLY(PhoneRevoked)
     PEV_APPLY(RoamingCreditCounted)
     PEV_APPLY(IntervalsRecorded)
     PEV_APPLY(LinesBooked)

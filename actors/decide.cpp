@@ -614,7 +614,16 @@ status session_bind(context& c) {
 
 status session_start(context& c) {
   const auto* m = c.cmd.as<fb::SessionStart>();
-  const std::string sid = s(m->session()), pid = s(m->premise()), cid = s(m->card());
+  const std::string sid = s(m->session()), pid = s(m->premise()), cid = s(m->card()), phone = s(m->phone());
+  // A card or an SMS number, and an SMS-started session is online (SPEC section 6).
+  if (m->card() == nullptr && m->phone() == nullptr)
+    return refuse(errc::missing_field, "session.start needs a 'card' or a 'phone'");
+  if (m->card() != nullptr && m->phone() != nullptr)
+    return refuse(errc::invalid_field, "session.start names a 'card' and a 'phone': one of them starts a session");
+  if (m->phone() != nullptr && m->online().has_value() && !*m->online())
+    return refuse(errc::invalid_field, "a session started by SMS is online: field 'online' must be true or absent");
+  if (m->card() != nullptr && !m->online().has_value()) return refuse(errc::missing_field, "missing field 'online'");
+  const bool online = m->phone() != nullptr || *m->online();
   if (c.state.sessions.count(sid) != 0) return refuse(errc::session_exists, "session '" + sid + "' exists");
   const premise_state* p = find(c.state.premises, pid);
   if (p == nullptr) return refuse(errc::unknown_premise, "unknown premise '" + pid + "'");
@@ -623,14 +632,22 @@ status session_start(context& c) {
     return refuse(errc::station_not_active, "station '" + pid + "' is " + fb::EnumNameStationState(p->station));
   std::optional<session_decision> decided;
   std::string account_id;
-  if (m->online()) {
-    const card_state* card = find(c.state.cards, cid);
-    if (card == nullptr) return refuse(errc::unknown_card, "unknown card '" + cid + "'");
-    if (card->current().revoked_at) return refuse(errc::card_revoked, "card '" + cid + "' is revoked");
-    account_id = card->current().account;
+  if (online) {
+    const std::string what = phone.empty() ? "card '" + cid + "'" : "phone '" + phone + "'";
+    if (phone.empty()) {
+      const card_state* card = find(c.state.cards, cid);
+      if (card == nullptr) return refuse(errc::unknown_card, "unknown card '" + cid + "'");
+      if (card->current().revoked_at) return refuse(errc::card_revoked, "card '" + cid + "' is revoked");
+      account_id = card->current().account;
+    } else {
+      const phone_state* number = find(c.state.phones, phone);
+      if (number == nullptr || number->current().revoked_at)
+        return refuse(errc::unknown_phone, "phone '" + phone + "' is " + (number == nullptr ? "not assigned" : "revoked"));
+      account_id = number->current().account;
+    }
     const account_state& a = c.state.accounts.at(account_id);
     if (a.utility != p->utility)
-      return refuse(errc::utility_mismatch, "card '" + cid + "' belongs to a customer of '" + a.utility + "'");
+      return refuse(errc::utility_mismatch, what + " belongs to a customer of '" + a.utility + "'");
     session_decision d;
     d.payer = fb::Payer::card_account;
     d.payer_account = account_id;
@@ -649,8 +666,9 @@ status session_start(context& c) {
     return refuse(errc::card_not_whitelisted, "card '" + cid + "' is not on the whitelist of '" + pid + "'");
   }
   c.sink.emit(stream("session", sid), Event::SessionStarted, [&](auto& fbb) {
-    return fb::CreateSessionStartedDirect(fbb, sid.c_str(), pid.c_str(), p->utility.c_str(), cid.c_str(), m->online(),
-                                          account_id.empty() ? nullptr : account_id.c_str());
+    return fb::CreateSessionStartedDirect(fbb, sid.c_str(), pid.c_str(), p->utility.c_str(), cid.c_str(), online,
+                                          account_id.empty() ? nullptr : account_id.c_str(),
+                                          phone.empty() ? nullptr : phone.c_str());
   });
   if (decided)
     emit_decision(c.sink, sid, *decided, "");
@@ -849,6 +867,32 @@ status card_revoke(context& c) {
   return status::ok();
 }
 
+status phone_assign(context& c) {
+  const auto* m = c.cmd.as<fb::PhoneAssign>();
+  const std::string phone = s(m->phone()), aid = s(m->account());
+  if (c.state.accounts.count(aid) == 0) return refuse(errc::unknown_account, "unknown account '" + aid + "'");
+  const phone_state* number = find(c.state.phones, phone);
+  const bool held = number != nullptr && !number->current().revoked_at;
+  if (held && number->current().account != aid)
+    return refuse(errc::phone_assigned, "phone '" + phone + "' is assigned to '" + number->current().account + "'");
+  if (held) return status::ok();  // assigned to this account already: accepted, changes nothing
+  c.sink.emit(stream("phone", phone), Event::PhoneAssigned,
+              [&](auto& fbb) { return fb::CreatePhoneAssignedDirect(fbb, phone.c_str(), aid.c_str()); });
+  return status::ok();
+}
+
+status phone_revoke(context& c) {
+  const auto* m = c.cmd.as<fb::PhoneRevoke>();
+  const std::string phone = s(m->phone());
+  const phone_state* number = find(c.state.phones, phone);
+  if (number == nullptr || number->current().revoked_at)
+    return refuse(errc::unknown_phone, "phone '" + phone + "' is " + (number == nullptr ? "not assigned" : "revoked already"));
+  c.sink.emit(stream("phone", phone), Event::PhoneRevoked, [&](auto& fbb) {
+    return fb::CreatePhoneRevokedDirect(fbb, phone.c_str(), number->current().account.c_str());
+  });
+  return status::ok();
+}
+
 status whitelist_push(context& c) {
   const auto* m = c.cmd.as<fb::WhitelistPush>();
   const std::string pid = s(m->premise());
@@ -968,6 +1012,8 @@ status dispatch(context& c) {
     case k::session_unplug: return session_unplug(c);
     case k::card_assign: return card_assign(c);
     case k::card_revoke: return card_revoke(c);
+    case k::phone_assign: return phone_assign(c);
+    case k::phone_revoke: return phone_revoke(c);
     case k::whitelist_push: return whitelist_push(c);
     case k::bill_run: return bill_run(c);
     case k::settlement_run: return settlement_run(c);

@@ -160,6 +160,9 @@ struct card_state {
   [[nodiscard]] const card_assignment& current() const { return history.back(); }
 };
 
+// A subscriber's SMS number: assigned to an account and revoked like a card.
+using phone_state = card_state;
+
 struct interval_content {
   std::string session;
   std::int64_t seconds = 0;
@@ -218,6 +221,7 @@ struct session_state {
   unix_seconds began;   // plug-in, or start at a public station
   // Public stations.
   std::string card;
+  std::string phone;  // a session started by SMS (online), instead of a card
   std::string card_account;
   bool online = false;
   // Binding.
@@ -360,6 +364,7 @@ struct ledger_state {
   entity_table<pev_state> pevs{"pev"};
   entity_table<vin_registration> registrations{"registry"};
   entity_table<card_state> cards{"card"};
+  entity_table<phone_state> phones{"phone"};
   entity_table<session_state> sessions{"session"};
   clearinghouse_state clearinghouse;
   interval_index intervals;

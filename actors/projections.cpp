@@ -127,7 +127,11 @@ std::string session_json(const ledger_state& state, const std::string& session) 
     j.key("roaming").boolean(false);
   }
   if (ss.is_public) {
-    j.key("card").string(ss.card);
+    // Started by a card, or by SMS: the other is null.
+    j.key("card");
+    ss.phone.empty() ? j.string(ss.card) : j.null();
+    j.key("phone");
+    ss.phone.empty() ? j.null() : j.string(ss.phone);
     j.key("online").boolean(ss.online);
   }
   // How the PEV identified itself: "full" authentication on a first bind at this premise, "rebind"

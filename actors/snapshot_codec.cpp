@@ -8,7 +8,7 @@
 namespace pevledger::actors {
 namespace {
 
-// Version 3 keeps an EUMD's open sessions; version 2 a session's readings compactly
+// Version 3 keeps an EUMD's open sessions and a session's SMS number; version 2 a session's readings compactly
 // (session_reading); version 1 snapshots, which repeated the EUMD and the session in every
 // reading, are still read.
 constexpr std::uint8_t codec_version = 3;
@@ -78,6 +78,7 @@ void fields(Ar& ar, S& s) {
        s.decision, s.unplugged);
     ar.readings_of(s);
     ar(s.held, s.eumd_wh, s.duplicates, s.anomalies, s.pev_total_wh, s.grants);
+    ar.since(3, s.phone);
   } else if constexpr (std::is_same_v<T, settlement_pair_total>) {
     ar(s.wh, s.amount_micro);
   } else if constexpr (std::is_same_v<T, settlement_entry>) {
@@ -413,6 +414,7 @@ status restore_entity(ledger_state& state, std::string_view stream, std::string_
   if (kind == "pev") return restore_into(state.pevs, id, bytes);
   if (kind == "registry") return restore_into(state.registrations, id, bytes);
   if (kind == "card") return restore_into(state.cards, id, bytes);
+  if (kind == "phone") return restore_into(state.phones, id, bytes);
   if (kind == "session") return restore_into(state.sessions, id, bytes);
   return {errc::corruption, "snapshot of an unknown stream '" + std::string(stream) + "'"};
 }

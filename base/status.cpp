@@ -18,6 +18,7 @@ std::string_view to_string(errc code) noexcept {
     case errc::unknown_session: return "unknown_session";
     case errc::unknown_card: return "unknown_card";
     case errc::unknown_pev: return "unknown_pev";
+    case errc::unknown_phone: return "unknown_phone";
     case errc::utility_exists: return "utility_exists";
     case errc::account_exists: return "account_exists";
     case errc::premise_exists: return "premise_exists";
@@ -38,6 +39,7 @@ std::string_view to_string(errc code) noexcept {
     case errc::card_revoked: return "card_revoked";
     case errc::card_assigned: return "card_assigned";
     case errc::card_not_whitelisted: return "card_not_whitelisted";
+    case errc::phone_assigned: return "phone_assigned";
     case errc::insufficient_balance: return "insufficient_balance";
     case errc::stale_whitelist: return "stale_whitelist";
     case errc::tariff_not_rtp: return "tariff_not_rtp";

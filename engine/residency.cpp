@@ -42,6 +42,7 @@ bool with_table(actors::ledger_state& st, std::string_view kind, Visit&& visit) 
   if (kind == "pev") return visit(st.pevs), true;
   if (kind == "registry") return visit(st.registrations), true;
   if (kind == "card") return visit(st.cards), true;
+  if (kind == "phone") return visit(st.phones), true;
   if (kind == "session") return visit(st.sessions), true;
   return false;
 }
@@ -54,6 +55,7 @@ void for_each_table(actors::ledger_state& st, Visit&& visit) {
   visit(st.pevs);
   visit(st.registrations);
   visit(st.cards);
+  visit(st.phones);
   visit(st.sessions);
 }
 

@@ -108,7 +108,12 @@ class body_writer {
   }
   void operator()(const commands::session_bind& c) { type("session.bind").text("session", c.session).text("pev", c.pev); }
   void operator()(const commands::session_start& c) {
-    type("session.start").text("session", c.session).text("premise", c.premise).text("card", c.card);
+    type("session.start").text("session", c.session).text("premise", c.premise);
+    if (c.phone) {
+      text("phone", *c.phone);
+      return;
+    }
+    text("card", c.card);
     w_.key("online").boolean(c.online);
   }
   void operator()(const commands::energy_request& c) {
@@ -125,6 +130,10 @@ class body_writer {
     type("card.assign").text("card", c.card).text("account", c.account);
   }
   void operator()(const commands::card_revoke& c) { type("card.revoke").text("card", c.card); }
+  void operator()(const commands::phone_assign& c) {
+    type("phone.assign").text("phone", c.phone).text("account", c.account);
+  }
+  void operator()(const commands::phone_revoke& c) { type("phone.revoke").text("phone", c.phone); }
   void operator()(const commands::whitelist_push& c) {
     type("whitelist.push").text("premise", c.premise).number("version", c.version);
     w_.key("cards").begin_array();

@@ -17,6 +17,12 @@ extern const std::string_view commands_fbs_text;
 
 namespace {
 
+// A subscriber's SMS number (SPEC section 6): E.164, '+' and 8 to 15 digits, nothing else.
+bool is_phone_number(std::string_view s) {
+  if (s.size() < 9 || s.size() > 16 || s.front() != '+') return false;
+  return std::all_of(s.begin() + 1, s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
 // What an identifier may hold, checked here for every one of them: the line's `id` and every field
 // commands.fbs marks `identifier` (utilities, accounts, customers, premises, devices, sessions,
 // cards, tariffs, PEVs, TOU window names, whitelisted cards). 1 to 256 bytes of UTF-8 (the line
@@ -73,7 +79,7 @@ using json_kind = json_line::kind;
 // What the schema says of one field, read from its attributes once, when the parser is created.
 struct field_rules {
   const flatbuffers::FieldDef* def = nullptr;
-  bool mandatory = false, identifier = false, timestamp = false, month = false, clock = false;
+  bool mandatory = false, identifier = false, phone = false, timestamp = false, month = false, clock = false;
   bool non_negative = false, positive = false;
   std::optional<std::int64_t> max;
   std::string max_text;
@@ -95,6 +101,7 @@ field_rules rules_of(const flatbuffers::FieldDef& field) {
   r.def = &field;
   r.mandatory = has("mandatory");
   r.identifier = has("identifier");
+  r.phone = has("phone");
   r.timestamp = has("timestamp");
   r.month = has("month");
   r.clock = has("clock");
@@ -192,6 +199,8 @@ class line_checker {
     if (n.type != json_kind::string) return invalid("field '" + path + "' must be a string");
     const std::string_view s = n.text;
     if (field.identifier) PEV_RETURN_IF_ERROR(check_identifier(s, path));
+    if (field.phone && !is_phone_number(s))
+      return invalid("field '" + path + "' is not a phone number in E.164 form ('+' and 8 to 15 digits)");
     if (field.timestamp) {
       auto t = business_time(s);
       if (!t) return invalid("field '" + path + "': " + t.error().message());

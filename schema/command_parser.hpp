@@ -46,8 +46,10 @@ enum class command_kind : std::uint8_t {
   whitelist_push,
   bill_run,
   settlement_run,
+  phone_assign,
+  phone_revoke,
 };
-inline constexpr std::size_t command_kind_count = 26;
+inline constexpr std::size_t command_kind_count = 28;
 
 struct command_table {
   std::string_view table;  // in commands.fbs
@@ -69,6 +71,7 @@ inline constexpr std::array<command_table, command_kind_count> command_tables = 
     {"SessionUnplug", "session.unplug"},       {"CardAssign", "card.assign"},
     {"CardRevoke", "card.revoke"},             {"WhitelistPush", "whitelist.push"},
     {"BillRun", "bill.run"},                   {"SettlementRun", "settlement.run"},
+    {"PhoneAssign", "phone.assign"},           {"PhoneRevoke", "phone.revoke"},
 }};
 
 // One accepted-for-parsing line: the envelope fields and the command table as a FlatBuffer.

@@ -286,5 +286,73 @@ TEST(stations, a_card_of_another_utility_is_refused_online) {
   s.run_refused(errc::utility_mismatch);
 }
 
+// SMS sessions (SPEC section 6): a subscriber's number starts an online session, with the checks
+// of an online card.
+TEST(stations, a_session_started_by_sms_is_an_online_card_session) {
+  scenario s;
+  utility(s, "h", "UTC", 200000, 150000, vin_h);
+  utility(s, "r", "UTC", 300000, 250000, vin_r);
+  station(s);
+  s.cmd("account.open", "2024-03-01T00:02:00Z", R"("utility":"h","account":"h-pre","customer":"c","kind":"prepaid")")
+      .cmd("phone.assign", "2024-03-01T00:02:01Z", R"("phone":"+358401234567","account":"h-ev")")
+      .cmd("phone.assign", "2024-03-01T00:02:02Z", R"("phone":"+358401234567","account":"h-ev")")  // again: no change
+      .cmd("phone.assign", "2024-03-01T00:02:03Z", R"("phone":"+15551230000","account":"r-ev")")
+      .cmd("phone.assign", "2024-03-01T00:02:04Z", R"("phone":"+4930123456","account":"h-pre")")
+      .cmd("session.start", "2024-03-05T12:00:00Z", R"("session":"m1","premise":"st","phone":"+358401234567")")
+      .cmd("meter.interval", "2024-03-05T12:20:00Z",
+           R"("device":"st-e","session":"m1","start":"2024-03-05T12:00:00Z","seconds":900,"wh":1500)")
+      .cmd("session.unplug", "2024-03-05T12:30:00Z", R"("session":"m1")");
+  s.run_ok();
+  // The station's tariff, to the number's account: 1500 * 400000 / 1000 = 600000.
+  EXPECT_EQ(amount_of(s.bill("h-ev", "2024-03"), "charge"), 600000);
+  const json report = s.session("m1");
+  EXPECT_EQ(report["phone"], "+358401234567");
+  EXPECT_TRUE(report["card"].is_null());
+  EXPECT_EQ(report["online"], true);
+  EXPECT_EQ(report["payer"], "h-ev");
+
+  const auto start = [&](const std::string& session, const std::string& fields) {
+    s.cmd("session.start", "2024-03-06T12:00:00Z", R"("session":)" + q(session) + R"(,"premise":"st",)" + fields);
+  };
+  start("m2", R"("phone":"+15551230000")");  // a customer of r at h's station
+  s.run_refused(errc::utility_mismatch);
+  start("m2", R"("phone":"+4930123456")");  // prepaid, nothing topped up: no reservation
+  s.run_refused(errc::insufficient_balance);
+  start("m2", R"("phone":"+4930999999")");  // never assigned
+  s.run_refused(errc::unknown_phone);
+  s.cmd("phone.assign", "2024-03-06T12:00:01Z", R"("phone":"+358401234567","account":"h-a")");  // held by h-ev
+  s.run_refused(errc::phone_assigned);
+  s.cmd("phone.revoke", "2024-03-06T12:00:02Z", R"("phone":"+358401234567")");
+  s.run_ok();
+  start("m2", R"("phone":"+358401234567")");
+  s.run_refused(errc::unknown_phone);  // revoked, at once
+  s.cmd("phone.revoke", "2024-03-06T12:00:03Z", R"("phone":"+358401234567")");
+  s.run_refused(errc::unknown_phone);
+  // Revoked, the number may go to another account.
+  s.cmd("phone.assign", "2024-03-06T12:00:04Z", R"("phone":"+358401234567","account":"h-a")");
+  start("m2", R"("phone":"+358401234567")");
+  s.run_ok();
+  EXPECT_EQ(s.session("m2")["payer"], "h-a");
+
+  // The form of a line: a number in E.164 form, and a card or a phone.
+  for (const char* bad : {"358401234567", "+3584", "+3584012345678901", "+35840 1234567", "+35840123456a"}) {
+    s.cmd("phone.assign", "2024-03-07T00:00:00Z", R"("phone":)" + q(bad) + R"(,"account":"h-a")");
+    s.run_refused(errc::invalid_field);
+  }
+  start("m3", R"("online":true)");
+  s.run_refused(errc::missing_field);
+  start("m3", R"("card":"k","phone":"+358401234567","online":true)");
+  s.run_refused(errc::invalid_field);
+  start("m3", R"("phone":"+358401234567","online":false)");
+  s.run_refused(errc::invalid_field);
+  start("m3", R"("card":"k")");
+  s.run_refused(errc::missing_field);
+  start("m3", R"("phone":"+358401234567","online":true)");
+  s.run_ok();
+  s.close();
+  const auto replayed = testing::run_pevledger("replay --db " + s.dir().file("db") + " --verify");
+  EXPECT_EQ(replayed.exit_code, 0) << replayed.out << replayed.err;
+}
+
 }  // namespace
 }  // namespace pevledger

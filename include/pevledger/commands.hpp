@@ -106,9 +106,11 @@ struct session_plug {
 struct session_bind {
   std::string session, pev;
 };
+// With `phone`, a session started by SMS (online; `card` and `online` are not sent).
 struct session_start {
   std::string session, premise, card;
   bool online = true;
+  std::optional<std::string> phone;
 };
 struct energy_request {
   std::string session;
@@ -135,6 +137,13 @@ struct card_assign {
 struct card_revoke {
   std::string card;
 };
+// A subscriber's SMS number, E.164 ('+' and 8 to 15 digits).
+struct phone_assign {
+  std::string phone, account;
+};
+struct phone_revoke {
+  std::string phone;
+};
 struct whitelist_push {
   std::string premise;
   std::int64_t version = 0;
@@ -159,8 +168,8 @@ struct command {
                    commands::device_commission, commands::device_configure, commands::pev_enroll,
                    commands::pev_setup, commands::session_plug, commands::session_bind, commands::session_start,
                    commands::energy_request, commands::meter_interval, commands::pev_total,
-                   commands::session_unplug, commands::card_assign, commands::card_revoke,
-                   commands::whitelist_push, commands::bill_run, commands::settlement_run>;
+                   commands::session_unplug, commands::card_assign, commands::card_revoke, commands::phone_assign,
+                   commands::phone_revoke, commands::whitelist_push, commands::bill_run, commands::settlement_run>;
   std::string id;
   timestamp at;
   body_type body;

@@ -33,6 +33,7 @@ enum class errc {
   unknown_session,
   unknown_card,
   unknown_pev,
+  unknown_phone,
   // already exists
   utility_exists,
   account_exists,
@@ -55,6 +56,7 @@ enum class errc {
   card_revoked,
   card_assigned,
   card_not_whitelisted,
+  phone_assigned,
   insufficient_balance,
   stale_whitelist,
   tariff_not_rtp,
