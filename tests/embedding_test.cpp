@@ -51,6 +51,8 @@ std::vector<command> a_small_world() {
   w.push_back({"c23", sys_seconds(sys_days(2024y / April / 2)), cmd::bill_run{"u_a", 2024y / March}});
   w.push_back({"c24", sys_seconds(sys_days(2024y / April / 2)) + 1min, cmd::bill_run{"u_b", 2024y / March}});
   w.push_back({"c25", sys_seconds(sys_days(2024y / April / 3)), cmd::settlement_run{2024y / March}});
+  w.push_back({"c26", sys_seconds(sys_days(2024y / April / 4)), cmd::phone_assign{"+12025550123", "a1"}});
+  w.push_back({"c27", sys_seconds(sys_days(2024y / April / 5)), cmd::phone_revoke{"+12025550123"}});
   return w;
 }
 
@@ -90,6 +92,10 @@ TEST(embedding, typed_commands_are_applied_and_answered_as_their_json_lines_are)
     ASSERT_TRUE(summary);
     EXPECT_EQ(summary->accepted, world.size());
   }
+  // A session started by SMS sends its phone, and neither a card nor `online`.
+  EXPECT_EQ(to_json_line({"m1", at(5, 12h), cmd::session_start{"m1", "st", "ignored", false, "+12025550123"}}),
+            R"({"id":"m1","at":"2024-03-05T12:00:00Z","type":"session.start","session":"m1","premise":"st",)"
+            R"("phone":"+12025550123"})");
   engine_options reader;
   reader.read_only = true;
   auto typed = open_or_fail(dir.file("typed"), reader);
