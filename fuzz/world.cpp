@@ -70,6 +70,7 @@ struct tariff_plan {
 
 struct card_plan {
   std::string id;
+  std::string phone;  // an SMS number with the same assignments, if any: it starts sessions as the card
   std::vector<std::pair<unix_time, std::string>> history;  // (at, account), "" for a revocation
   // SPEC section 3: assigned at or before t and not revoked at or before t.
   [[nodiscard]] std::string account_at(unix_time t) const {
@@ -268,17 +269,21 @@ class builder {
     auto holder = [&] { return local.empty() || chance(25) ? pick_of(holders) : pick_of(local); };
     const int n = pick(5);
     for (int i = 0; i < n; ++i) {
-      card_plan c{"k" + std::to_string(i), {}};
+      card_plan c{"k" + std::to_string(i), chance(50) ? "+1555000000" + std::to_string(i) : "", {}};
       const std::string first = holder();
       setup("card.assign", R"("card":)" + q(c.id) + R"(,"account":)" + q(first));
+      if (!c.phone.empty()) setup("phone.assign", R"("phone":)" + q(c.phone) + R"(,"account":)" + q(first));
       c.history.push_back({setup_at_ - 1, first});
       if (chance(30)) {
         const unix_time revoke = pick_of(session_days) + 3600 * pick(24) + 450;
         add(revoke, "card.revoke", R"("card":)" + q(c.id));
+        if (!c.phone.empty()) add(revoke, "phone.revoke", R"("phone":)" + q(c.phone));
         c.history.push_back({revoke, ""});
         if (chance(50)) {  // a replacement, to whichever account
           const std::string next = holder();
           add(revoke + 3600, "card.assign", R"("card":)" + q(c.id) + R"(,"account":)" + q(next));
+          if (!c.phone.empty())
+            add(revoke + 3600, "phone.assign", R"("phone":)" + q(c.phone) + R"(,"account":)" + q(next));
           c.history.push_back({revoke + 3600, next});
         }
         w_.features.insert("card_revoked");
@@ -343,19 +348,22 @@ class builder {
         plan.online = !valid.empty() && chance(50);
         if (!plan.online && st.whitelist.empty()) continue;
         const std::string card = plan.online ? valid[static_cast<std::size_t>(pick(valid.size()))]->id : pick_of(st.whitelist);
-        std::string account;
+        std::string account, phone;
         for (const auto& c : cards_)
-          if (c.id == card) account = c.account_at(start);
+          if (c.id == card) account = c.account_at(start), phone = c.phone;
+        // An online start by the card's SMS number instead: the same checks, the same payer.
+        const bool by_sms = plan.online && !phone.empty() && chance(50);
         const bool pays = !account.empty() && w_.account_utility[account] == st.utility;
         plan.payer = pays ? account : st.op;
         plan.payer_kind = pays ? "card_account" : "station_operator";
         const bool prepaid_start = plan.online && w_.prepaid.count(account);
         if (prepaid_start) plan.reserve_account = account, plan.deciding_id = tag;
         add(start, "session.start",
-            R"("session":)" + q(sid) + R"(,"premise":)" + q(st.premise) + R"(,"card":)" + q(card) +
-                R"(,"online":)" + (plan.online ? "true" : "false"),
+            R"("session":)" + q(sid) + R"(,"premise":)" + q(st.premise) +
+                (by_sms ? R"(,"phone":)" + q(phone)
+                        : R"(,"card":)" + q(card) + R"(,"online":)" + (plan.online ? "true" : "false")),
             sid, tag, prepaid_start);
-        w_.features.insert(plan.online ? "station_online" : "station_offline");
+        w_.features.insert(by_sms ? "station_sms" : plan.online ? "station_online" : "station_offline");
         if (!pays) w_.features.insert("uncollectible");
       }
       plan.delayable = plan.payer_kind == "main_meter" || plan.payer_kind == "station_operator" ||
