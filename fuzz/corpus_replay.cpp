@@ -2,7 +2,8 @@
 // directories given, in name order: the seed corpus, regression inputs included, as a ctest test of
 // every build (the sanitizer build too), without clang. A failed check aborts, as under libFuzzer.
 //
-//   TARGET_corpus DIR...    prints how many inputs ran; exit 2 when a directory has none
+//   TARGET_corpus DIR...    prints how many inputs ran; exit 1 when the target refuses a seed, 2 when a
+//                           directory has none
 
 #include <algorithm>
 #include <cstdint>
@@ -37,7 +38,11 @@ int main(int argc, char** argv) {
       }
       std::ifstream in(path, std::ios::binary);
       const std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      LLVMFuzzerTestOneInput(bytes.data(), bytes.size());
+      // libFuzzer's contract: 0, or -1 to keep an input out of the corpus; a seed is never kept out.
+      if (const int answer = LLVMFuzzerTestOneInput(bytes.data(), bytes.size()); answer != 0) {
+        std::fprintf(stderr, "%s: %s: the target answered %d, not 0\n", argv[0], path.c_str(), answer);
+        return 1;
+      }
       ++ran;
     }
   }
