@@ -28,9 +28,14 @@ typename Map::mapped_type& must(Map& map, const std::string& key) {
 void on(ledger_state& st, const fb::UtilityRegistered& e, unix_seconds) {
   utility_state u;
   u.timezone = s(e.timezone());
-  auto zone = find_zone(u.timezone);
-  PEV_ASSERT(zone.has_value());  // checked by decide; the tz database is part of the build
-  u.zone = zone.value();
+  if (e.zone() != nullptr) {  // absent in events written before zones were pinned: the engine pins those
+    std::vector<zone_rules::transition> table;
+    table.reserve(e.zone()->size());
+    for (const fb::ZoneTransition* t : *e.zone()) table.push_back({t->at(), t->offset_s()});
+    auto rules = zone_rules::from_transitions(std::move(table));
+    PEV_ASSERT(rules.has_value());  // decide wrote a valid table, and the record's hash holds it
+    u.zone = std::make_shared<const zone_rules>(std::move(rules.value()));
+  }
   u.comm_timeout_s = e.comm_timeout_s();
   u.prepaid_reserve = e.prepaid_reserve_micro();
   st.utilities.emplace(s(e.utility()), std::move(u));

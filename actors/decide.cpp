@@ -100,7 +100,7 @@ void book_line(booking& b, const std::string& session, bool posted, unix_seconds
   const account_state* account = &b.state.accounts.at(spec.account);
   const utility_state* utility = find(b.state.utilities, account->utility);
   PEV_ASSERT(utility != nullptr);
-  const std::int32_t natural = to_local(utility->zone, start).month.index();
+  const std::int32_t natural = to_local(zone_of(*utility), start).month.index();
   const bool adjustment = utility->billed_periods.count(natural) != 0;
   const std::int32_t period = adjustment ? first_unbilled_after(*utility, natural) : natural;
   line_key key{session, adjustment ? fb::LineKind::adjustment : spec.kind, spec.tariff, spec.window,
@@ -351,11 +351,16 @@ status utility_register(context& c) {
   const auto* m = c.cmd.as<fb::UtilityRegister>();
   const std::string id = s(m->utility());
   if (c.state.utilities.count(id) != 0) return refuse(errc::utility_exists, "utility '" + id + "' exists");
-  auto zone = find_zone(m->timezone()->string_view());
-  if (!zone) return refuse(errc::invalid_field, "field 'timezone': " + zone.error().message());
+  auto zone = c.state.zones_looked_up.find(m->timezone()->string_view());
+  if (zone == c.state.zones_looked_up.end())
+    return refuse(errc::invalid_field, "field 'timezone': unknown time zone '" +
+                                           std::string(m->timezone()->string_view().substr(0, 64)) + "'");
   c.sink.emit(stream("utility", id), Event::UtilityRegistered, [&](auto& fbb) {
+    std::vector<fb::ZoneTransition> table;
+    table.reserve(zone->second->transitions().size());
+    for (const auto& t : zone->second->transitions()) table.emplace_back(t.at, t.offset_s);
     return fb::CreateUtilityRegisteredDirect(fbb, id.c_str(), m->timezone()->c_str(), m->comm_timeout_s(),
-                                             m->prepaid_reserve());
+                                             m->prepaid_reserve(), &table);
   });
   return status::ok();
 }

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -15,13 +16,10 @@
 #include <vector>
 
 #include "actors/entity_table.hpp"
+#include "actors/zone_rules.hpp"
 #include "base/strong_types.hpp"
 #include "base/time.hpp"
 #include "schema/events_generated.h"
-
-namespace date {
-class time_zone;
-}
 
 namespace pevledger::actors {
 
@@ -54,7 +52,9 @@ struct tariff_state {
 
 struct utility_state {
   std::string timezone;
-  const date::time_zone* zone = nullptr;
+  // The zone's table as the log pins it. Null only for a utility whose event predates pinned zones,
+  // until the engine pins the host's table for it (engine/residency.cpp).
+  std::shared_ptr<const zone_rules> zone;
   std::int64_t comm_timeout_s = 60;
   std::int64_t prepaid_reserve = 5'000'000;
   std::unordered_map<std::string, tariff_state> tariffs;
@@ -368,6 +368,10 @@ struct ledger_state {
   entity_table<session_state> sessions{"session"};
   clearinghouse_state clearinghouse;
   interval_index intervals;
+  // Zones the engine looked up in the host's tz database for utility.register commands, by name:
+  // decide reads them and never reads the host's files itself. At most the database's zones
+  // (about 600), as only names it knows are kept.
+  std::map<std::string, std::shared_ptr<const zone_rules>, std::less<>> zones_looked_up;
 };
 
 }  // namespace pevledger::actors

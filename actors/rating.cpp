@@ -1,23 +1,9 @@
 #include "actors/rating.hpp"
 
-#include <date/tz.h>
-
 namespace pevledger::actors {
 
-result<const date::time_zone*> find_zone(std::string_view name) {
-  // date::locate_zone reports an unknown name by throwing; turn that into a value at the boundary.
-  try {
-    return date::locate_zone(name);
-  } catch (const std::exception&) {
-    return status(errc::invalid_field, "unknown time zone '" + std::string(name.substr(0, 64)) + "'");
-  }
-}
-
-local_instant to_local(const date::time_zone* zone, unix_seconds t) {
-  PEV_ASSERT(zone != nullptr);
-  const date::sys_seconds sys{std::chrono::seconds(t.value())};
-  const auto local = zone->to_local(sys);
-  const auto [days, rem] = split_days(local.time_since_epoch().count());
+local_instant to_local(const zone_rules& zone, unix_seconds t) {
+  const auto [days, rem] = split_days(t.value() + zone.offset_at(t));
   const civil_date d = civil_from_days(days);
   return {month_period{d.year, d.month}, weekday_from_days(days), static_cast<int>(rem / 60)};
 }
@@ -40,7 +26,7 @@ rated_price price_interval(const utility_state& utility, const tariff_state& tar
     case schema::TariffKind::flat:
       return {price_micro_per_kwh(v.base_price), "flat"};
     case schema::TariffKind::tou: {
-      const local_instant local = to_local(utility.zone, start);
+      const local_instant local = to_local(zone_of(utility), start);
       for (const auto& w : v.windows) {
         const bool on_day = (w.weekday_mask >> local.weekday) & 1;
         if (on_day && w.from_min <= local.minute_of_day && local.minute_of_day < w.to_min)

@@ -6,13 +6,11 @@
 #include <string_view>
 
 #include "actors/ledger_state.hpp"
+#include "actors/zone_rules.hpp"
 #include "base/status.hpp"
 #include "base/time.hpp"
 
 namespace pevledger::actors {
-
-// The zone of an IANA name, or invalid_field. Zones come from the system's tz database.
-[[nodiscard]] result<const date::time_zone*> find_zone(std::string_view name);
 
 // Local calendar facts of an instant in a zone.
 struct local_instant {
@@ -20,7 +18,12 @@ struct local_instant {
   int weekday = 0;     // 0 = Monday
   int minute_of_day = 0;
 };
-[[nodiscard]] local_instant to_local(const date::time_zone* zone, unix_seconds t);
+[[nodiscard]] local_instant to_local(const zone_rules& zone, unix_seconds t);
+// A utility's zone table. The engine pins one for every utility before it decides a command.
+[[nodiscard]] inline const zone_rules& zone_of(const utility_state& utility) {
+  PEV_ASSERT(utility.zone != nullptr);
+  return *utility.zone;
+}
 
 // The price for an interval starting at `start`, and the window name a bill line shows:
 // a TOU window's name, "cpp", "rtp", "base" (a tou or rtp tariff outside any window or published

@@ -8,10 +8,10 @@
 namespace pevledger::actors {
 namespace {
 
-// Version 3 keeps an EUMD's open sessions and a session's SMS number; version 2 a session's readings compactly
+// Version 4 keeps a utility's zone table; version 3 an EUMD's open sessions and a session's SMS number; version 2 a session's readings compactly
 // (session_reading); version 1 snapshots, which repeated the EUMD and the session in every
 // reading, are still read.
-constexpr std::uint8_t codec_version = 3;
+constexpr std::uint8_t codec_version = 4;
 constexpr std::uint8_t codec_version_min = 1;
 
 // A session's reading as version 1 stored it, keyed by its start.
@@ -36,6 +36,9 @@ void fields(Ar& ar, S& s) {
   } else if constexpr (std::is_same_v<T, utility_state>) {
     ar(s.timezone, s.comm_timeout_s, s.prepaid_reserve, s.tariffs, s.critical_peaks, s.load_controls,
        s.billed_periods, s.accounts, s.undecided_sessions);
+    ar.zone_of(s);
+  } else if constexpr (std::is_same_v<T, zone_rules::transition>) {
+    ar(s.at, s.offset_s);
   } else if constexpr (std::is_same_v<T, line_key>) {
     ar(s.session, s.kind, s.tariff, s.window, s.adjusts, s.original_period);
   } else if constexpr (std::is_same_v<T, line_total>) {
@@ -110,6 +113,9 @@ class writer {
   void readings_of(const session_state& s) {
     put(s.reading_devices);
     put(s.readings);
+  }
+  void zone_of(const utility_state& s) {
+    put(s.zone == nullptr ? std::vector<zone_rules::transition>() : s.zone->transitions());
   }
 
  private:
@@ -189,6 +195,20 @@ class reader {
   template <class T>
   void since(std::uint8_t version, T& v) {
     if (version_ >= version) get(v);
+  }
+
+  // A utility's zone table: absent before version 4 and for a utility not pinned yet.
+  void zone_of(utility_state& s) {
+    s.zone = nullptr;
+    std::vector<zone_rules::transition> table;
+    since(4, table);
+    if (!ok || table.empty()) return;
+    auto rules = zone_rules::from_transitions(std::move(table));
+    if (!rules) {
+      ok = false;
+      return;
+    }
+    s.zone = std::make_shared<const zone_rules>(std::move(rules.value()));
   }
 
   // A session's readings: in start order, one per start, each naming one of the session's EUMDs.
@@ -364,11 +384,7 @@ std::string encode_snapshot(const clearinghouse_state& s) { return encode(s); }
 std::string encode_snapshot(const interval_content& s) { return encode(s); }
 
 status decode_snapshot(std::string_view bytes, utility_state& out) {
-  PEV_RETURN_IF_ERROR(decode(bytes, out, "utility"));
-  auto zone = find_zone(out.timezone);  // the zone pointer is not stored: it is the tz database's
-  if (!zone) return {errc::corruption, "snapshot of a utility names an unknown zone '" + out.timezone + "'"};
-  out.zone = zone.value();
-  return status::ok();
+  return decode(bytes, out, "utility");
 }
 status decode_snapshot(std::string_view bytes, account_state& out) { return decode(bytes, out, "account"); }
 status decode_snapshot(std::string_view bytes, premise_state& out) { return decode(bytes, out, "premise"); }

@@ -133,6 +133,8 @@ struct engine::impl {
 
   // Decides `cmd`, activating what each attempt missed.
   result<actors::decision> decide(const fb::command& cmd) {
+    if (cmd.kind == fb::command_kind::utility_register)
+      resident->look_up_zone(cmd.as<fb::UtilityRegister>()->timezone()->string_view());
     for (int round = 0; round < decide_rounds_max; ++round) {
       actors::decision d = actors::decide(state(), cmd);
       if (!resident->has_misses()) {

@@ -5,6 +5,7 @@
 
 #include "actors/recovery.hpp"
 #include "actors/snapshot_codec.hpp"
+#include "engine/host_zones.hpp"
 
 namespace pevledger::engine_detail {
 namespace {
@@ -108,7 +109,31 @@ status residency::open() {
   }));
   bool found = false;
   for (const std::string& stream : utilities) PEV_RETURN_IF_ERROR(activate(stream, found));
+  PEV_RETURN_IF_ERROR(pin_unpinned_zones());
   return activate(std::string(clearinghouse_stream), found);
+}
+
+void residency::look_up_zone(std::string_view name) {
+  auto& known = state_.zones_looked_up;
+  if (known.find(name) != known.end()) return;
+  auto rules = host_zone_rules(name);
+  if (rules) known.emplace(std::string(name), std::move(rules.value()));
+}
+
+// A utility whose UtilityRegistered event predates pinned zones is read with this machine's table
+// for its zone, as every build before did. Pinned in memory and in its next snapshot, never in its
+// stream, which stays as written.
+status residency::pin_unpinned_zones() {
+  for (auto& [id, utility] : state_.utilities) {
+    if (utility.zone != nullptr) continue;
+    auto rules = host_zone_rules(utility.timezone);
+    if (!rules)
+      return status(errc::corruption, "utility '" + id + "' registered in zone '" + utility.timezone +
+                                          "' before this log pinned zones, and this machine's tz database has no "
+                                          "such zone");
+    utility.zone = std::move(rules.value());
+  }
+  return status::ok();
 }
 
 bool residency::missed(std::string_view kind, const std::string& id) const {

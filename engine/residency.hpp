@@ -53,6 +53,9 @@ class residency final : public actors::entity_pager {
 
   // Activates the utilities and the clearinghouse.
   [[nodiscard]] status open();
+  // Zones: a utility.register command's zone, looked up in the host's tz database so that decide
+  // can pin its table (nothing kept for an unknown name: decide refuses it).
+  void look_up_zone(std::string_view name);
 
   bool missed(std::string_view kind, const std::string& id) const override;
   // Whether the last decide missed an entity or an interval identity.
@@ -101,6 +104,7 @@ class residency final : public actors::entity_pager {
   [[nodiscard]] std::uint64_t passivations() const { return passivations_; }
 
  private:
+  [[nodiscard]] status pin_unpinned_zones();
   status activate(const std::string& stream, bool& found);
   template <class Table>
   status activate_in(Table& table, const std::string& stream, const std::string& id, bool& found);

@@ -123,6 +123,8 @@ TEST(snapshot_codec, an_account_and_a_utility_survive_the_round_trip) {
 
   actors::utility_state u;
   u.timezone = "Europe/Helsinki";
+  u.zone = std::make_shared<const actors::zone_rules>(
+      actors::zone_rules::from_transitions({{actors::zone_rules::first_at, 7200}, {1'000, 10'800}}).value());
   u.tariffs["tou"].versions.push_back({unix_seconds(5), fb::TariffKind::tou, 220'000,
                                        {{"peak", 0x1f, 960, 1260, 480'000}}, std::int64_t{950'000}});
   u.tariffs["rtp"].hourly[3600] = 7;
@@ -133,7 +135,8 @@ TEST(snapshot_codec, an_account_and_a_utility_survive_the_round_trip) {
   actors::utility_state uback;
   ASSERT_TRUE(actors::decode_snapshot(ubytes, uback).is_ok());
   EXPECT_EQ(actors::encode_snapshot(uback), ubytes);
-  EXPECT_NE(uback.zone, nullptr);  // looked up again, not stored
+  ASSERT_NE(uback.zone, nullptr);  // the table is stored, not looked up again
+  EXPECT_EQ(*uback.zone, *u.zone);
   EXPECT_EQ(uback.accounts, u.accounts);
   EXPECT_EQ(uback.tariffs.at("tou").versions.at(0).windows.at(0).price, 480'000);
 }
