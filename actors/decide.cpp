@@ -38,14 +38,6 @@ const State* find(const entity_table<State>& table, const std::string& key) {
   return table.find(key);
 }
 
-// Looks every id up before the caller touches any, so that the entities a run needs that are not
-// resident are all missed in one pass rather than one per retry.
-template <class State, class Ids>
-void require_all(const entity_table<State>& table, const Ids& ids) {
-  bool all = true;
-  for (const std::string& id : ids) all = table.contains(id) && all;
-  if (!all) throw entity_missing{};
-}
 
 unix_seconds ts(const flatbuffers::String* text) {
   auto t = parse_timestamp(text->string_view());
@@ -323,7 +315,6 @@ void decide_overdue_sessions(booking& b, const std::string& utility_filter, unix
     for (const std::string& sid : u.undecided_sessions) ids.push_back(sid);
   }
   std::sort(ids.begin(), ids.end());  // deterministic order whatever the hash map does
-  require_all(b.state.sessions, ids);
   for (const std::string& sid : ids) {
     const session_state& session = b.state.sessions.at(sid);
     PEV_ASSERT(!session.decision.has_value());
@@ -767,7 +758,7 @@ status meter_interval(context& c) {
                                                " was recorded with other content");
   }
   const std::optional<interval_neighbours> neighbours = c.state.intervals.neighbours(did, start.value());
-  if (!neighbours) return status::ok();  // looked up, then decided again
+  PEV_ASSERT(neighbours.has_value());  // prefetched
   c.sink.emit(stream("session", sid), Event::IntervalRecorded, [&](auto& fbb) {
     auto reading = fb::CreateIntervalReadingDirect(fbb, did.c_str(), sid.c_str(), start.value(), content.seconds,
                                                    content.wh, content.register_wh);
@@ -928,7 +919,6 @@ status bill_run(context& c) {
   booking b{c.state, c.sink, &pending};
   decide_overdue_sessions(b, uid, c.cmd.at);
   const std::string period_text = month_period::from_index(period).to_string();
-  require_all(c.state.accounts, u->accounts);
   const std::map<line_key, line_total> none;
   for (const std::string& aid : u->accounts) {
     const account_state& a = c.state.accounts.at(aid);
@@ -1031,14 +1021,7 @@ status dispatch(context& c) {
 
 decision decide(const ledger_state& state, const schema::command& cmd) {
   context c{state, cmd, {}, {}};
-  try {
-    c.out.refusal = dispatch(c);
-  } catch (const entity_missing&) {
-    decision out;  // the engine activates what was missed and decides again
-    out.incomplete = true;
-    out.refusal = status(errc::usage, "decided against entities that are not resident");
-    return out;
-  }
+  c.out.refusal = dispatch(c);
   c.out.events = c.sink.take();
   PEV_ASSERT(c.out.events.size() <= limits::events_per_command_max);
   // A refusal leaves at most the audit records of what was refused.

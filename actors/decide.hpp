@@ -1,7 +1,8 @@
 #pragma once
 // decide: the pure half of every entity's behaviour. Given the ledger state and one command, it
 // returns the events that record the command's consequences, or the refusal. It never mutates
-// the state; the engine appends the events and then applies them (actors/apply.hpp).
+// the state; the engine appends the events and then applies them (actors/apply.hpp). On a paged
+// state everything it reads is resident first: actors/prefetch.hpp states what that is.
 
 #include <string>
 #include <vector>
@@ -25,9 +26,6 @@ struct decision {
   // Accepted, but a repeat of something already recorded (same interval again, a period billed or
   // settled again): counted as a duplicate, never applied twice.
   bool duplicate = false;
-  // Decided against a paged state that lacked an entity it needed (actors/entity_table.hpp): the
-  // caller activates the entities missed and decides again. Never set on a fully resident state.
-  bool incomplete = false;
 };
 
 [[nodiscard]] decision decide(const ledger_state& state, const schema::command& command);

@@ -4,9 +4,9 @@
 // resident and activates the others from a snapshot plus the tail of their stream on demand.
 //
 // A table with a pager is "paged": a lookup of an id that is not resident does not mean the entity
-// does not exist. `find` then records a miss and answers "not here"; `at` records it and throws
-// `entity_missing`, because its caller relies on the entity existing. `decide` is pure and cheap to
-// repeat, so the engine activates what was missed and decides the command again (engine/residency).
+// does not exist. `find` then records a miss and answers "not here"; the engine activates what
+// `prefetch` missed before `decide` runs (actors/prefetch.hpp), so `at`, for an entity its caller
+// knows exists, finds it resident or it is a bug.
 
 #include <cstdint>
 #include <deque>
@@ -18,9 +18,6 @@
 #include "base/assert.hpp"
 
 namespace pevledger::actors {
-
-// Thrown by a paged table's `at` when the entity is not resident; caught by `decide`.
-struct entity_missing {};
 
 // What a paged table reports to (the engine's residency policy).
 class entity_pager {
@@ -74,13 +71,10 @@ class entity_table {
   [[nodiscard]] bool contains(const std::string& id) const { return find(id) != nullptr; }
   [[nodiscard]] std::size_t count(const std::string& id) const { return contains(id) ? 1 : 0; }
 
-  // An entity the caller knows exists.
+  // An entity the caller knows exists, resident (prefetched) on a paged table.
   [[nodiscard]] const State& at(const std::string& id) const {
     const State* s = find(id);
-    if (s == nullptr) {
-      PEV_ASSERT(pager_ != nullptr && "an entity the log says exists is missing");
-      throw entity_missing{};
-    }
+    PEV_ASSERT(s != nullptr && "an entity the log says exists is not resident: prefetch did not state it");
     return *s;
   }
 

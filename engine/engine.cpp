@@ -14,6 +14,7 @@
 #include "actors/apply.hpp"
 #include "actors/entity_actors.hpp"
 #include "actors/decide.hpp"
+#include "actors/prefetch.hpp"
 #include "actors/projections.hpp"
 #include "actors/recovery.hpp"
 #include "base/limits.hpp"
@@ -42,10 +43,10 @@ struct group_in_flight {
   std::uint64_t number = 0;
 };
 
-// Decides of one command against a paged state: each retry activates what the previous one
-// missed, so a command needs as many as the chain of entities it reads is long (a bill run: its
-// sessions, then its accounts, then what their lines name).
-constexpr int decide_rounds_max = 64;
+// Prefetch rounds of one command against a paged state (actors/prefetch.hpp): each activates what
+// the one before missed, so a command needs as many as the chain it reads is long (an interval:
+// its session, its identity, its neighbours and the session's premise, the premise's account).
+constexpr int prefetch_rounds_max = 16;
 
 // The projections an event makes stale besides its stream's own (a balance, a session): what it
 // issued.
@@ -131,20 +132,20 @@ struct engine::impl {
     return r;
   }
 
-  // Decides `cmd`, activating what each attempt missed.
+  // Decides `cmd` once everything it reads is resident: prefetch states what that is, round by
+  // round, and the residency activates it (or proves it absent).
   result<actors::decision> decide(const fb::command& cmd) {
     if (cmd.kind == fb::command_kind::utility_register)
       resident->look_up_zone(cmd.as<fb::UtilityRegister>()->timezone()->string_view());
-    for (int round = 0; round < decide_rounds_max; ++round) {
-      actors::decision d = actors::decide(state(), cmd);
-      if (!resident->has_misses()) {
-        PEV_ASSERT(!d.incomplete);
-        return d;
-      }
+    for (int round = 0;; ++round) {
+      PEV_ASSERT(round < prefetch_rounds_max && "a command read a chain longer than prefetch_rounds_max");
+      actors::prefetch(state(), cmd);
+      if (!resident->has_misses()) break;
       PEV_RETURN_IF_ERROR(resident->resolve_misses());
     }
-    PEV_ASSERT(false && "a command read a chain of entities longer than decide_rounds_max");
-    return status(errc::usage, "unreachable");
+    actors::decision d = actors::decide(state(), cmd);
+    PEV_ASSERT(!resident->has_misses() && "decide read an entity or interval that prefetch did not state");
+    return d;
   }
 
   // An account made resident for a query, or nullptr when there is none.

@@ -49,8 +49,11 @@ TEST(zones, a_pinned_table_reads_every_instant_as_the_tz_database_does) {
     std::int64_t t = 0;
     std::size_t changes = 0;
     for (int period = 0; period < 100000 && t < zone_rules::table_end(); ++period) {
-      for (std::int64_t at : {t - 1, t, t + 1})
-        if (at >= 0) ASSERT_EQ(table.offset_at(unix_seconds(at)), database_offset(zone, at)) << at;
+      for (std::int64_t at : {t - 1, t, t + 1}) {
+        if (at >= 0) {
+          ASSERT_EQ(table.offset_at(unix_seconds(at)), database_offset(zone, at)) << at;
+        }
+      }
       const auto next = zone->get_info(date::sys_seconds{std::chrono::seconds(t)}).end.time_since_epoch().count();
       ASSERT_GT(next, t);
       t = next;
