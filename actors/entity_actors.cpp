@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
-#include "actors/apply.hpp"
-#include "actors/projections.hpp"
+#include "core/apply.hpp"
+#include "core/projections.hpp"
 #include "actors/recovery.hpp"
 #include "base/time.hpp"
 
@@ -28,11 +28,11 @@ entity_actor::behavior_type entity_behavior(entity_actor::stateful_pointer<entit
         for (const durable_event& e : events) {
           if (e.stream_seq <= h.stream_seq) continue;  // recovered from the log already
           PEV_ASSERT(e.stream_seq == h.stream_seq + 1);  // the directory forwards every event, in order
-          apply(h.state, *flatbuffers::GetRoot<schema::EventBody>(e.body.data()), unix_seconds(e.at));
+          core::apply(h.state, *flatbuffers::GetRoot<schema::EventBody>(e.body.data()), unix_seconds(e.at));
           ++h.stream_seq;
         }
       },
-      [self](render_atom, const std::string& what) { return render_projection(self->state.state, self->state.stream, what); },
+      [self](render_atom, const std::string& what) { return core::render_projection(self->state.state, self->state.stream, what); },
       [self](stats_atom) { return self->state.stream_seq; },
   };
 }

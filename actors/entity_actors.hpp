@@ -20,7 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "actors/ledger_state.hpp"
+#include "core/ledger_state.hpp"
 #include "storage/event_log.hpp"
 
 namespace pevledger::actors {
@@ -64,7 +64,7 @@ using directory_actor =
 // entity of an event's stream, so the fold is the same as replay's).
 struct entity_host {
   std::string stream;
-  ledger_state state;
+  core::ledger_state state;
   std::uint64_t stream_seq = 0;
   static inline const char* name = "pevledger.entity";
 };

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "actors/ledger_state.hpp"
+#include "core/ledger_state.hpp"
 #include "base/status.hpp"
 #include "base/strong_types.hpp"
 #include "storage/event_log.hpp"
@@ -22,7 +22,7 @@ struct recovered_entity {
 // Puts the entity of `stream` into `state` as of global sequence `until` (by default, the whole
 // log). The entity must not be in `state` already.
 [[nodiscard]] result<recovered_entity> recover_entity(const storage::event_log& log, std::string_view stream,
-                                                      ledger_state& state,
+                                                      core::ledger_state& state,
                                                       log_seq until = log_seq(~std::uint64_t{0}));
 
 }  // namespace pevledger::actors

@@ -11,11 +11,11 @@
 #include <span>
 #include <unordered_set>
 
-#include "actors/apply.hpp"
+#include "core/apply.hpp"
 #include "actors/entity_actors.hpp"
-#include "actors/decide.hpp"
-#include "actors/prefetch.hpp"
-#include "actors/projections.hpp"
+#include "core/decide.hpp"
+#include "core/prefetch.hpp"
+#include "core/projections.hpp"
 #include "actors/recovery.hpp"
 #include "base/limits.hpp"
 #include "base/time.hpp"
@@ -43,7 +43,7 @@ struct group_in_flight {
   std::uint64_t number = 0;
 };
 
-// Prefetch rounds of one command against a paged state (actors/prefetch.hpp): each activates what
+// Prefetch rounds of one command against a paged state (core/prefetch.hpp): each activates what
 // the one before missed, so a command needs as many as the chain it reads is long (an interval:
 // its session, its identity, its neighbours and the session's premise, the premise's account).
 constexpr int prefetch_rounds_max = 16;
@@ -52,9 +52,9 @@ constexpr int prefetch_rounds_max = 16;
 // issued.
 void mark_issued(const fb::EventBody& body, std::set<std::string>& issued) {
   if (const auto* bill = body.event_as_BillIssued())
-    issued.insert(actors::bill_key(bill->account()->str(), parse_month(bill->period()->string_view())->index()));
+    issued.insert(core::bill_key(bill->account()->str(), parse_month(bill->period()->string_view())->index()));
   if (const auto* st = body.event_as_SettlementIssued())
-    issued.insert(actors::settlement_key(parse_month(st->period()->string_view())->index()));
+    issued.insert(core::settlement_key(parse_month(st->period()->string_view())->index()));
 }
 
 }  // namespace
@@ -94,10 +94,10 @@ struct engine::impl {
   result<std::string> ask_entity(const std::string& stream, const std::string& what) {
     if (!actor_system) {
       // A read-only engine has no actors: it recovers the entity as an actor would, on this thread.
-      actors::ledger_state one;
+      core::ledger_state one;
       auto recovered = actors::recover_entity(*log, stream, one);
       if (!recovered) return recovered.error();
-      return actors::render_projection(one, stream, what);
+      return core::render_projection(one, stream, what);
     }
     caf::scoped_actor self{*actor_system};
     result<std::string> out = status(errc::io_error, "no answer from the actor of '" + stream + "'");
@@ -110,7 +110,7 @@ struct engine::impl {
   }
   std::uint64_t groups = 0;
 
-  [[nodiscard]] actors::ledger_state& state() { return resident->state(); }
+  [[nodiscard]] core::ledger_state& state() { return resident->state(); }
 
   // Recovery: utilities and the clearinghouse come back from their snapshots plus tails; every
   // other entity comes back when a command or a query needs it.
@@ -134,22 +134,22 @@ struct engine::impl {
 
   // Decides `cmd` once everything it reads is resident: prefetch states what that is, round by
   // round, and the residency activates it (or proves it absent).
-  result<actors::decision> decide(const fb::command& cmd) {
+  result<core::decision> decide(const fb::command& cmd) {
     if (cmd.kind == fb::command_kind::utility_register)
       resident->look_up_zone(cmd.as<fb::UtilityRegister>()->timezone()->string_view());
     for (int round = 0;; ++round) {
       PEV_ASSERT(round < prefetch_rounds_max && "a command read a chain longer than prefetch_rounds_max");
-      actors::prefetch(state(), cmd);
+      core::prefetch(state(), cmd);
       if (!resident->has_misses()) break;
       PEV_RETURN_IF_ERROR(resident->resolve_misses());
     }
-    actors::decision d = actors::decide(state(), cmd);
+    core::decision d = core::decide(state(), cmd);
     PEV_ASSERT(!resident->has_misses() && "decide read an entity or interval that prefetch did not state");
     return d;
   }
 
   // An account made resident for a query, or nullptr when there is none.
-  result<const actors::account_state*> account_for_query(const std::string& id) {
+  result<const core::account_state*> account_for_query(const std::string& id) {
     resident->trim();
     PEV_RETURN_IF_ERROR(resident->ensure_resident("account/" + id));
     auto* slot = state().accounts.resident(id);
@@ -169,10 +169,10 @@ struct engine::impl {
     for (const std::string& stream : resident->changed_streams()) {
       if (stream.starts_with(account)) {
         const std::string id = stream.substr(account.size());
-        puts.push_back({actors::balance_key(id), actors::balance_json(state(), id)});
+        puts.push_back({core::balance_key(id), core::balance_json(state(), id)});
       } else if (stream.starts_with(session)) {
         const std::string id = stream.substr(session.size());
-        puts.push_back({actors::session_key(id), actors::session_json(state(), id)});
+        puts.push_back({core::session_key(id), core::session_json(state(), id)});
       }
     }
     for (const std::string& key : issued) {
@@ -180,12 +180,12 @@ struct engine::impl {
       const std::string kind = key.substr(0, slash);
       const std::string rest = key.substr(slash + 1);
       if (kind == "settlement") {
-        puts.push_back({key, actors::settlement_json(state(), parse_month(rest)->index())});
+        puts.push_back({key, core::settlement_json(state(), parse_month(rest)->index())});
       } else {
         PEV_ASSERT(kind == "bill");
         const auto cut = rest.rfind('/');
         puts.push_back(
-            {key, actors::bill_json(state(), rest.substr(0, cut), parse_month(rest.substr(cut + 1))->index())});
+            {key, core::bill_json(state(), rest.substr(0, cut), parse_month(rest.substr(cut + 1))->index())});
       }
     }
     return puts;
@@ -367,17 +367,17 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
       }
       auto decided = m.decide(*cmd);
       if (!decided) return decided.error();
-      actors::decision& d = decided.value();
+      core::decision& d = decided.value();
       storage::command_to_append record{cmd->id, cmd->at, {}, d.refusal.is_ok()};
       record.events.reserve(d.events.size());
       // Every recorded event is applied, the audit records of a refusal included: replay will.
       for (auto& e : d.events) {
         const auto* body = flatbuffers::GetRoot<fb::EventBody>(e.body.data());
         PEV_RETURN_IF_ERROR(m.resident->ensure_resident(e.stream));
-        actors::apply(m.state(), *body, cmd->at);
+        core::apply(m.state(), *body, cmd->at);
         if (const auto* rec = body->event_as_IntervalRecorded()) {
           const fb::IntervalReading& r = *rec->reading();
-          actors::interval_content content{r.session()->str(), r.seconds(), r.wh(), std::nullopt};
+          core::interval_content content{r.session()->str(), r.seconds(), r.wh(), std::nullopt};
           if (r.register_wh()) content.register_wh = *r.register_wh();
           m.resident->interval_recorded(r.device()->str(), r.start(), content, batch);
         }
@@ -474,7 +474,7 @@ result<std::string> engine::bill(std::string_view account, std::string_view peri
   auto p = parse_month(period);
   if (!p) return status(errc::usage, "--period must be YYYY-MM");
   const std::string id(account);
-  auto stored = impl_->stored(actors::bill_key(id, p->index()));
+  auto stored = impl_->stored(core::bill_key(id, p->index()));
   if (!stored) return stored.error();
   if (stored->has_value()) return std::move(**stored);  // issued: immutable
   auto preview = impl_->ask_entity("account/" + id, "bill/" + p->to_string());
@@ -485,7 +485,7 @@ result<std::string> engine::bill(std::string_view account, std::string_view peri
 
 result<std::string> engine::balance(std::string_view account) {
   const std::string id(account);
-  auto stored = impl_->stored(actors::balance_key(id));
+  auto stored = impl_->stored(core::balance_key(id));
   if (!stored) return stored.error();
   if (!stored->has_value()) return status(errc::unknown_account, "unknown account '" + id + "'");
   return std::move(**stored);
@@ -494,7 +494,7 @@ result<std::string> engine::balance(std::string_view account) {
 result<std::string> engine::settlement(std::string_view period) {
   auto p = parse_month(period);
   if (!p) return status(errc::usage, "--period must be YYYY-MM");
-  auto stored = impl_->stored(actors::settlement_key(p->index()));
+  auto stored = impl_->stored(core::settlement_key(p->index()));
   if (!stored) return stored.error();
   if (stored->has_value()) return std::move(**stored);
   auto preview = impl_->ask_entity("clearinghouse", "settlement/" + p->to_string());
@@ -504,7 +504,7 @@ result<std::string> engine::settlement(std::string_view period) {
 
 result<std::string> engine::session(std::string_view session) {
   const std::string id(session);
-  auto stored = impl_->stored(actors::session_key(id));
+  auto stored = impl_->stored(core::session_key(id));
   if (!stored) return stored.error();
   if (!stored->has_value()) return status(errc::unknown_session, "unknown session '" + id + "'");
   return std::move(**stored);
@@ -515,11 +515,11 @@ result<std::string> engine::period_report(std::string_view period) {
   if (!p) return status(errc::usage, "--period must be YYYY-MM");
   PEV_RETURN_IF_ERROR(impl_->open_state());
   status failed = status::ok();
-  std::string report = actors::period_report_json(impl_->state(), p->index(), [&](const std::string& id) {
+  std::string report = core::period_report_json(impl_->state(), p->index(), [&](const std::string& id) {
     auto account = impl_->account_for_query(id);
     if (!account) {
       failed = account.error();
-      return static_cast<const actors::account_state*>(nullptr);
+      return static_cast<const core::account_state*>(nullptr);
     }
     PEV_ASSERT(account.value() != nullptr);  // the utility lists only accounts it opened
     return account.value();

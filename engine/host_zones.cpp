@@ -7,8 +7,8 @@
 
 namespace pevledger::engine_detail {
 
-result<std::shared_ptr<const actors::zone_rules>> host_zone_rules(std::string_view name) {
-  using actors::zone_rules;
+result<std::shared_ptr<const core::zone_rules>> host_zone_rules(std::string_view name) {
+  using core::zone_rules;
   const date::time_zone* zone = nullptr;
   // date::locate_zone reports an unknown name by throwing; turn that into a value at the boundary.
   try {

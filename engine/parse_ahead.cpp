@@ -1,6 +1,6 @@
 #include "engine/parse_ahead.hpp"
 
-#include "actors/snapshot_codec.hpp"
+#include "core/snapshot_codec.hpp"
 #include "base/limits.hpp"
 #include "base/time.hpp"
 #include "engine/line_reader.hpp"
@@ -49,8 +49,8 @@ void parse_ahead::look_up(std::vector<parsed_line>& chunk) const {
       auto stored = lookups_.log->get_interval(interval_key(m->device()->string_view(), start->value()));
       if (!stored) continue;
       if (stored->has_value()) {
-        actors::interval_content content;
-        if (!actors::decode_snapshot(**stored, content).is_ok()) continue;  // the sequencer reports it
+        core::interval_content content;
+        if (!core::decode_snapshot(**stored, content).is_ok()) continue;  // the sequencer reports it
         found.interval = std::move(content);
       }
       found.interval_start = start->value();

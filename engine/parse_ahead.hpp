@@ -30,7 +30,7 @@
 #include <thread>
 #include <vector>
 
-#include "actors/ledger_state.hpp"
+#include "core/ledger_state.hpp"
 #include "base/status.hpp"
 #include "schema/command_parser.hpp"
 #include "storage/event_log.hpp"
@@ -45,7 +45,7 @@ struct line_lookup {
   bool id_durable = false;                // a durable command took the line's id
   bool interval_looked_up = false;        // a meter interval whose identity was read
   std::int64_t interval_start = 0;        // its start, parsed
-  std::optional<actors::interval_content> interval;  // its stored first content, if any
+  std::optional<core::interval_content> interval;  // its stored first content, if any
 };
 
 // One non-blank line: its command, or why it was refused before any state was read.

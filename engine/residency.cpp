@@ -4,7 +4,7 @@
 #include <limits>
 
 #include "actors/recovery.hpp"
-#include "actors/snapshot_codec.hpp"
+#include "core/snapshot_codec.hpp"
 #include "engine/host_zones.hpp"
 
 namespace pevledger::engine_detail {
@@ -36,7 +36,7 @@ std::string join(std::string_view kind, std::string_view id) {
 
 // Calls `visit(table)` with the paged table of `kind`; returns false for a kind that is not paged.
 template <class Visit>
-bool with_table(actors::ledger_state& st, std::string_view kind, Visit&& visit) {
+bool with_table(core::ledger_state& st, std::string_view kind, Visit&& visit) {
   if (kind == "account") return visit(st.accounts), true;
   if (kind == "premise") return visit(st.premises), true;
   if (kind == "device") return visit(st.devices), true;
@@ -49,7 +49,7 @@ bool with_table(actors::ledger_state& st, std::string_view kind, Visit&& visit) 
 }
 
 template <class Visit>
-void for_each_table(actors::ledger_state& st, Visit&& visit) {
+void for_each_table(core::ledger_state& st, Visit&& visit) {
   visit(st.accounts);
   visit(st.premises);
   visit(st.devices);
@@ -69,19 +69,19 @@ std::string device_keys_from(std::string_view device) { return std::string(devic
 std::string device_keys_to(std::string_view device) { return std::string(device) + '\1'; }
 
 // An index entry of the log as a neighbour: the start is the key's last eight bytes.
-result<actors::interval_neighbour> neighbour_of(const storage::event_log::index_entry& entry) {
+result<core::interval_neighbour> neighbour_of(const storage::event_log::index_entry& entry) {
   if (entry.key.size() < 9) return status(errc::corruption, "an interval index key is too short");
   std::uint64_t biased = 0;
   for (std::size_t i = entry.key.size() - 8; i < entry.key.size(); ++i)
     biased = (biased << 8) | static_cast<std::uint8_t>(entry.key[i]);
-  actors::interval_neighbour n;
+  core::interval_neighbour n;
   n.start = static_cast<std::int64_t>(biased ^ (std::uint64_t{1} << 63));
-  PEV_RETURN_IF_ERROR(actors::decode_snapshot(entry.value, n.content));
+  PEV_RETURN_IF_ERROR(core::decode_snapshot(entry.value, n.content));
   return n;
 }
 
 // The nearer of two candidates: the later start of those before, the earlier of those after.
-void keep_nearer(std::optional<actors::interval_neighbour>& kept, std::optional<actors::interval_neighbour> other,
+void keep_nearer(std::optional<core::interval_neighbour>& kept, std::optional<core::interval_neighbour> other,
                  bool before) {
   if (!other) return;
   if (!kept || (before ? other->start > kept->start : other->start < kept->start)) kept = std::move(other);
@@ -153,22 +153,22 @@ status residency::resolve_misses() {
     PEV_RETURN_IF_ERROR(activate(stream, found));
     if (!found) absent_.insert(stream);
   }
-  std::vector<actors::interval_identity> intervals = std::move(state_.intervals.misses);
+  std::vector<core::interval_identity> intervals = std::move(state_.intervals.misses);
   state_.intervals.misses.clear();
   for (const auto& id : intervals) {
     if (state_.intervals.known.count(id) != 0) continue;
     auto value = log_.get_interval(interval_key(id.device, id.start));
     if (!value) return value.error();
-    std::optional<actors::interval_content> content;
+    std::optional<core::interval_content> content;
     if (value->has_value()) {
-      actors::interval_content c;
-      PEV_RETURN_IF_ERROR(actors::decode_snapshot(**value, c));
+      core::interval_content c;
+      PEV_RETURN_IF_ERROR(core::decode_snapshot(**value, c));
       content = std::move(c);
     }
     state_.intervals.known.emplace(id, std::move(content));
   }
   // One per decide at most: the new interval's.
-  std::vector<actors::interval_identity> neighbourhoods = std::move(state_.intervals.neighbour_misses);
+  std::vector<core::interval_identity> neighbourhoods = std::move(state_.intervals.neighbour_misses);
   state_.intervals.neighbour_misses.clear();
   for (const auto& id : neighbourhoods) PEV_RETURN_IF_ERROR(resolve_neighbours(id));
   return status::ok();
@@ -176,9 +176,9 @@ status residency::resolve_misses() {
 
 // An EUMD's intervals are those of the log's index and those recorded since the identities were
 // last forgotten (`eumd_intervals::recorded`; forgotten only once durable, so then in the index).
-status residency::resolve_neighbours(const actors::interval_identity& id) {
+status residency::resolve_neighbours(const core::interval_identity& id) {
   const std::string from = device_keys_from(id.device), to = device_keys_to(id.device);
-  using nearest = std::pair<std::optional<actors::interval_neighbour>, std::optional<actors::interval_neighbour>>;
+  using nearest = std::pair<std::optional<core::interval_neighbour>, std::optional<core::interval_neighbour>>;
   auto from_log = [&](const std::string& key, nearest& out) -> status {
     auto found = log_.interval_neighbours(key, from, to);
     if (!found) return found.error();
@@ -196,16 +196,16 @@ status residency::resolve_neighbours(const actors::interval_identity& id) {
     PEV_RETURN_IF_ERROR(from_log(to, last));
     eumd->second.stored_latest = std::move(last.first);
   }
-  const actors::interval_neighbour* latest = eumd->second.latest();
+  const core::interval_neighbour* latest = eumd->second.latest();
   if (latest != nullptr && latest->start >= id.start) {
     nearest around;
     PEV_RETURN_IF_ERROR(from_log(interval_key(id.device, id.start), around));
     const auto& recorded = eumd->second.recorded;
     auto after = std::upper_bound(recorded.begin(), recorded.end(), id.start,
-                                  [](std::int64_t t, const actors::interval_neighbour& n) { return t < n.start; });
+                                  [](std::int64_t t, const core::interval_neighbour& n) { return t < n.start; });
     if (after != recorded.end()) keep_nearer(around.second, *after, false);
     auto before = std::lower_bound(recorded.begin(), recorded.end(), id.start,
-                                   [](const actors::interval_neighbour& n, std::int64_t t) { return n.start < t; });
+                                   [](const core::interval_neighbour& n, std::int64_t t) { return n.start < t; });
     if (before != recorded.begin()) keep_nearer(around.first, *std::prev(before), true);
     state_.intervals.looked_up[id] = std::move(around);
   }
@@ -226,9 +226,9 @@ void residency::end_command() {
   tick();
 }
 
-actors::residency_meta* residency::meta_of(std::string_view stream) {
+core::residency_meta* residency::meta_of(std::string_view stream) {
   const stream_name name = split(stream);
-  actors::residency_meta* meta = nullptr;
+  core::residency_meta* meta = nullptr;
   const bool paged = with_table(state_, name.kind, [&](auto& table) {
     if (auto* slot = table.resident(name.id)) meta = &slot->meta;
   });
@@ -249,7 +249,7 @@ status residency::ensure_resident(std::string_view stream) {
 }
 
 bool residency::applied(std::string_view stream) {
-  actors::residency_meta* meta = meta_of(stream);
+  core::residency_meta* meta = meta_of(stream);
   bool first = false;
   if (meta == nullptr) {
     // The event created a utility or the clearinghouse's book: pinned from now on. Rare, so the
@@ -265,12 +265,12 @@ bool residency::applied(std::string_view stream) {
 }
 
 void residency::offer_interval(std::string_view device, std::int64_t start,
-                               std::optional<actors::interval_content> stored) {
+                               std::optional<core::interval_content> stored) {
   state_.intervals.known.try_emplace({std::string(device), start}, std::move(stored));
 }
 
 void residency::interval_recorded(const std::string& device, std::int64_t start,
-                                  const actors::interval_content& content, storage::append_batch& batch) {
+                                  const core::interval_content& content, storage::append_batch& batch) {
   state_.intervals.known[{device, start}] = content;
   // Kept for neighbour lookups until forgotten: in start order, and intervals mostly arrive so.
   // The command that records it looked its neighbours up first, so its EUMD is known.
@@ -280,9 +280,9 @@ void residency::interval_recorded(const std::string& device, std::int64_t start,
   auto at = recorded.end();
   if (!recorded.empty() && recorded.back().start > start)
     at = std::lower_bound(recorded.begin(), recorded.end(), start,
-                          [](const actors::interval_neighbour& n, std::int64_t t) { return n.start < t; });
-  recorded.insert(at, actors::interval_neighbour{start, content});
-  batch.intervals.push_back({interval_key(device, start), actors::encode_snapshot(content)});
+                          [](const core::interval_neighbour& n, std::int64_t t) { return n.start < t; });
+  recorded.insert(at, core::interval_neighbour{start, content});
+  batch.intervals.push_back({interval_key(device, start), core::encode_snapshot(content)});
 }
 
 template <class Table>
@@ -290,7 +290,7 @@ status residency::activate_in(Table& table, const std::string& stream, const std
   found = table.resident(id) != nullptr;
   if (found) return status::ok();
   if (!table.unpark(id)) {
-    actors::residency_meta meta;
+    core::residency_meta meta;
     auto recovered = actors::recover_entity(log_, stream, state_);
     if (!recovered) return recovered.error();
     if (recovered->stream_seq == 0) return status::ok();
@@ -322,7 +322,7 @@ status residency::activate(const std::string& stream, bool& found) {
   auto recovered = actors::recover_entity(log_, stream, state_);
   if (!recovered) return recovered.error();
   if (recovered->stream_seq == 0) return status::ok();
-  actors::residency_meta& meta = pinned_meta_[stream];
+  core::residency_meta& meta = pinned_meta_[stream];
   meta.stream_seq = recovered->stream_seq;
   meta.snapshot_seq = recovered->snapshot_seq;
   meta.snapshot_bytes = static_cast<std::uint32_t>(std::min<std::size_t>(recovered->snapshot_bytes, UINT32_MAX));
@@ -331,17 +331,17 @@ status residency::activate(const std::string& stream, bool& found) {
 }
 
 void residency::snapshot_if_due(const std::string& stream, storage::append_batch& batch) {
-  actors::residency_meta* meta = meta_of(stream);
+  core::residency_meta* meta = meta_of(stream);
   if (meta == nullptr) return;  // passivated already in this group
   const std::uint64_t grown = meta->stream_seq - meta->snapshot_seq;
   if (grown < std::max(snapshot_events_min, std::uint64_t{meta->snapshot_bytes} / snapshot_bytes_per_event)) return;
   const stream_name name = split(stream);
   std::string bytes;
-  if (!with_table(state_, name.kind, [&](auto& table) { bytes = actors::encode_snapshot(table.resident(name.id)->state); })) {
+  if (!with_table(state_, name.kind, [&](auto& table) { bytes = core::encode_snapshot(table.resident(name.id)->state); })) {
     if (name.kind == "utility")
-      bytes = actors::encode_snapshot(state_.utilities.at(name.id));
+      bytes = core::encode_snapshot(state_.utilities.at(name.id));
     else
-      bytes = actors::encode_snapshot(state_.clearinghouse);
+      bytes = core::encode_snapshot(state_.clearinghouse);
   }
   meta->snapshot_seq = meta->stream_seq;
   meta->snapshot_bytes = static_cast<std::uint32_t>(std::min<std::size_t>(bytes.size(), UINT32_MAX));
@@ -378,7 +378,7 @@ void residency::passivate_over_bound(std::uint64_t group, storage::append_batch*
       auto* slot = table.resident(id);
       // A short tail is cheaper to fold again than a snapshot is to write.
       if (slot->meta.stream_seq - slot->meta.snapshot_seq > passivation_tail_max) {
-        std::string bytes = actors::encode_snapshot(slot->state);
+        std::string bytes = core::encode_snapshot(slot->state);
         slot->meta.snapshot_seq = slot->meta.stream_seq;
         slot->meta.snapshot_bytes = static_cast<std::uint32_t>(std::min<std::size_t>(bytes.size(), UINT32_MAX));
         batch->snapshots.push_back({join(c.kind, id), slot->meta.stream_seq, std::move(bytes)});
@@ -401,7 +401,7 @@ void residency::checkpoint(storage::append_batch& batch) {
   for_each_table(state_, [&](auto& table) {
     for (auto& [id, slot] : table.resident_entities()) {
       if (slot.meta.stream_seq - slot.meta.snapshot_seq <= passivation_tail_max) continue;
-      std::string bytes = actors::encode_snapshot(slot.state);
+      std::string bytes = core::encode_snapshot(slot.state);
       slot.meta.snapshot_seq = slot.meta.stream_seq;
       slot.meta.snapshot_bytes = static_cast<std::uint32_t>(std::min<std::size_t>(bytes.size(), UINT32_MAX));
       batch.snapshots.push_back({join(table.kind(), id), slot.meta.stream_seq, std::move(bytes)});
@@ -410,8 +410,8 @@ void residency::checkpoint(storage::append_batch& batch) {
   for (auto& [stream, meta] : pinned_meta_) {
     if (meta.stream_seq - meta.snapshot_seq <= passivation_tail_max) continue;
     const stream_name name = split(stream);
-    std::string bytes = name.kind == "utility" ? actors::encode_snapshot(state_.utilities.at(name.id))
-                                               : actors::encode_snapshot(state_.clearinghouse);
+    std::string bytes = name.kind == "utility" ? core::encode_snapshot(state_.utilities.at(name.id))
+                                               : core::encode_snapshot(state_.clearinghouse);
     meta.snapshot_seq = meta.stream_seq;
     meta.snapshot_bytes = static_cast<std::uint32_t>(std::min<std::size_t>(bytes.size(), UINT32_MAX));
     batch.snapshots.push_back({stream, meta.stream_seq, std::move(bytes)});
@@ -426,7 +426,7 @@ void residency::trim() { passivate_over_bound(0, nullptr); }
 
 std::size_t residency::resident_count() const {
   std::size_t n = 0;
-  for_each_table(const_cast<actors::ledger_state&>(state_), [&](auto& table) { n += table.size(); });
+  for_each_table(const_cast<core::ledger_state&>(state_), [&](auto& table) { n += table.size(); });
   return n;
 }
 

@@ -32,7 +32,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "actors/ledger_state.hpp"
+#include "core/ledger_state.hpp"
 #include "base/status.hpp"
 #include "storage/event_log.hpp"
 
@@ -43,13 +43,13 @@ struct residency_options {
   std::size_t interval_cache_max = 1u << 20;  // interval identities known before draining
 };
 
-class residency final : public actors::entity_pager {
+class residency final : public core::entity_pager {
  public:
   residency(storage::event_log& log, residency_options options);
   residency(const residency&) = delete;
   residency& operator=(const residency&) = delete;
 
-  [[nodiscard]] actors::ledger_state& state() { return state_; }
+  [[nodiscard]] core::ledger_state& state() { return state_; }
 
   // Activates the utilities and the clearinghouse.
   [[nodiscard]] status open();
@@ -75,9 +75,9 @@ class residency final : public actors::entity_pager {
   bool applied(std::string_view stream);
   // What the log held for an interval identity, read ahead of `decide`: known from now on unless
   // something newer is known already.
-  void offer_interval(std::string_view device, std::int64_t start, std::optional<actors::interval_content> stored);
+  void offer_interval(std::string_view device, std::int64_t start, std::optional<core::interval_content> stored);
   // An interval was recorded: `decide` must see it from now on; its index entry joins `batch`.
-  void interval_recorded(const std::string& device, std::int64_t start, const actors::interval_content& content,
+  void interval_recorded(const std::string& device, std::int64_t start, const core::interval_content& content,
                          storage::append_batch& batch);
 
   // Streams with events in the current group (recorded or batched), until end_group.
@@ -108,15 +108,15 @@ class residency final : public actors::entity_pager {
   status activate(const std::string& stream, bool& found);
   template <class Table>
   status activate_in(Table& table, const std::string& stream, const std::string& id, bool& found);
-  [[nodiscard]] actors::residency_meta* meta_of(std::string_view stream);
+  [[nodiscard]] core::residency_meta* meta_of(std::string_view stream);
   void snapshot_if_due(const std::string& stream, storage::append_batch& batch);
   void passivate_over_bound(std::uint64_t group, storage::append_batch* batch);
-  [[nodiscard]] status resolve_neighbours(const actors::interval_identity& id);
+  [[nodiscard]] status resolve_neighbours(const core::interval_identity& id);
 
   storage::event_log& log_;
   residency_options options_;
-  actors::ledger_state state_;
-  std::unordered_map<std::string, actors::residency_meta> pinned_meta_;  // utilities, clearinghouse
+  core::ledger_state state_;
+  std::unordered_map<std::string, core::residency_meta> pinned_meta_;  // utilities, clearinghouse
   mutable std::set<std::string> misses_;        // streams missed by the current decide
   std::unordered_set<std::string> absent_;      // streams proven absent during the current command
   std::unordered_set<std::string> changed_;     // streams with events applied in the current group

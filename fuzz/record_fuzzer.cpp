@@ -84,7 +84,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   FUZZ_CHECK(body != nullptr && static_cast<std::uint8_t>(body->event_type()) == r->event_type());
   FUZZ_CHECK(r->stream() != nullptr && r->command_id() != nullptr);
   // The verifier checks a nested buffer's alignment from the buffer's own start: FlatBuffers then
-  // reads the body's 8-byte scalars (in actors::apply, the printer) at aligned addresses only if
+  // reads the body's 8-byte scalars (in core::apply, the printer) at aligned addresses only if
   // the body starts 8-aligned in the (8-aligned) record, as build_record makes it.
   FUZZ_CHECK((r->body()->data() - bytes.data()) % 8 == 0);
   const status other = storage::verify_record_structure(bytes, log_seq(claimed ^ 1));

@@ -13,9 +13,9 @@
 #include <unordered_map>
 #include <nlohmann/json.hpp>
 
-#include "actors/apply.hpp"
-#include "actors/projections.hpp"
-#include "actors/snapshot_codec.hpp"
+#include "core/apply.hpp"
+#include "core/projections.hpp"
+#include "core/snapshot_codec.hpp"
 #include "storage/record.hpp"
 #include "base/time.hpp"
 #include "storage/event_log.hpp"
@@ -85,7 +85,7 @@ class parallel_fold {
   // `partitions` 0: apply on the caller's thread.
   explicit parallel_fold(std::size_t partitions) {
     for (std::size_t i = 0; i < std::max<std::size_t>(partitions, 1); ++i)
-      states_.push_back(std::make_shared<actors::ledger_state>());
+      states_.push_back(std::make_shared<core::ledger_state>());
     for (std::size_t i = 0; i < partitions; ++i) {
       auto w = std::make_shared<worker>();
       // The thread shares the worker and its partition, so that it can outlive the fold while it
@@ -98,7 +98,7 @@ class parallel_fold {
   parallel_fold(const parallel_fold&) = delete;
   parallel_fold& operator=(const parallel_fold&) = delete;
 
-  [[nodiscard]] actors::ledger_state& state_of(std::string_view stream) { return *states_[partition(stream)]; }
+  [[nodiscard]] core::ledger_state& state_of(std::string_view stream) { return *states_[partition(stream)]; }
 
   // `covered`: the events of each stream already in the state (from its snapshot).
   void set_covered(std::unordered_map<std::string, std::uint64_t> covered) { covered_ = std::move(covered); }
@@ -112,7 +112,7 @@ class parallel_fold {
       if (it != covered_.end() && r.stream_seq() <= it->second) return;
     }
     if (workers_.empty()) {
-      actors::apply(*states_[0], *r.body_nested_root(), unix_seconds(r.at()));
+      core::apply(*states_[0], *r.body_nested_root(), unix_seconds(r.at()));
       return;
     }
     worker& w = *workers_[partition(r.stream()->string_view())];
@@ -149,7 +149,7 @@ class parallel_fold {
   // After `finish`: every projection of every partition, in key order.
   [[nodiscard]] std::vector<std::pair<std::string, std::string>> projections() {
     std::vector<std::pair<std::string, std::string>> all;
-    if (workers_.empty()) return actors::all_projections(*states_[0]);
+    if (workers_.empty()) return core::all_projections(*states_[0]);
     for (auto& w : workers_) {
       all.insert(all.end(), std::make_move_iterator(w->projections.begin()),
                  std::make_move_iterator(w->projections.end()));
@@ -234,7 +234,7 @@ class parallel_fold {
     w.changed.notify_all();
   }
 
-  static void run(worker& w, std::shared_ptr<actors::ledger_state> state) {
+  static void run(worker& w, std::shared_ptr<core::ledger_state> state) {
     for (;;) {
       batch b;
       {
@@ -253,12 +253,12 @@ class parallel_fold {
           w.first_bad = {r->global_seq(), hashed};
           break;
         }
-        actors::apply(*state, *r->body_nested_root(), unix_seconds(r->at()));
+        core::apply(*state, *r->body_nested_root(), unix_seconds(r->at()));
       }
       std::lock_guard lock(w.mu);
       if (w.spent.size() < spent_batches_max) w.spent.push_back(std::move(b));
     }
-    w.projections = actors::all_projections(*state);
+    w.projections = core::all_projections(*state);
     {
       std::lock_guard lock(w.mu);
       w.rendered = true;
@@ -268,7 +268,7 @@ class parallel_fold {
     // projections and detaches this thread, which frees the partition as the last owner.
   }
 
-  std::vector<std::shared_ptr<actors::ledger_state>> states_;
+  std::vector<std::shared_ptr<core::ledger_state>> states_;
   std::vector<std::shared_ptr<worker>> workers_;
   std::unordered_map<std::string, std::uint64_t> covered_;
 };
@@ -323,7 +323,7 @@ result<report> run(const std::string& db, const std::string& until, bool verify,
       return status::ok();
     }));
     for (auto& [stream, snap] : newest) {
-      PEV_RETURN_IF_ERROR(actors::restore_entity(fold.state_of(stream), stream, snap.state));
+      PEV_RETURN_IF_ERROR(core::restore_entity(fold.state_of(stream), stream, snap.state));
       covered[stream] = snap.stream_seq;
     }
     fold.set_covered(std::move(covered));

@@ -144,7 +144,7 @@ status verify_record_structure(std::span<const std::uint8_t> bytes, log_seq expe
   // The verifier accepts a union whose type is NONE (its type field absent or 0) or a type this
   // schema does not have (as a newer schema's), whatever its value: no record is built so (build_record
   // asserts a type), and reading one aborted the event printer (flatbuffers' text generator asserts
-  // that a union's type field is present) and actors::apply (an assertion). Found by
+  // that a union's type field is present) and core::apply (an assertion). Found by
   // fuzz/record_fuzzer.cpp.
   if (body->event_type() == schema::Event::NONE || body->event_type() > schema::Event::MAX)
     return {errc::corruption, "record " + std::to_string(expected.value()) + ": carries no event of this schema (type " +

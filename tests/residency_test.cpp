@@ -9,9 +9,9 @@
 #include <set>
 #include <sstream>
 
-#include "actors/entity_table.hpp"
-#include "actors/ledger_state.hpp"
-#include "actors/snapshot_codec.hpp"
+#include "core/entity_table.hpp"
+#include "core/ledger_state.hpp"
+#include "core/snapshot_codec.hpp"
 #include "pevledger/engine.hpp"
 #include "tests/test_support.hpp"
 
@@ -22,15 +22,15 @@ using json = nlohmann::json;
 using testing::run_pevledger;
 namespace fb = pevledger::schema;
 
-actors::session_state rich_session() {
-  actors::session_state s;
+core::session_state rich_session() {
+  core::session_state s;
   s.premise = "p1";
   s.utility = "u1";
   s.eumd = "m1";
   s.began = unix_seconds(1'709'251'200);
   s.bound = true;
   s.bound_pev = "1HG8NAW39M673BW7N";
-  actors::session_decision d;
+  core::session_decision d;
   d.payer = fb::Payer::pev_account;
   d.reason = fb::FallbackReason::none;
   d.pev = s.bound_pev;
@@ -53,11 +53,11 @@ actors::session_state rich_session() {
 }
 
 TEST(snapshot_codec, a_session_survives_the_round_trip_field_by_field) {
-  const actors::session_state s = rich_session();
-  const std::string bytes = actors::encode_snapshot(s);
-  actors::session_state back;
-  ASSERT_TRUE(actors::decode_snapshot(bytes, back).is_ok());
-  EXPECT_EQ(actors::encode_snapshot(back), bytes);
+  const core::session_state s = rich_session();
+  const std::string bytes = core::encode_snapshot(s);
+  core::session_state back;
+  ASSERT_TRUE(core::decode_snapshot(bytes, back).is_ok());
+  EXPECT_EQ(core::encode_snapshot(back), bytes);
   EXPECT_EQ(back.bound_pev, s.bound_pev);
   ASSERT_TRUE(back.decision.has_value());
   EXPECT_EQ(back.decision->payer, fb::Payer::pev_account);
@@ -83,29 +83,29 @@ TEST(snapshot_codec, a_version_1_session_reads_as_the_compact_readings) {
       "0664657461696c01a81401b06d80ac8cde0cc0f688de0c0153";
   std::string v1;
   for (std::size_t i = 0; i < hex.size(); i += 2) v1.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
-  actors::session_state back;
-  ASSERT_TRUE(actors::decode_snapshot(v1, back).is_ok());
-  const actors::session_state s = rich_session();
+  core::session_state back;
+  ASSERT_TRUE(core::decode_snapshot(v1, back).is_ok());
+  const core::session_state s = rich_session();
   EXPECT_EQ(back.reading_devices, s.reading_devices);
   EXPECT_EQ(back.readings, s.readings);
   EXPECT_EQ(back.held, s.held);
   EXPECT_EQ(back.grants.at(0).price, -42);
   // Written again, it is the current encoding of the same state.
-  EXPECT_EQ(actors::encode_snapshot(back), actors::encode_snapshot(s));
+  EXPECT_EQ(core::encode_snapshot(back), core::encode_snapshot(s));
 }
 
 TEST(snapshot_codec, readings_out_of_order_or_naming_no_device_are_refused) {
   for (int broken = 0; broken < 2; ++broken) {
-    actors::session_state s = rich_session();
+    core::session_state s = rich_session();
     if (broken == 0) std::swap(s.readings[0], s.readings[1]);
     else s.readings[2].device = 2;
-    actors::session_state back;
-    EXPECT_EQ(actors::decode_snapshot(actors::encode_snapshot(s), back).code(), errc::corruption) << broken;
+    core::session_state back;
+    EXPECT_EQ(core::decode_snapshot(core::encode_snapshot(s), back).code(), errc::corruption) << broken;
   }
 }
 
 TEST(snapshot_codec, an_account_and_a_utility_survive_the_round_trip) {
-  actors::account_state a;
+  core::account_state a;
   a.utility = "u1";
   a.kind = fb::AccountKind::prepaid;
   a.topups_micro = 9'000'000'000;
@@ -114,27 +114,27 @@ TEST(snapshot_codec, an_account_and_a_utility_survive_the_round_trip) {
   a.lines[24 * 2024 + 2][{"s1", fb::LineKind::adjustment, "ev", "peak", fb::LineKind::credit, 24 * 2024 + 1}] = {
       -300, -51'000};
   a.bills[24 * 2024 + 1] = {123, 0, 4};
-  const std::string bytes = actors::encode_snapshot(a);
-  actors::account_state back;
-  ASSERT_TRUE(actors::decode_snapshot(bytes, back).is_ok());
-  EXPECT_EQ(actors::encode_snapshot(back), bytes);
+  const std::string bytes = core::encode_snapshot(a);
+  core::account_state back;
+  ASSERT_TRUE(core::decode_snapshot(bytes, back).is_ok());
+  EXPECT_EQ(core::encode_snapshot(back), bytes);
   EXPECT_EQ(back.available_micro(), a.available_micro());
   EXPECT_EQ(back.lines.at(24 * 2024 + 2).begin()->second.amount_micro, -51'000);
 
-  actors::utility_state u;
+  core::utility_state u;
   u.timezone = "Europe/Helsinki";
-  u.zone = std::make_shared<const actors::zone_rules>(
-      actors::zone_rules::from_transitions({{actors::zone_rules::first_at, 7200}, {1'000, 10'800}}).value());
+  u.zone = std::make_shared<const core::zone_rules>(
+      core::zone_rules::from_transitions({{core::zone_rules::first_at, 7200}, {1'000, 10'800}}).value());
   u.tariffs["tou"].versions.push_back({unix_seconds(5), fb::TariffKind::tou, 220'000,
                                        {{"peak", 0x1f, 960, 1260, 480'000}}, std::int64_t{950'000}});
   u.tariffs["rtp"].hourly[3600] = 7;
   u.accounts = {"a2", "a1"};
   u.undecided_sessions = {"s9"};
   u.billed_periods = {24 * 2024};
-  const std::string ubytes = actors::encode_snapshot(u);
-  actors::utility_state uback;
-  ASSERT_TRUE(actors::decode_snapshot(ubytes, uback).is_ok());
-  EXPECT_EQ(actors::encode_snapshot(uback), ubytes);
+  const std::string ubytes = core::encode_snapshot(u);
+  core::utility_state uback;
+  ASSERT_TRUE(core::decode_snapshot(ubytes, uback).is_ok());
+  EXPECT_EQ(core::encode_snapshot(uback), ubytes);
   ASSERT_NE(uback.zone, nullptr);  // the table is stored, not looked up again
   EXPECT_EQ(*uback.zone, *u.zone);
   EXPECT_EQ(uback.accounts, u.accounts);
@@ -142,36 +142,36 @@ TEST(snapshot_codec, an_account_and_a_utility_survive_the_round_trip) {
 }
 
 TEST(snapshot_codec, corrupt_snapshots_are_refused_not_trusted) {
-  const std::string bytes = actors::encode_snapshot(rich_session());
-  actors::session_state out;
-  EXPECT_EQ(actors::decode_snapshot(bytes.substr(0, bytes.size() - 1), out).code(), errc::corruption);
-  EXPECT_EQ(actors::decode_snapshot(bytes + "x", out).code(), errc::corruption);
-  EXPECT_EQ(actors::decode_snapshot("", out).code(), errc::corruption);
+  const std::string bytes = core::encode_snapshot(rich_session());
+  core::session_state out;
+  EXPECT_EQ(core::decode_snapshot(bytes.substr(0, bytes.size() - 1), out).code(), errc::corruption);
+  EXPECT_EQ(core::decode_snapshot(bytes + "x", out).code(), errc::corruption);
+  EXPECT_EQ(core::decode_snapshot("", out).code(), errc::corruption);
   std::string other_version = bytes;
   other_version[0] = 9;
-  EXPECT_EQ(actors::decode_snapshot(other_version, out).code(), errc::corruption);
+  EXPECT_EQ(core::decode_snapshot(other_version, out).code(), errc::corruption);
   // A device's kind outside the enum.
-  actors::device_state d{"p1", fb::DeviceKind::eumd, 900};
-  std::string dbytes = actors::encode_snapshot(d);
+  core::device_state d{"p1", fb::DeviceKind::eumd, 900};
+  std::string dbytes = core::encode_snapshot(d);
   dbytes[1 + 1 + 2] = 0x7e;  // version, length of "p1", "p1", then the kind
-  actors::device_state dout;
-  EXPECT_EQ(actors::decode_snapshot(dbytes, dout).code(), errc::corruption);
+  core::device_state dout;
+  EXPECT_EQ(core::decode_snapshot(dbytes, dout).code(), errc::corruption);
 }
 
 TEST(snapshot_codec, an_eumds_open_sessions_round_trip_and_a_version_2_device_has_none) {
-  actors::device_state d{"p1", fb::DeviceKind::eumd, 900, {"s1", "s2"}};
-  actors::device_state back;
-  ASSERT_TRUE(actors::decode_snapshot(actors::encode_snapshot(d), back).is_ok());
+  core::device_state d{"p1", fb::DeviceKind::eumd, 900, {"s1", "s2"}};
+  core::device_state back;
+  ASSERT_TRUE(core::decode_snapshot(core::encode_snapshot(d), back).is_ok());
   EXPECT_EQ(back.open_sessions, d.open_sessions);
   EXPECT_EQ(back.premise, "p1");
   // Version 2 wrote a device's premise, kind and interval length, and nothing after them.
   d.open_sessions.clear();
-  std::string v2 = actors::encode_snapshot(d);
+  std::string v2 = core::encode_snapshot(d);
   ASSERT_EQ(v2.back(), '\0') << "an empty set is one length byte";
   v2.pop_back();
   v2[0] = 2;
   back.open_sessions = {"stale"};
-  ASSERT_TRUE(actors::decode_snapshot(v2, back).is_ok());
+  ASSERT_TRUE(core::decode_snapshot(v2, back).is_ok());
   EXPECT_TRUE(back.open_sessions.empty());
   EXPECT_EQ(back.interval_s, 900);
 }
@@ -203,9 +203,9 @@ std::vector<std::string> sample_accounts() {
 }
 
 TEST(entity_table, a_parked_entity_comes_back_as_it_was_until_its_group_is_durable) {
-  actors::entity_table<actors::account_state> accounts("account");
-  accounts.create("a1", actors::account_state{}).topups_micro = 7;
-  accounts.create("a2", actors::account_state{});
+  core::entity_table<core::account_state> accounts("account");
+  accounts.create("a1", core::account_state{}).topups_micro = 7;
+  accounts.create("a2", core::account_state{});
   accounts.resident("a1")->meta.stream_seq = 5;
   accounts.park("a1", /*group=*/1);
   accounts.park("a2", /*group=*/1);

@@ -1,4 +1,4 @@
-// Zones pinned in the log (actors/zone_rules.hpp): a table built from the host's tz database reads
+// Zones pinned in the log (core/zone_rules.hpp): a table built from the host's tz database reads
 // every instant of business time as the database does; a malformed table is refused; and rating
 // reads the table an event carries, whatever the host's database says about the zone's name; a
 // utility whose event predates pinned zones is read with the host's table, or refused by name.
@@ -10,9 +10,9 @@
 
 #include <random>
 
-#include "actors/apply.hpp"
-#include "actors/rating.hpp"
-#include "actors/zone_rules.hpp"
+#include "core/apply.hpp"
+#include "core/rating.hpp"
+#include "core/zone_rules.hpp"
 #include "base/limits.hpp"
 #include "engine/host_zones.hpp"
 #include "engine/residency.hpp"
@@ -22,7 +22,7 @@
 namespace {
 
 using namespace pevledger;
-using actors::zone_rules;
+using core::zone_rules;
 namespace fb = pevledger::schema;
 
 std::int32_t database_offset(const date::time_zone* zone, std::int64_t t) {
@@ -112,7 +112,7 @@ TEST(zones, past_the_tables_end_the_last_four_hundred_years_repeat) {
     for (std::int64_t inside : {end - 1001, end - 1000, end - 600, end - 500, end - 1}) {
       const unix_seconds later(inside + shift), earlier(inside);
       EXPECT_EQ(table->offset_at(later), table->offset_at(earlier));
-      const auto a = actors::to_local(*table, later), b = actors::to_local(*table, earlier);
+      const auto a = core::to_local(*table, later), b = core::to_local(*table, earlier);
       EXPECT_EQ(a.weekday, b.weekday);
       EXPECT_EQ(a.minute_of_day, b.minute_of_day);
       EXPECT_EQ(a.month.month, b.month.month);
@@ -129,17 +129,17 @@ TEST(zones, rating_reads_the_table_the_log_carries_not_the_hosts) {
   const std::vector<fb::ZoneTransition> table{{zone_rules::first_at, 19800}};
   auto e = fb::CreateUtilityRegisteredDirect(fbb, "u", "America/New_York", 60, 5'000'000, &table);
   fbb.Finish(fb::CreateEventBody(fbb, fb::Event::UtilityRegistered, e.Union()));
-  actors::ledger_state state;
-  actors::apply(state, *flatbuffers::GetRoot<fb::EventBody>(fbb.GetBufferPointer()), unix_seconds(0));
-  const actors::utility_state& u = state.utilities.at("u");
+  core::ledger_state state;
+  core::apply(state, *flatbuffers::GetRoot<fb::EventBody>(fbb.GetBufferPointer()), unix_seconds(0));
+  const core::utility_state& u = state.utilities.at("u");
   ASSERT_NE(u.zone, nullptr);
-  const auto local = actors::to_local(actors::zone_of(u), unix_seconds(1711915200));
+  const auto local = core::to_local(core::zone_of(u), unix_seconds(1711915200));
   EXPECT_EQ(local.month, (month_period{2024, 4}));
   EXPECT_EQ(local.minute_of_day, 90);
   EXPECT_EQ(local.weekday, 0);  // a Monday
   const auto host = engine_detail::host_zone_rules("America/New_York");
   ASSERT_TRUE(host.has_value());
-  EXPECT_EQ(actors::to_local(*host.value(), unix_seconds(1711915200)).month, (month_period{2024, 3}));
+  EXPECT_EQ(core::to_local(*host.value(), unix_seconds(1711915200)).month, (month_period{2024, 3}));
 }
 
 }  // namespace
@@ -169,7 +169,7 @@ TEST(zones, a_utility_registered_before_zones_were_pinned_is_read_with_the_hosts
   engine_detail::residency resident(*log.value(), {});
   ASSERT_TRUE(resident.open().is_ok());
   for (const char* id : {"east", "north"}) {
-    const actors::utility_state& u = resident.state().utilities.at(id);
+    const core::utility_state& u = resident.state().utilities.at(id);
     ASSERT_NE(u.zone, nullptr) << id;
     EXPECT_EQ(*u.zone, *engine_detail::host_zone_rules(u.timezone).value()) << id;
   }

@@ -1,9 +1,9 @@
-#include "actors/settlement.hpp"
+#include "core/settlement.hpp"
 
 #include <algorithm>
 #include <set>
 
-namespace pevledger::actors {
+namespace pevledger::core {
 
 std::vector<settlement_entry> statement_entries(
     const std::map<std::pair<std::string, std::string>, settlement_pair_total>& gross) {
@@ -28,4 +28,4 @@ std::vector<settlement_entry> statement_entries(
   return out;
 }
 
-}  // namespace pevledger::actors
+}  // namespace pevledger::core

@@ -1,10 +1,10 @@
-#include "actors/apply.hpp"
+#include "core/apply.hpp"
 
 #include <limits>
 
-#include "actors/rating.hpp"
+#include "core/rating.hpp"
 
-namespace pevledger::actors {
+namespace pevledger::core {
 namespace {
 
 namespace fb = pevledger::schema;
@@ -416,4 +416,4 @@ void apply(ledger_state& st, const schema::EventBody& body, unix_seconds at) {
   PEV_ASSERT(false && "event type outside the schema");
 }
 
-}  // namespace pevledger::actors
+}  // namespace pevledger::core

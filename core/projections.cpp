@@ -1,13 +1,13 @@
-#include "actors/projections.hpp"
+#include "core/projections.hpp"
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
-#include "actors/settlement.hpp"
+#include "core/settlement.hpp"
 #include "base/json_writer.hpp"
 #include "base/money.hpp"
 
-namespace pevledger::actors {
+namespace pevledger::core {
 namespace {
 
 using ojson = nlohmann::ordered_json;
@@ -268,4 +268,4 @@ std::string render_projection(const ledger_state& st, const std::string& stream,
   return {};
 }
 
-}  // namespace pevledger::actors
+}  // namespace pevledger::core

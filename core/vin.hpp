@@ -4,8 +4,8 @@
 
 #include <string_view>
 
-namespace pevledger::actors {
+namespace pevledger::core {
 
 [[nodiscard]] bool is_valid_vin(std::string_view vin) noexcept;
 
-}  // namespace pevledger::actors
+}  // namespace pevledger::core

@@ -1,6 +1,6 @@
-#include "actors/rating.hpp"
+#include "core/rating.hpp"
 
-namespace pevledger::actors {
+namespace pevledger::core {
 
 local_instant to_local(const zone_rules& zone, unix_seconds t) {
   const auto [days, rem] = split_days(t.value() + zone.offset_at(t));
@@ -45,4 +45,4 @@ rated_price price_interval(const utility_state& utility, const tariff_state& tar
   return {price_micro_per_kwh(v.base_price), "base"};
 }
 
-}  // namespace pevledger::actors
+}  // namespace pevledger::core

@@ -5,12 +5,12 @@
 #include <string>
 #include <string_view>
 
-#include "actors/ledger_state.hpp"
-#include "actors/zone_rules.hpp"
+#include "core/ledger_state.hpp"
+#include "core/zone_rules.hpp"
 #include "base/status.hpp"
 #include "base/time.hpp"
 
-namespace pevledger::actors {
+namespace pevledger::core {
 
 // Local calendar facts of an instant in a zone.
 struct local_instant {
@@ -41,4 +41,4 @@ struct rated_price {
 [[nodiscard]] rated_price price_interval(const utility_state& utility, const tariff_state& tariff,
                                          unix_seconds start);
 
-}  // namespace pevledger::actors
+}  // namespace pevledger::core

@@ -8,13 +8,13 @@
 #include <utility>
 #include <vector>
 
-#include "actors/ledger_state.hpp"
+#include "core/ledger_state.hpp"
 
-namespace pevledger::actors {
+namespace pevledger::core {
 
 // Net entries are oriented so that the amount is not negative (or, at zero, the Wh); an entry whose
 // amount and Wh are both zero is left out.
 [[nodiscard]] std::vector<settlement_entry> statement_entries(
     const std::map<std::pair<std::string, std::string>, settlement_pair_total>& gross);
 
-}  // namespace pevledger::actors
+}  // namespace pevledger::core

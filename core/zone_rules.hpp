@@ -12,7 +12,7 @@
 #include "base/status.hpp"
 #include "base/strong_types.hpp"
 
-namespace pevledger::actors {
+namespace pevledger::core {
 
 class zone_rules {
  public:
@@ -46,4 +46,4 @@ class zone_rules {
   std::vector<transition> transitions_;
 };
 
-}  // namespace pevledger::actors
+}  // namespace pevledger::core

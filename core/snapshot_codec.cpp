@@ -1,11 +1,11 @@
-#include "actors/snapshot_codec.hpp"
+#include "core/snapshot_codec.hpp"
 
 #include <algorithm>
 #include <type_traits>
 
-#include "actors/rating.hpp"
+#include "core/rating.hpp"
 
-namespace pevledger::actors {
+namespace pevledger::core {
 namespace {
 
 // Version 4 keeps a utility's zone table; version 3 an EUMD's open sessions and a session's SMS number; version 2 a session's readings compactly
@@ -435,4 +435,4 @@ status restore_entity(ledger_state& state, std::string_view stream, std::string_
   return {errc::corruption, "snapshot of an unknown stream '" + std::string(stream) + "'"};
 }
 
-}  // namespace pevledger::actors
+}  // namespace pevledger::core

@@ -1,17 +1,17 @@
 #pragma once
 // decide: the pure half of every entity's behaviour. Given the ledger state and one command, it
 // returns the events that record the command's consequences, or the refusal. It never mutates
-// the state; the engine appends the events and then applies them (actors/apply.hpp). On a paged
-// state everything it reads is resident first: actors/prefetch.hpp states what that is.
+// the state; the engine appends the events and then applies them (core/apply.hpp). On a paged
+// state everything it reads is resident first: core/prefetch.hpp states what that is.
 
 #include <string>
 #include <vector>
 
-#include "actors/ledger_state.hpp"
+#include "core/ledger_state.hpp"
 #include "base/status.hpp"
 #include "schema/command_parser.hpp"
 
-namespace pevledger::actors {
+namespace pevledger::core {
 
 struct event_out {
   std::string stream;              // "account/<id>", "session/<id>", "clearinghouse", ...
@@ -30,4 +30,4 @@ struct decision {
 
 [[nodiscard]] decision decide(const ledger_state& state, const schema::command& command);
 
-}  // namespace pevledger::actors
+}  // namespace pevledger::core

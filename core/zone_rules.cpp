@@ -1,10 +1,10 @@
-#include "actors/zone_rules.hpp"
+#include "core/zone_rules.hpp"
 
 #include <algorithm>
 
 #include "base/time.hpp"
 
-namespace pevledger::actors {
+namespace pevledger::core {
 
 std::int64_t zone_rules::table_end() {
   static const std::int64_t end = days_from_civil({2500, 1, 1}) * 86400;
@@ -36,4 +36,4 @@ std::int32_t zone_rules::offset_at(unix_seconds t) const {
   return std::prev(after)->offset_s;
 }
 
-}  // namespace pevledger::actors
+}  // namespace pevledger::core

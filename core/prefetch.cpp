@@ -1,8 +1,8 @@
-#include "actors/prefetch.hpp"
+#include "core/prefetch.hpp"
 
-#include "actors/vin.hpp"
+#include "core/vin.hpp"
 
-namespace pevledger::actors {
+namespace pevledger::core {
 namespace {
 
 namespace fb = pevledger::schema;
@@ -177,4 +177,4 @@ void prefetch(const ledger_state& state, const schema::command& cmd) {
   }
 }
 
-}  // namespace pevledger::actors
+}  // namespace pevledger::core

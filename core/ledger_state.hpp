@@ -1,6 +1,6 @@
 #pragma once
 // The state of every entity of the domain (SPEC section 2), as plain structs. Each entity's state
-// changes only through `apply` (actors/apply.cpp) and is read by `decide` (actors/decide.cpp); both
+// changes only through `apply` (core/apply.cpp) and is read by `decide` (core/decide.cpp); both
 // are pure. An entity's state is a function of its own stream alone: that is what lets the engine
 // passivate it and activate it again from a snapshot plus the tail of its stream. Replay folds the
 // whole log into one ledger_state without any actor system.
@@ -15,13 +15,13 @@
 #include <unordered_map>
 #include <vector>
 
-#include "actors/entity_table.hpp"
-#include "actors/zone_rules.hpp"
+#include "core/entity_table.hpp"
+#include "core/zone_rules.hpp"
 #include "base/strong_types.hpp"
 #include "base/time.hpp"
 #include "schema/events_generated.h"
 
-namespace pevledger::actors {
+namespace pevledger::core {
 
 struct time_range {
   unix_seconds start;
@@ -374,4 +374,4 @@ struct ledger_state {
   std::map<std::string, std::shared_ptr<const zone_rules>, std::less<>> zones_looked_up;
 };
 
-}  // namespace pevledger::actors
+}  // namespace pevledger::core

@@ -11,10 +11,10 @@
 #include <string>
 #include <string_view>
 
-#include "actors/ledger_state.hpp"
+#include "core/ledger_state.hpp"
 #include "base/status.hpp"
 
-namespace pevledger::actors {
+namespace pevledger::core {
 
 [[nodiscard]] std::string encode_snapshot(const utility_state& s);
 [[nodiscard]] std::string encode_snapshot(const account_state& s);
@@ -43,4 +43,4 @@ namespace pevledger::actors {
 // it, replacing what `state` held of it.
 [[nodiscard]] status restore_entity(ledger_state& state, std::string_view stream, std::string_view bytes);
 
-}  // namespace pevledger::actors
+}  // namespace pevledger::core

@@ -15,11 +15,11 @@
 // finds absent is absent. A lookup it leaves out would make `decide` read an entity that is not
 // resident, which the engine treats as a bug (an assertion), not as a retry.
 
-#include "actors/ledger_state.hpp"
+#include "core/ledger_state.hpp"
 #include "schema/command_parser.hpp"
 
-namespace pevledger::actors {
+namespace pevledger::core {
 
 void prefetch(const ledger_state& state, const schema::command& command);
 
-}  // namespace pevledger::actors
+}  // namespace pevledger::core

@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "actors/decide.hpp"
+#include "core/decide.hpp"
 
-namespace pevledger::actors {
+namespace pevledger::core {
 
 class event_sink {
  public:
@@ -28,4 +28,4 @@ class event_sink {
   std::vector<event_out> events_;
 };
 
-}  // namespace pevledger::actors
+}  // namespace pevledger::core

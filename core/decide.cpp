@@ -1,15 +1,15 @@
-#include "actors/decide.hpp"
+#include "core/decide.hpp"
 
 #include <algorithm>
 
-#include "actors/event_sink.hpp"
-#include "actors/rating.hpp"
-#include "actors/settlement.hpp"
-#include "actors/vin.hpp"
+#include "core/event_sink.hpp"
+#include "core/rating.hpp"
+#include "core/settlement.hpp"
+#include "core/vin.hpp"
 #include "base/limits.hpp"
 #include "base/money.hpp"
 
-namespace pevledger::actors {
+namespace pevledger::core {
 namespace {
 
 namespace fb = pevledger::schema;
@@ -1029,4 +1029,4 @@ decision decide(const ledger_state& state, const schema::command& cmd) {
   return std::move(c.out);
 }
 
-}  // namespace pevledger::actors
+}  // namespace pevledger::core

@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "actors/ledger_state.hpp"
+#include "core/ledger_state.hpp"
 
-namespace pevledger::actors {
+namespace pevledger::core {
 
 // Keys of the stored projections.
 [[nodiscard]] std::string balance_key(const std::string& account);
@@ -40,4 +40,4 @@ namespace pevledger::actors {
 // Every projection the state holds, as (key, JSON): what a replay compares with the stored ones.
 [[nodiscard]] std::vector<std::pair<std::string, std::string>> all_projections(const ledger_state& state);
 
-}  // namespace pevledger::actors
+}  // namespace pevledger::core

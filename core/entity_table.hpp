@@ -5,7 +5,7 @@
 //
 // A table with a pager is "paged": a lookup of an id that is not resident does not mean the entity
 // does not exist. `find` then records a miss and answers "not here"; the engine activates what
-// `prefetch` missed before `decide` runs (actors/prefetch.hpp), so `at`, for an entity its caller
+// `prefetch` missed before `decide` runs (core/prefetch.hpp), so `at`, for an entity its caller
 // knows exists, finds it resident or it is a bug.
 
 #include <cstdint>
@@ -17,7 +17,7 @@
 
 #include "base/assert.hpp"
 
-namespace pevledger::actors {
+namespace pevledger::core {
 
 // What a paged table reports to (the engine's residency policy).
 class entity_pager {
@@ -167,4 +167,4 @@ class entity_table {
   std::deque<parked_entry> parked_order_;
 };
 
-}  // namespace pevledger::actors
+}  // namespace pevledger::core

@@ -1,6 +1,6 @@
-#include "actors/vin.hpp"
+#include "core/vin.hpp"
 
-namespace pevledger::actors {
+namespace pevledger::core {
 namespace {
 
 // Transliteration of the VIN alphabet to numbers (ISO 3779 / 49 CFR 565); -1 outside the alphabet.
@@ -37,4 +37,4 @@ bool is_valid_vin(std::string_view vin) noexcept {
   return vin[8] == expected;
 }
 
-}  // namespace pevledger::actors
+}  // namespace pevledger::core
