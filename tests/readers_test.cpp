@@ -437,27 +437,27 @@ TEST(format_version, a_foreign_format_is_refused_by_every_command_naming_it) {
 
 TEST(format_version, an_older_format_is_read_as_it_is_and_written_only_after_an_explicit_upgrade) {
   for (const std::string older : {"pevledger-log-2", "pevledger-log-3"}) {
-  SCOPED_TRACE(older);
-  temp_dir dir;
-  const std::string db = dir.file("db");
-  ASSERT_EQ(run_pevledger("ingest --db " + db + " -", two_lines).exit_code, 0);
-  set_format(db, older);
-  const auto exported = run_pevledger("export --db " + db);
-  EXPECT_EQ(exported.exit_code, 0) << exported.err;
-  EXPECT_EQ(json::parse(run_pevledger("stats --db " + db + " --format json").out)["format"], older);
-  const auto refused = run_pevledger("ingest --db " + db + " --format json -", third_line);
-  EXPECT_EQ(refused.exit_code, 2);
-  const json error = json::parse(refused.err);
-  EXPECT_EQ(error["error"], "usage");
-  EXPECT_NE(error["message"].get<std::string>().find("pevledger upgrade"), std::string::npos);
-  EXPECT_EQ(run_pevledger("export --db " + db).out, exported.out) << "the refused ingest changed the log";
-  EXPECT_EQ(json::parse(run_pevledger("stats --db " + db + " --format json").out)["format"], older);
-  const auto upgraded = run_pevledger("upgrade --db " + db + " --format json");
-  ASSERT_EQ(upgraded.exit_code, 0) << upgraded.err;
-  EXPECT_EQ(json::parse(upgraded.out)["from"], older);
-  EXPECT_EQ(run_pevledger("ingest --db " + db + " -", third_line).exit_code, 0);
-  EXPECT_EQ(json::parse(run_pevledger("stats --db " + db + " --format json").out)["format"], "pevledger-log-4");
-  EXPECT_EQ(run_pevledger("replay --db " + db + " --verify").exit_code, 0);
+    SCOPED_TRACE(older);
+    temp_dir dir;
+    const std::string db = dir.file("db");
+    ASSERT_EQ(run_pevledger("ingest --db " + db + " -", two_lines).exit_code, 0);
+    set_format(db, older);
+    const auto exported = run_pevledger("export --db " + db);
+    EXPECT_EQ(exported.exit_code, 0) << exported.err;
+    EXPECT_EQ(json::parse(run_pevledger("stats --db " + db + " --format json").out)["format"], older);
+    const auto refused = run_pevledger("ingest --db " + db + " --format json -", third_line);
+    EXPECT_EQ(refused.exit_code, 2);
+    const json error = json::parse(refused.err);
+    EXPECT_EQ(error["error"], "usage");
+    EXPECT_NE(error["message"].get<std::string>().find("pevledger upgrade"), std::string::npos);
+    EXPECT_EQ(run_pevledger("export --db " + db).out, exported.out) << "the refused ingest changed the log";
+    EXPECT_EQ(json::parse(run_pevledger("stats --db " + db + " --format json").out)["format"], older);
+    const auto upgraded = run_pevledger("upgrade --db " + db + " --format json");
+    ASSERT_EQ(upgraded.exit_code, 0) << upgraded.err;
+    EXPECT_EQ(json::parse(upgraded.out)["from"], older);
+    EXPECT_EQ(run_pevledger("ingest --db " + db + " -", third_line).exit_code, 0);
+    EXPECT_EQ(json::parse(run_pevledger("stats --db " + db + " --format json").out)["format"], "pevledger-log-4");
+    EXPECT_EQ(run_pevledger("replay --db " + db + " --verify").exit_code, 0);
   }
 }
 
