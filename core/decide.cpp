@@ -5,6 +5,7 @@
 #include "core/event_sink.hpp"
 #include "core/rating.hpp"
 #include "core/settlement.hpp"
+#include "core/stream_name.hpp"
 #include "core/vin.hpp"
 #include "base/limits.hpp"
 #include "base/money.hpp"
@@ -19,13 +20,6 @@ std::string s(const flatbuffers::String* str) { return str == nullptr ? std::str
 
 status refuse(errc code, std::string message) { return {code, std::move(message)}; }
 
-std::string stream(std::string_view kind, std::string_view id) {
-  std::string out(kind);
-  out += '/';
-  out += id;
-  return out;
-}
-constexpr std::string_view clearinghouse_stream = "clearinghouse";
 
 template <class Map>
 const typename Map::mapped_type* find(const Map& map, const std::string& key) {
@@ -100,7 +94,7 @@ void book_line(booking& b, const std::string& session, bool posted, unix_seconds
   std::string settlement_period;
   if (spec.settles)
     settlement_period = month_period::from_index(first_unsettled_from(b.state, period)).to_string();
-  b.sink.emit(stream("account", spec.account), Event::LineBooked, [&](auto& fbb) {
+  b.sink.emit(stream_of(stream_kind::account, spec.account), Event::LineBooked, [&](auto& fbb) {
     return fb::CreateLineBookedDirect(
         fbb, spec.account.c_str(), account->utility.c_str(), month_period::from_index(period).to_string().c_str(),
         session.c_str(), key.kind, key.adjusts,
@@ -110,7 +104,7 @@ void book_line(booking& b, const std::string& session, bool posted, unix_seconds
         settlement_period.empty() ? nullptr : settlement_period.c_str(), posted);
   });
   if (spec.settles)
-    b.sink.emit(std::string(clearinghouse_stream), Event::RoamingCreditCounted, [&](auto& fbb) {
+    b.sink.emit(std::string(stream_kind::clearinghouse), Event::RoamingCreditCounted, [&](auto& fbb) {
       // The home utility (the counterpart of the host's credit) owes what the host credited.
       return fb::CreateRoamingCreditCountedDirect(fbb, settlement_period.c_str(), spec.counterpart_utility.c_str(),
                                                   account->utility.c_str(), spec.wh, -spec.amount_micro);
@@ -176,7 +170,7 @@ void book_reading(booking& b, const std::string& session_id, const session_state
 // `undecided_at`: the utility whose undecided sessions list it, empty when it was decided as it began.
 void emit_decision(event_sink& sink, const std::string& session_id, const session_decision& d,
                    const std::string& undecided_at) {
-  sink.emit(stream("session", session_id), Event::SessionDecided, [&](auto& fbb) {
+  sink.emit(stream_of(stream_kind::session, session_id), Event::SessionDecided, [&](auto& fbb) {
     // Strings by their length, in the order CreateSessionDecidedDirect makes them (the same bytes):
     // the VIN is free text and may hold a NUL, where a C string would end.
     auto opt = [&](const std::string& v) { return v.empty() ? flatbuffers::Offset<flatbuffers::String>() : fbb.CreateString(v); };
@@ -192,17 +186,17 @@ void emit_decision(event_sink& sink, const std::string& session_id, const sessio
                                     tariff_utility, credit_account, credit_tariff, d.roaming, d.reserved_micro);
   });
   if (d.reserved_micro > 0)
-    sink.emit(stream("account", d.payer_account), Event::ReservationHeld, [&](auto& fbb) {
+    sink.emit(stream_of(stream_kind::account, d.payer_account), Event::ReservationHeld, [&](auto& fbb) {
       return fb::CreateReservationHeldDirect(fbb, d.payer_account.c_str(), session_id.c_str(), d.reserved_micro);
     });
   if (!undecided_at.empty())
-    sink.emit(stream("utility", undecided_at), Event::UndecidedSessionRemoved, [&](auto& fbb) {
+    sink.emit(stream_of(stream_kind::utility, undecided_at), Event::UndecidedSessionRemoved, [&](auto& fbb) {
       return fb::CreateUndecidedSessionRemovedDirect(fbb, undecided_at.c_str(), session_id.c_str());
     });
 }
 
 void emit_undecided(event_sink& sink, const std::string& session_id, const std::string& utility) {
-  sink.emit(stream("utility", utility), Event::UndecidedSessionAdded, [&](auto& fbb) {
+  sink.emit(stream_of(stream_kind::utility, utility), Event::UndecidedSessionAdded, [&](auto& fbb) {
     return fb::CreateUndecidedSessionAddedDirect(fbb, utility.c_str(), session_id.c_str());
   });
 }
@@ -346,7 +340,7 @@ status utility_register(context& c) {
   if (zone == c.state.zones_looked_up.end())
     return refuse(errc::invalid_field, "field 'timezone': unknown time zone '" +
                                            std::string(m->timezone()->string_view().substr(0, 64)) + "'");
-  c.sink.emit(stream("utility", id), Event::UtilityRegistered, [&](auto& fbb) {
+  c.sink.emit(stream_of(stream_kind::utility, id), Event::UtilityRegistered, [&](auto& fbb) {
     std::vector<fb::ZoneTransition> table;
     table.reserve(zone->second->transitions().size());
     for (const auto& t : zone->second->transitions()) table.emplace_back(t.at, t.offset_s);
@@ -379,7 +373,7 @@ status tariff_publish(context& c) {
   }
   const tariff_state* existing = find(u->tariffs, tid);
   const auto version = static_cast<std::uint32_t>(existing == nullptr ? 1 : existing->versions.size() + 1);
-  c.sink.emit(stream("utility", uid), Event::TariffPublished, [&](auto& fbb) {
+  c.sink.emit(stream_of(stream_kind::utility, uid), Event::TariffPublished, [&](auto& fbb) {
     std::vector<flatbuffers::Offset<fb::TouWindow>> ws;
     for (const auto& w : windows)
       ws.push_back(fb::CreateTouWindowDirect(fbb, w.name.c_str(), w.weekday_mask, static_cast<std::int16_t>(w.from_min),
@@ -401,7 +395,7 @@ status price_publish(context& c) {
     return refuse(errc::tariff_not_rtp, "tariff '" + tid + "' is not a real-time tariff");
   const unix_seconds hour = ts(m->hour());
   if (hour.value() % 3600 != 0) return refuse(errc::invalid_field, "field 'hour' must be the start of an hour");
-  c.sink.emit(stream("utility", uid), Event::HourlyPricePublished, [&](auto& fbb) {
+  c.sink.emit(stream_of(stream_kind::utility, uid), Event::HourlyPricePublished, [&](auto& fbb) {
     return fb::CreateHourlyPricePublishedDirect(fbb, uid.c_str(), tid.c_str(), hour.value(), m->price());
   });
   return status::ok();
@@ -414,7 +408,7 @@ status declare_event(context& c, Event type, Created create) {
   if (c.state.utilities.count(uid) == 0) return refuse(errc::unknown_utility, "unknown utility '" + uid + "'");
   const unix_seconds start = ts(m->start()), end = ts(m->end());
   if (end <= start) return refuse(errc::invalid_field, "field 'end' must be after 'start'");
-  c.sink.emit(stream("utility", uid), type,
+  c.sink.emit(stream_of(stream_kind::utility, uid), type,
               [&](auto& fbb) { return create(fbb, uid.c_str(), start.value(), end.value()); });
   return status::ok();
 }
@@ -424,10 +418,10 @@ status account_open(context& c) {
   const std::string uid = s(m->utility()), aid = s(m->account());
   if (c.state.utilities.count(uid) == 0) return refuse(errc::unknown_utility, "unknown utility '" + uid + "'");
   if (c.state.accounts.count(aid) != 0) return refuse(errc::account_exists, "account '" + aid + "' exists");
-  c.sink.emit(stream("account", aid), Event::AccountOpened, [&](auto& fbb) {
+  c.sink.emit(stream_of(stream_kind::account, aid), Event::AccountOpened, [&](auto& fbb) {
     return fb::CreateAccountOpenedDirect(fbb, uid.c_str(), aid.c_str(), m->customer()->c_str(), m->kind());
   });
-  c.sink.emit(stream("utility", uid), Event::UtilityAccountAdded,
+  c.sink.emit(stream_of(stream_kind::utility, uid), Event::UtilityAccountAdded,
               [&](auto& fbb) { return fb::CreateUtilityAccountAddedDirect(fbb, uid.c_str(), aid.c_str()); });
   return status::ok();
 }
@@ -436,7 +430,7 @@ status account_topup(context& c) {
   const auto* m = c.cmd.as<fb::AccountTopup>();
   const std::string aid = s(m->account());
   if (c.state.accounts.count(aid) == 0) return refuse(errc::unknown_account, "unknown account '" + aid + "'");
-  c.sink.emit(stream("account", aid), Event::AccountToppedUp,
+  c.sink.emit(stream_of(stream_kind::account, aid), Event::AccountToppedUp,
               [&](auto& fbb) { return fb::CreateAccountToppedUpDirect(fbb, aid.c_str(), m->amount()); });
   return status::ok();
 }
@@ -451,7 +445,7 @@ status premise_register(context& c) {
   if (a == nullptr) return refuse(errc::unknown_account, "unknown account '" + aid + "'");
   if (a->utility != uid) return refuse(errc::utility_mismatch, "account '" + aid + "' belongs to '" + a->utility + "'");
   if (u->tariffs.count(tid) == 0) return refuse(errc::unknown_tariff, "unknown tariff '" + tid + "' of '" + uid + "'");
-  c.sink.emit(stream("premise", pid), Event::PremiseRegistered, [&](auto& fbb) {
+  c.sink.emit(stream_of(stream_kind::premise, pid), Event::PremiseRegistered, [&](auto& fbb) {
     return fb::CreatePremiseRegisteredDirect(fbb, uid.c_str(), pid.c_str(), aid.c_str(), tid.c_str(),
                                              m->guest_policy(), m->kind());
   });
@@ -466,7 +460,7 @@ status station_transition(context& c, const flatbuffers::String* premise_id, fb:
   if (p->kind != fb::PremiseKind::public_) return refuse(errc::not_public, "premise '" + pid + "' is not a station");
   if (p->station != from)
     return refuse(errc::invalid_state, "station '" + pid + "' is " + fb::EnumNameStationState(p->station));
-  c.sink.emit(stream("premise", pid), Event::StationStateChanged,
+  c.sink.emit(stream_of(stream_kind::premise, pid), Event::StationStateChanged,
               [&](auto& fbb) { return fb::CreateStationStateChangedDirect(fbb, pid.c_str(), to); });
   return status::ok();
 }
@@ -476,10 +470,10 @@ status device_commission(context& c) {
   const std::string pid = s(m->premise()), did = s(m->device());
   if (c.state.premises.count(pid) == 0) return refuse(errc::unknown_premise, "unknown premise '" + pid + "'");
   if (c.state.devices.count(did) != 0) return refuse(errc::device_exists, "device '" + did + "' exists");
-  c.sink.emit(stream("device", did), Event::DeviceCommissioned, [&](auto& fbb) {
+  c.sink.emit(stream_of(stream_kind::device, did), Event::DeviceCommissioned, [&](auto& fbb) {
     return fb::CreateDeviceCommissionedDirect(fbb, pid.c_str(), did.c_str(), m->kind(), m->interval_s());
   });
-  c.sink.emit(stream("premise", pid), Event::PremiseDeviceAdded,
+  c.sink.emit(stream_of(stream_kind::premise, pid), Event::PremiseDeviceAdded,
               [&](auto& fbb) { return fb::CreatePremiseDeviceAddedDirect(fbb, pid.c_str(), did.c_str(), m->kind()); });
   return status::ok();
 }
@@ -490,7 +484,7 @@ status device_configure(context& c) {
   const device_state* d = find(c.state.devices, did);
   if (d == nullptr) return refuse(errc::unknown_device, "unknown device '" + did + "'");
   if (d->kind != fb::DeviceKind::eumd) return refuse(errc::not_eumd, "device '" + did + "' is not an EUMD");
-  c.sink.emit(stream("device", did), Event::DeviceConfigured,
+  c.sink.emit(stream_of(stream_kind::device, did), Event::DeviceConfigured,
               [&](auto& fbb) { return fb::CreateDeviceConfiguredDirect(fbb, did.c_str(), m->interval_s()); });
   return status::ok();
 }
@@ -508,11 +502,11 @@ status pev_enroll(context& c) {
     return refuse(errc::utility_mismatch, "premise '" + pid + "' is not in the territory of '" + a->utility + "'");
   if (c.state.utilities.at(a->utility).tariffs.count(tid) == 0)
     return refuse(errc::unknown_tariff, "unknown tariff '" + tid + "' of '" + a->utility + "'");
-  c.sink.emit(stream("pev", vin), Event::PevEnrolled, [&](auto& fbb) {
+  c.sink.emit(stream_of(stream_kind::pev, vin), Event::PevEnrolled, [&](auto& fbb) {
     return fb::CreatePevEnrolledDirect(fbb, vin.c_str(), aid.c_str(), a->utility.c_str(), tid.c_str(), pid.c_str(),
                                        m->allow_roaming());
   });
-  c.sink.emit(stream("registry", vin), Event::VinRegistered, [&](auto& fbb) {
+  c.sink.emit(stream_of(stream_kind::registry, vin), Event::VinRegistered, [&](auto& fbb) {
     return fb::CreateVinRegisteredDirect(fbb, vin.c_str(), a->utility.c_str(), aid.c_str());
   });
   return status::ok();
@@ -537,7 +531,7 @@ status pev_setup(context& c) {
   if (c.state.premises.count(pid) == 0) return refuse(errc::unknown_premise, "unknown premise '" + pid + "'");
   PEV_RETURN_IF_ERROR(device_at(c.state, esci, pid, fb::DeviceKind::esci));
   PEV_RETURN_IF_ERROR(device_at(c.state, eumd, pid, fb::DeviceKind::eumd));
-  c.sink.emit(stream("pev", vin), Event::PevSetUp, [&](auto& fbb) {
+  c.sink.emit(stream_of(stream_kind::pev, vin), Event::PevSetUp, [&](auto& fbb) {
     return fb::CreatePevSetUpDirect(fbb, vin.c_str(), pid.c_str(), esci.c_str(), eumd.c_str());
   });
   return status::ok();
@@ -545,7 +539,7 @@ status pev_setup(context& c) {
 
 void emit_anomaly(event_sink& sink, fb::AnomalyKind kind, const std::string& session, const std::string& device,
                   unix_seconds start, std::int64_t expected, std::int64_t observed, const std::string& detail) {
-  sink.emit(stream("session", session), Event::AnomalyRecorded, [&](auto& fbb) {
+  sink.emit(stream_of(stream_kind::session, session), Event::AnomalyRecorded, [&](auto& fbb) {
     return fb::CreateAnomalyRecordedDirect(fbb, kind, session.c_str(), device.empty() ? nullptr : device.c_str(),
                                            start.value(), expected, observed, detail.c_str());
   });
@@ -567,7 +561,7 @@ status session_plug(context& c) {
     eumd = p->eumds.front();
   }
   const device_state* meter = eumd.empty() ? nullptr : find(c.state.devices, eumd);
-  c.sink.emit(stream("session", sid), Event::SessionPlugged, [&](auto& fbb) {
+  c.sink.emit(stream_of(stream_kind::session, sid), Event::SessionPlugged, [&](auto& fbb) {
     return fb::CreateSessionPluggedDirect(fbb, sid.c_str(), pid.c_str(), p->utility.c_str(),
                                           eumd.empty() ? nullptr : eumd.c_str());
   });
@@ -578,7 +572,7 @@ status session_plug(context& c) {
       emit_anomaly(c.sink, fb::AnomalyKind::eumd_in_use, sid, eumd, c.cmd.at, 0, 0,
                    "plugged on EUMD '" + eumd + "' while its session '" + *meter->open_sessions.rbegin() +
                        "' is open (" + std::to_string(meter->open_sessions.size()) + " open)");
-    c.sink.emit(stream("device", eumd), Event::DeviceSessionOpened,
+    c.sink.emit(stream_of(stream_kind::device, eumd), Event::DeviceSessionOpened,
                 [&](auto& fbb) { return fb::CreateDeviceSessionOpenedDirect(fbb, eumd.c_str(), sid.c_str()); });
   }
   return status::ok();
@@ -595,7 +589,7 @@ status session_bind(context& c) {
   const bool in_time = c.cmd.at.value() - ss->began.value() <= timeout;
   const pev_state* pev = find(c.state.pevs, vin);
   const bool rebind = pev != nullptr && pev->set_up && pev->setup_premise == ss->premise;
-  c.sink.emit(stream("session", sid), Event::BindReceived, [&](auto& fbb) {
+  c.sink.emit(stream_of(stream_kind::session, sid), Event::BindReceived, [&](auto& fbb) {
     // The VIN as received, NUL and all: it is free text (never refused), and a C string would
     // record "DYE5JEZU37RVKV2HL\u0000x" as an enrolled PEV's VIN.
     const auto session = fbb.CreateString(sid);
@@ -661,7 +655,7 @@ status session_start(context& c) {
   } else if (p->list.cards.count(cid) == 0) {
     return refuse(errc::card_not_whitelisted, "card '" + cid + "' is not on the whitelist of '" + pid + "'");
   }
-  c.sink.emit(stream("session", sid), Event::SessionStarted, [&](auto& fbb) {
+  c.sink.emit(stream_of(stream_kind::session, sid), Event::SessionStarted, [&](auto& fbb) {
     return fb::CreateSessionStartedDirect(fbb, sid.c_str(), pid.c_str(), p->utility.c_str(), cid.c_str(), online,
                                           account_id.empty() ? nullptr : account_id.c_str(),
                                           phone.empty() ? nullptr : phone.c_str());
@@ -698,7 +692,7 @@ status energy_request(context& c) {
     const utility_state& u = c.state.utilities.at(tariff_utility);
     if (const tariff_state* t = find(u.tariffs, d.tariff)) price_now = price_interval(u, *t, c.cmd.at).price.value();
   }
-  c.sink.emit(stream("session", sid), Event::EnergyGranted, [&](auto& fbb) {
+  c.sink.emit(stream_of(stream_kind::session, sid), Event::EnergyGranted, [&](auto& fbb) {
     return fb::CreateEnergyGrantedDirect(fbb, sid.c_str(), m->wh(), ts(m->depart()).value(), start.value(), price_now);
   });
   return status::ok();
@@ -746,7 +740,7 @@ status meter_interval(context& c) {
   if (const interval_content* first = c.state.intervals.find(did, start.value())) {
     if (*first == content) {
       c.out.duplicate = true;
-      c.sink.emit(stream("session", sid), Event::IntervalDuplicated, [&](auto& fbb) {
+      c.sink.emit(stream_of(stream_kind::session, sid), Event::IntervalDuplicated, [&](auto& fbb) {
         return fb::CreateIntervalDuplicatedDirect(fbb, did.c_str(), sid.c_str(), start.value());
       });
       return status::ok();
@@ -759,7 +753,7 @@ status meter_interval(context& c) {
   }
   const std::optional<interval_neighbours> neighbours = c.state.intervals.neighbours(did, start.value());
   PEV_ASSERT(neighbours.has_value());  // prefetched
-  c.sink.emit(stream("session", sid), Event::IntervalRecorded, [&](auto& fbb) {
+  c.sink.emit(stream_of(stream_kind::session, sid), Event::IntervalRecorded, [&](auto& fbb) {
     auto reading = fb::CreateIntervalReadingDirect(fbb, did.c_str(), sid.c_str(), start.value(), content.seconds,
                                                    content.wh, content.register_wh);
     return fb::CreateIntervalRecorded(fbb, reading);
@@ -787,7 +781,7 @@ status pev_total(context& c) {
   const std::string sid = s(m->session());
   const session_state* ss = find(c.state.sessions, sid);
   if (ss == nullptr) return refuse(errc::unknown_session, "unknown session '" + sid + "'");
-  c.sink.emit(stream("session", sid), Event::PevTotalReported,
+  c.sink.emit(stream_of(stream_kind::session, sid), Event::PevTotalReported,
               [&](auto& fbb) { return fb::CreatePevTotalReportedDirect(fbb, sid.c_str(), m->wh()); });
   // Reported after unplug: reconciled on arrival, since unplug had nothing to compare.
   if (ss->unplugged) reconcile(c.sink, sid, m->wh(), ss->eumd_wh);
@@ -824,18 +818,18 @@ status session_unplug(context& c) {
   }
   for (const auto& [account_id, amount] : to_post) {
     if (amount == 0) continue;
-    c.sink.emit(stream("account", account_id), Event::AmountsPosted, [&](auto& fbb) {
+    c.sink.emit(stream_of(stream_kind::account, account_id), Event::AmountsPosted, [&](auto& fbb) {
       return fb::CreateAmountsPostedDirect(fbb, account_id.c_str(), sid.c_str(), amount);
     });
   }
   if (d.reserved_micro > 0)
-    c.sink.emit(stream("account", d.payer_account), Event::ReservationReleased, [&](auto& fbb) {
+    c.sink.emit(stream_of(stream_kind::account, d.payer_account), Event::ReservationReleased, [&](auto& fbb) {
       return fb::CreateReservationReleasedDirect(fbb, d.payer_account.c_str(), sid.c_str(), d.reserved_micro);
     });
-  c.sink.emit(stream("session", sid), Event::SessionUnplugged,
+  c.sink.emit(stream_of(stream_kind::session, sid), Event::SessionUnplugged,
               [&](auto& fbb) { return fb::CreateSessionUnpluggedDirect(fbb, sid.c_str()); });
   if (!ss->eumd.empty())
-    c.sink.emit(stream("device", ss->eumd), Event::DeviceSessionClosed,
+    c.sink.emit(stream_of(stream_kind::device, ss->eumd), Event::DeviceSessionClosed,
                 [&](auto& fbb) { return fb::CreateDeviceSessionClosedDirect(fbb, ss->eumd.c_str(), sid.c_str()); });
   return status::ok();
 }
@@ -846,7 +840,7 @@ status card_assign(context& c) {
   if (c.state.accounts.count(aid) == 0) return refuse(errc::unknown_account, "unknown account '" + aid + "'");
   if (const card_state* card = find(c.state.cards, cid); card != nullptr && !card->current().revoked_at)
     return refuse(errc::card_assigned, "card '" + cid + "' is assigned to '" + card->current().account + "'");
-  c.sink.emit(stream("card", cid), Event::CardAssigned,
+  c.sink.emit(stream_of(stream_kind::card, cid), Event::CardAssigned,
               [&](auto& fbb) { return fb::CreateCardAssignedDirect(fbb, cid.c_str(), aid.c_str()); });
   return status::ok();
 }
@@ -857,7 +851,7 @@ status card_revoke(context& c) {
   const card_state* card = find(c.state.cards, cid);
   if (card == nullptr) return refuse(errc::unknown_card, "unknown card '" + cid + "'");
   if (card->current().revoked_at) return refuse(errc::card_revoked, "card '" + cid + "' is already revoked");
-  c.sink.emit(stream("card", cid), Event::CardRevoked, [&](auto& fbb) {
+  c.sink.emit(stream_of(stream_kind::card, cid), Event::CardRevoked, [&](auto& fbb) {
     return fb::CreateCardRevokedDirect(fbb, cid.c_str(), card->current().account.c_str());
   });
   return status::ok();
@@ -872,7 +866,7 @@ status phone_assign(context& c) {
   if (held && number->current().account != aid)
     return refuse(errc::phone_assigned, "phone '" + phone + "' is assigned to '" + number->current().account + "'");
   if (held) return status::ok();  // assigned to this account already: accepted, changes nothing
-  c.sink.emit(stream("phone", phone), Event::PhoneAssigned,
+  c.sink.emit(stream_of(stream_kind::phone, phone), Event::PhoneAssigned,
               [&](auto& fbb) { return fb::CreatePhoneAssignedDirect(fbb, phone.c_str(), aid.c_str()); });
   return status::ok();
 }
@@ -883,7 +877,7 @@ status phone_revoke(context& c) {
   const phone_state* number = find(c.state.phones, phone);
   if (number == nullptr || number->current().revoked_at)
     return refuse(errc::unknown_phone, "phone '" + phone + "' is " + (number == nullptr ? "not assigned" : "revoked already"));
-  c.sink.emit(stream("phone", phone), Event::PhoneRevoked, [&](auto& fbb) {
+  c.sink.emit(stream_of(stream_kind::phone, phone), Event::PhoneRevoked, [&](auto& fbb) {
     return fb::CreatePhoneRevokedDirect(fbb, phone.c_str(), number->current().account.c_str());
   });
   return status::ok();
@@ -897,7 +891,7 @@ status whitelist_push(context& c) {
   if (p->kind != fb::PremiseKind::public_) return refuse(errc::not_public, "premise '" + pid + "' is not a station");
   if (m->version() <= p->list.version)
     return refuse(errc::stale_whitelist, "station '" + pid + "' has whitelist version " + std::to_string(p->list.version));
-  c.sink.emit(stream("premise", pid), Event::WhitelistPushed, [&](auto& fbb) {
+  c.sink.emit(stream_of(stream_kind::premise, pid), Event::WhitelistPushed, [&](auto& fbb) {
     std::vector<flatbuffers::Offset<flatbuffers::String>> cards;
     for (const auto* card : *m->cards()) cards.push_back(fbb.CreateString(card));
     return fb::CreateWhitelistPushedDirect(fbb, pid.c_str(), m->version(), &cards);
@@ -933,12 +927,12 @@ status bill_run(context& c) {
         total += t.amount_micro;
         if (booked.count(key) == 0) ++line_count;
       }
-    c.sink.emit(stream("account", aid), Event::BillIssued, [&](auto& fbb) {
+    c.sink.emit(stream_of(stream_kind::account, aid), Event::BillIssued, [&](auto& fbb) {
       return fb::CreateBillIssuedDirect(fbb, aid.c_str(), uid.c_str(), period_text.c_str(), total,
                                         total_cents(amount_micro(total)), static_cast<std::uint32_t>(line_count));
     });
   }
-  c.sink.emit(stream("utility", uid), Event::BillRunCompleted, [&](auto& fbb) {
+  c.sink.emit(stream_of(stream_kind::utility, uid), Event::BillRunCompleted, [&](auto& fbb) {
     return fb::CreateBillRunCompletedDirect(fbb, uid.c_str(), period_text.c_str(),
                                             static_cast<std::uint32_t>(u->accounts.size()));
   });
@@ -961,7 +955,7 @@ status settlement_run(context& c) {
     gross = it->second;
   const std::string period_text = month_period::from_index(period).to_string();
   const std::vector<settlement_entry> entries = statement_entries(gross);
-  c.sink.emit(std::string(clearinghouse_stream), Event::SettlementIssued, [&](auto& fbb) {
+  c.sink.emit(std::string(stream_kind::clearinghouse), Event::SettlementIssued, [&](auto& fbb) {
     std::vector<flatbuffers::Offset<fb::SettlementEntry>> es;
     for (const auto& e : entries)
       es.push_back(fb::CreateSettlementEntryDirect(fbb, e.home_utility.c_str(), e.roaming_utility.c_str(), e.wh,

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/entity_table.hpp"
+#include "core/stream_name.hpp"
 #include "core/zone_rules.hpp"
 #include "base/strong_types.hpp"
 #include "base/time.hpp"
@@ -358,14 +359,14 @@ struct interval_index {
 struct ledger_state {
   // Utilities are few and always resident; they are not paged.
   std::unordered_map<std::string, utility_state> utilities;
-  entity_table<account_state> accounts{"account"};
-  entity_table<premise_state> premises{"premise"};
-  entity_table<device_state> devices{"device"};
-  entity_table<pev_state> pevs{"pev"};
-  entity_table<vin_registration> registrations{"registry"};
-  entity_table<card_state> cards{"card"};
-  entity_table<phone_state> phones{"phone"};
-  entity_table<session_state> sessions{"session"};
+  entity_table<account_state> accounts{stream_kind::account};
+  entity_table<premise_state> premises{stream_kind::premise};
+  entity_table<device_state> devices{stream_kind::device};
+  entity_table<pev_state> pevs{stream_kind::pev};
+  entity_table<vin_registration> registrations{stream_kind::registry};
+  entity_table<card_state> cards{stream_kind::card};
+  entity_table<phone_state> phones{stream_kind::phone};
+  entity_table<session_state> sessions{stream_kind::session};
   clearinghouse_state clearinghouse;
   interval_index intervals;
   // Zones the engine looked up in the host's tz database for utility.register commands, by name:

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/settlement.hpp"
+#include "core/stream_name.hpp"
 #include "base/json_writer.hpp"
 #include "base/money.hpp"
 
@@ -250,21 +251,21 @@ std::vector<std::pair<std::string, std::string>> all_projections(const ledger_st
 }
 
 std::string render_projection(const ledger_state& st, const std::string& stream, const std::string& what) {
-  const auto slash = stream.find('/');
-  const std::string kind = stream.substr(0, slash);
-  const std::string id = slash == std::string::npos ? std::string() : stream.substr(slash + 1);
+  const stream_name parts = stream_name::split(stream);
+  const std::string_view kind = parts.kind;
+  const std::string id(parts.id);
   const auto cut = what.find('/');
   const std::string name = what.substr(0, cut);
   std::optional<month_period> period;
   if (cut != std::string::npos)
     if (auto p = parse_month(what.substr(cut + 1))) period = p.value();
-  if (kind == "account" && st.accounts.resident_entities().count(id) != 0) {
+  if (kind == stream_kind::account && st.accounts.resident_entities().count(id) != 0) {
     if (name == "balance") return balance_json(st, id);
     if (name == "bill" && period) return bill_json(st, id, period->index());
   }
-  if (kind == "session" && name == "session" && st.sessions.resident_entities().count(id) != 0)
+  if (kind == stream_kind::session && name == "session" && st.sessions.resident_entities().count(id) != 0)
     return session_json(st, id);
-  if (stream == "clearinghouse" && name == "settlement" && period) return settlement_json(st, period->index());
+  if (kind == stream_kind::clearinghouse && id.empty() && name == "settlement" && period) return settlement_json(st, period->index());
   return {};
 }
 

@@ -4,6 +4,7 @@
 #include <type_traits>
 
 #include "core/rating.hpp"
+#include "core/stream_name.hpp"
 
 namespace pevledger::core {
 namespace {
@@ -413,25 +414,25 @@ status restore_into(entity_table<State>& table, const std::string& id, std::stri
 }  // namespace
 
 status restore_entity(ledger_state& state, std::string_view stream, std::string_view bytes) {
-  if (stream == "clearinghouse") return decode_snapshot(bytes, state.clearinghouse);
-  const auto slash = stream.find('/');
-  if (slash == std::string_view::npos) return {errc::corruption, "snapshot of an unknown stream '" + std::string(stream) + "'"};
-  const std::string_view kind = stream.substr(0, slash);
-  const std::string id(stream.substr(slash + 1));
-  if (kind == "utility") {
+  const stream_name name = stream_name::split(stream);
+  const std::string_view kind = name.kind;
+  const std::string id(name.id);
+  if (kind == stream_kind::clearinghouse && id.empty()) return decode_snapshot(bytes, state.clearinghouse);
+  if (id.empty()) return {errc::corruption, "snapshot of an unknown stream '" + std::string(stream) + "'"};
+  if (kind == stream_kind::utility) {
     utility_state u;
     PEV_RETURN_IF_ERROR(decode_snapshot(bytes, u));
     state.utilities[id] = std::move(u);
     return status::ok();
   }
-  if (kind == "account") return restore_into(state.accounts, id, bytes);
-  if (kind == "premise") return restore_into(state.premises, id, bytes);
-  if (kind == "device") return restore_into(state.devices, id, bytes);
-  if (kind == "pev") return restore_into(state.pevs, id, bytes);
-  if (kind == "registry") return restore_into(state.registrations, id, bytes);
-  if (kind == "card") return restore_into(state.cards, id, bytes);
-  if (kind == "phone") return restore_into(state.phones, id, bytes);
-  if (kind == "session") return restore_into(state.sessions, id, bytes);
+  if (kind == stream_kind::account) return restore_into(state.accounts, id, bytes);
+  if (kind == stream_kind::premise) return restore_into(state.premises, id, bytes);
+  if (kind == stream_kind::device) return restore_into(state.devices, id, bytes);
+  if (kind == stream_kind::pev) return restore_into(state.pevs, id, bytes);
+  if (kind == stream_kind::registry) return restore_into(state.registrations, id, bytes);
+  if (kind == stream_kind::card) return restore_into(state.cards, id, bytes);
+  if (kind == stream_kind::phone) return restore_into(state.phones, id, bytes);
+  if (kind == stream_kind::session) return restore_into(state.sessions, id, bytes);
   return {errc::corruption, "snapshot of an unknown stream '" + std::string(stream) + "'"};
 }
 

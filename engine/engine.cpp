@@ -15,6 +15,7 @@
 #include "actors/entity_actors.hpp"
 #include "core/decide.hpp"
 #include "core/prefetch.hpp"
+#include "core/stream_name.hpp"
 #include "core/projections.hpp"
 #include "actors/recovery.hpp"
 #include "base/limits.hpp"
@@ -151,7 +152,7 @@ struct engine::impl {
   // An account made resident for a query, or nullptr when there is none.
   result<const core::account_state*> account_for_query(const std::string& id) {
     resident->trim();
-    PEV_RETURN_IF_ERROR(resident->ensure_resident("account/" + id));
+    PEV_RETURN_IF_ERROR(resident->ensure_resident(core::stream_of(core::stream_kind::account, id)));
     auto* slot = state().accounts.resident(id);
     return slot == nullptr ? nullptr : &slot->state;
   }
@@ -165,13 +166,13 @@ struct engine::impl {
   std::vector<storage::projection_put> render(const std::set<std::string>& issued) {
     std::vector<storage::projection_put> puts;
     puts.reserve(resident->changed_streams().size() + issued.size());
-    constexpr std::string_view account = "account/", session = "session/";
     for (const std::string& stream : resident->changed_streams()) {
-      if (stream.starts_with(account)) {
-        const std::string id = stream.substr(account.size());
+      const core::stream_name name = core::stream_name::split(stream);
+      if (name.kind == core::stream_kind::account) {
+        const std::string id(name.id);
         puts.push_back({core::balance_key(id), core::balance_json(state(), id)});
-      } else if (stream.starts_with(session)) {
-        const std::string id = stream.substr(session.size());
+      } else if (name.kind == core::stream_kind::session) {
+        const std::string id(name.id);
         puts.push_back({core::session_key(id), core::session_json(state(), id)});
       }
     }
@@ -477,7 +478,7 @@ result<std::string> engine::bill(std::string_view account, std::string_view peri
   auto stored = impl_->stored(core::bill_key(id, p->index()));
   if (!stored) return stored.error();
   if (stored->has_value()) return std::move(**stored);  // issued: immutable
-  auto preview = impl_->ask_entity("account/" + id, "bill/" + p->to_string());
+  auto preview = impl_->ask_entity(core::stream_of(core::stream_kind::account, id), "bill/" + p->to_string());
   if (!preview) return preview.error();
   if (preview->empty()) return status(errc::unknown_account, "unknown account '" + id + "'");
   return std::move(preview.value());

@@ -5,46 +5,39 @@
 
 #include "actors/recovery.hpp"
 #include "core/snapshot_codec.hpp"
+#include "core/stream_name.hpp"
 #include "engine/host_zones.hpp"
 
 namespace pevledger::engine_detail {
 namespace {
 
 
-constexpr std::string_view clearinghouse_stream = "clearinghouse";
 constexpr std::uint64_t snapshot_events_min = 256;
 constexpr std::uint64_t snapshot_bytes_per_event = 64;
 constexpr std::uint64_t passivation_tail_max = 16;
 
-struct stream_name {
+// A stream's kind and its id as the entity tables key it.
+struct entity_name {
   std::string_view kind;
   std::string id;
 };
 
-stream_name split(std::string_view stream) {
-  const auto slash = stream.find('/');
-  if (slash == std::string_view::npos) return {stream, {}};
-  return {stream.substr(0, slash), std::string(stream.substr(slash + 1))};
-}
-
-std::string join(std::string_view kind, std::string_view id) {
-  std::string s(kind);
-  s += '/';
-  s += id;
-  return s;
+entity_name split(std::string_view stream) {
+  const core::stream_name name = core::stream_name::split(stream);
+  return {name.kind, std::string(name.id)};
 }
 
 // Calls `visit(table)` with the paged table of `kind`; returns false for a kind that is not paged.
 template <class Visit>
 bool with_table(core::ledger_state& st, std::string_view kind, Visit&& visit) {
-  if (kind == "account") return visit(st.accounts), true;
-  if (kind == "premise") return visit(st.premises), true;
-  if (kind == "device") return visit(st.devices), true;
-  if (kind == "pev") return visit(st.pevs), true;
-  if (kind == "registry") return visit(st.registrations), true;
-  if (kind == "card") return visit(st.cards), true;
-  if (kind == "phone") return visit(st.phones), true;
-  if (kind == "session") return visit(st.sessions), true;
+  if (kind == core::stream_kind::account) return visit(st.accounts), true;
+  if (kind == core::stream_kind::premise) return visit(st.premises), true;
+  if (kind == core::stream_kind::device) return visit(st.devices), true;
+  if (kind == core::stream_kind::pev) return visit(st.pevs), true;
+  if (kind == core::stream_kind::registry) return visit(st.registrations), true;
+  if (kind == core::stream_kind::card) return visit(st.cards), true;
+  if (kind == core::stream_kind::phone) return visit(st.phones), true;
+  if (kind == core::stream_kind::session) return visit(st.sessions), true;
   return false;
 }
 
@@ -103,14 +96,14 @@ residency::residency(storage::event_log& log, residency_options options) : log_(
 
 status residency::open() {
   std::vector<std::string> utilities;
-  PEV_RETURN_IF_ERROR(log_.scan_streams("utility/", [&](std::string_view stream, std::uint64_t) {
+  PEV_RETURN_IF_ERROR(log_.scan_streams(core::stream_of(core::stream_kind::utility, ""), [&](std::string_view stream, std::uint64_t) {
     utilities.emplace_back(stream);
     return status::ok();
   }));
   bool found = false;
   for (const std::string& stream : utilities) PEV_RETURN_IF_ERROR(activate(stream, found));
   PEV_RETURN_IF_ERROR(pin_unpinned_zones());
-  return activate(std::string(clearinghouse_stream), found);
+  return activate(std::string(core::stream_kind::clearinghouse), found);
 }
 
 void residency::look_up_zone(std::string_view name) {
@@ -137,7 +130,7 @@ status residency::pin_unpinned_zones() {
 }
 
 bool residency::missed(std::string_view kind, const std::string& id) const {
-  std::string stream = join(kind, id);
+  std::string stream = core::stream_of(kind, id);
   if (absent_.count(stream) != 0) return true;
   misses_.insert(std::move(stream));
   return false;
@@ -227,7 +220,7 @@ void residency::end_command() {
 }
 
 core::residency_meta* residency::meta_of(std::string_view stream) {
-  const stream_name name = split(stream);
+  const entity_name name = split(stream);
   core::residency_meta* meta = nullptr;
   const bool paged = with_table(state_, name.kind, [&](auto& table) {
     if (auto* slot = table.resident(name.id)) meta = &slot->meta;
@@ -239,8 +232,8 @@ core::residency_meta* residency::meta_of(std::string_view stream) {
 
 status residency::ensure_resident(std::string_view stream) {
   if (meta_of(stream) != nullptr) return status::ok();
-  const stream_name name = split(stream);
-  if (name.kind == "utility" && state_.utilities.count(name.id) != 0) return status::ok();
+  const entity_name name = split(stream);
+  if (name.kind == core::stream_kind::utility && state_.utilities.count(name.id) != 0) return status::ok();
   std::string key(stream);
   // Proven absent by this command's decide: the event creates it, and storage need not be asked twice.
   if (absent_.count(key) != 0) return status::ok();
@@ -308,7 +301,7 @@ status residency::activate_in(Table& table, const std::string& stream, const std
 }
 
 status residency::activate(const std::string& stream, bool& found) {
-  const stream_name name = split(stream);
+  const entity_name name = split(stream);
   found = false;
   status result = status::ok();
   const bool paged =
@@ -335,10 +328,10 @@ void residency::snapshot_if_due(const std::string& stream, storage::append_batch
   if (meta == nullptr) return;  // passivated already in this group
   const std::uint64_t grown = meta->stream_seq - meta->snapshot_seq;
   if (grown < std::max(snapshot_events_min, std::uint64_t{meta->snapshot_bytes} / snapshot_bytes_per_event)) return;
-  const stream_name name = split(stream);
+  const entity_name name = split(stream);
   std::string bytes;
   if (!with_table(state_, name.kind, [&](auto& table) { bytes = core::encode_snapshot(table.resident(name.id)->state); })) {
-    if (name.kind == "utility")
+    if (name.kind == core::stream_kind::utility)
       bytes = core::encode_snapshot(state_.utilities.at(name.id));
     else
       bytes = core::encode_snapshot(state_.clearinghouse);
@@ -381,7 +374,7 @@ void residency::passivate_over_bound(std::uint64_t group, storage::append_batch*
         std::string bytes = core::encode_snapshot(slot->state);
         slot->meta.snapshot_seq = slot->meta.stream_seq;
         slot->meta.snapshot_bytes = static_cast<std::uint32_t>(std::min<std::size_t>(bytes.size(), UINT32_MAX));
-        batch->snapshots.push_back({join(c.kind, id), slot->meta.stream_seq, std::move(bytes)});
+        batch->snapshots.push_back({core::stream_of(c.kind, id), slot->meta.stream_seq, std::move(bytes)});
       }
       // Kept aside until this group is durable: its events, or its snapshot, are not readable
       // from the log before then.
@@ -404,13 +397,13 @@ void residency::checkpoint(storage::append_batch& batch) {
       std::string bytes = core::encode_snapshot(slot.state);
       slot.meta.snapshot_seq = slot.meta.stream_seq;
       slot.meta.snapshot_bytes = static_cast<std::uint32_t>(std::min<std::size_t>(bytes.size(), UINT32_MAX));
-      batch.snapshots.push_back({join(table.kind(), id), slot.meta.stream_seq, std::move(bytes)});
+      batch.snapshots.push_back({core::stream_of(table.kind(), id), slot.meta.stream_seq, std::move(bytes)});
     }
   });
   for (auto& [stream, meta] : pinned_meta_) {
     if (meta.stream_seq - meta.snapshot_seq <= passivation_tail_max) continue;
-    const stream_name name = split(stream);
-    std::string bytes = name.kind == "utility" ? core::encode_snapshot(state_.utilities.at(name.id))
+    const entity_name name = split(stream);
+    std::string bytes = name.kind == core::stream_kind::utility ? core::encode_snapshot(state_.utilities.at(name.id))
                                                : core::encode_snapshot(state_.clearinghouse);
     meta.snapshot_seq = meta.stream_seq;
     meta.snapshot_bytes = static_cast<std::uint32_t>(std::min<std::size_t>(bytes.size(), UINT32_MAX));

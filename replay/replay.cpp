@@ -16,6 +16,7 @@
 #include "core/apply.hpp"
 #include "core/projections.hpp"
 #include "core/snapshot_codec.hpp"
+#include "core/stream_name.hpp"
 #include "storage/record.hpp"
 #include "base/time.hpp"
 #include "storage/event_log.hpp"
@@ -388,10 +389,12 @@ result<report> run(const std::string& db, const std::string& until, bool verify,
     // A projection follows one stream; the last record of that stream is where the stored and the
     // replayed values part.
     auto stream_of = [](const std::string& key) -> std::string {
-      if (key.starts_with("balance/")) return "account/" + key.substr(8);
-      if (key.starts_with("session/")) return key;
-      if (key.starts_with("bill/")) return "account/" + key.substr(5, key.rfind('/') - 5);
-      return "clearinghouse";
+      namespace stream_kind = core::stream_kind;
+      const std::string_view k(key);
+      if (k.starts_with("balance/")) return core::stream_of(stream_kind::account, k.substr(8));
+      if (k.starts_with("session/")) return core::stream_of(stream_kind::session, k.substr(8));
+      if (k.starts_with("bill/")) return core::stream_of(stream_kind::account, k.substr(5, k.rfind('/') - 5));
+      return std::string(stream_kind::clearinghouse);
     };
     auto mismatch = [&](const std::string& key, const std::string& field) -> status {
       ojson m;

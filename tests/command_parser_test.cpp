@@ -69,7 +69,7 @@ TEST_F(parser_test, optional_register_is_absent_unless_sent) {
 }
 
 // Identifiers become storage keys, where NUL ends a stream's name: a NUL in an account id ended
-// an ingest with an uncaught entity_missing (issue 23). Every identifier field, and the line's id,
+// an ingest with an uncaught exception (issue 23). Every identifier field, and the line's id,
 // is refused invalid_field when it holds a control character; other strings may hold them.
 TEST_F(parser_test, identifiers_holding_a_control_character_are_invalid_fields) {
   EXPECT_EQ(code_of(R"({"type":"account.open","id":"x1","at":"2024-02-25T15:00:20Z","utility":"u","account":"\u0000","customer":"c"})"),

@@ -105,7 +105,7 @@ class hostile_input : public ::testing::Test {
   std::size_t records_ = 0;
 };
 
-// Issue 23, case 1: an account "\u0000" ended ingest with an uncaught entity_missing (exit 134).
+// Issue 23, case 1: an account "\u0000" ended ingest with an uncaught exception (exit 134).
 // The events were built from C strings, which end at the NUL: the log recorded account "" under
 // the stream "account/\0", and the next lookup of the stream's entity found none. Every identifier
 // field, the line's id and a whitelist's cards now refuse control characters (U+0000 to U+001F,
