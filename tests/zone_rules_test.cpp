@@ -8,6 +8,7 @@
 #include <date/tz.h>
 #include <flatbuffers/flatbuffers.h>
 
+#include <optional>
 #include <random>
 
 #include "core/apply.hpp"
@@ -161,27 +162,35 @@ void write_unpinned_utilities(const std::string& dir, const std::vector<std::pai
   ASSERT_TRUE(log.value()->append_and_wait(std::move(batch)).has_value());
 }
 
-TEST(zones, a_utility_registered_before_zones_were_pinned_is_read_with_the_hosts_table) {
+// Such a log, opened by the engine's residency as a writing engine opens it.
+struct unpinned_log {
   pevledger::testing::temp_dir dir;
-  write_unpinned_utilities(dir.path(), {{"east", "America/New_York"}, {"north", "Europe/Helsinki"}});
-  auto log = storage::event_log::open(dir.path(), {});
-  ASSERT_TRUE(log.has_value());
-  engine_detail::residency resident(*log.value(), {});
-  ASSERT_TRUE(resident.open().is_ok());
+  std::unique_ptr<storage::event_log> log;
+  std::optional<engine_detail::residency> resident;
+
+  status open(const std::vector<std::pair<std::string, std::string>>& utilities) {
+    write_unpinned_utilities(dir.path(), utilities);
+    auto opened = storage::event_log::open(dir.path(), {});
+    if (!opened) return opened.error();
+    log = std::move(opened.value());
+    resident.emplace(*log, engine_detail::residency_options{});
+    return resident->open();
+  }
+};
+
+TEST(zones, a_utility_registered_before_zones_were_pinned_is_read_with_the_hosts_table) {
+  unpinned_log db;
+  ASSERT_TRUE(db.open({{"east", "America/New_York"}, {"north", "Europe/Helsinki"}}).is_ok());
   for (const char* id : {"east", "north"}) {
-    const core::utility_state& u = resident.state().utilities.at(id);
+    const core::utility_state& u = db.resident->state().utilities.at(id);
     ASSERT_NE(u.zone, nullptr) << id;
     EXPECT_EQ(*u.zone, *engine_detail::host_zone_rules(u.timezone).value()) << id;
   }
 }
 
 TEST(zones, an_unpinned_zone_this_machine_lacks_is_refused_by_name) {
-  pevledger::testing::temp_dir dir;
-  write_unpinned_utilities(dir.path(), {{"east", "America/New_York"}, {"far", "Mars/Olympus_Mons"}});
-  auto log = storage::event_log::open(dir.path(), {});
-  ASSERT_TRUE(log.has_value());
-  engine_detail::residency resident(*log.value(), {});
-  const status opened = resident.open();
+  unpinned_log db;
+  const status opened = db.open({{"east", "America/New_York"}, {"far", "Mars/Olympus_Mons"}});
   EXPECT_EQ(opened.code(), errc::corruption);
   EXPECT_NE(opened.message().find("'far'"), std::string::npos) << opened.message();
   EXPECT_NE(opened.message().find("Mars/Olympus_Mons"), std::string::npos) << opened.message();
