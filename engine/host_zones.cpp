@@ -21,10 +21,12 @@ result<std::shared_ptr<const core::zone_rules>> host_zone_rules(std::string_view
   date::sys_seconds t{std::chrono::seconds(0)};
   date::sys_info info = zone->get_info(t);
   table.push_back({zone_rules::first_at, static_cast<std::int32_t>(info.offset.count())});
-  // Bounded: each round moves to the next period of the zone, and the table has at most
-  // transitions_max entries.
-  while (info.end.time_since_epoch().count() < end) {
-    if (info.end <= t) return status(errc::invalid_field, "time zone '" + std::string(name) + "': periods out of order");
+  // Each round moves to the zone's next period (a change of offset, abbreviation or saving); a
+  // zone has far fewer than periods_max of them before the table's end.
+  constexpr std::size_t periods_max = 4 * zone_rules::transitions_max;
+  for (std::size_t periods = 0; info.end.time_since_epoch().count() < end; ++periods) {
+    if (info.end <= t || periods == periods_max)
+      return status(errc::invalid_field, "time zone '" + std::string(name) + "': periods out of order or too many");
     t = info.end;
     info = zone->get_info(t);
     const auto offset = static_cast<std::int32_t>(info.offset.count());
