@@ -1,9 +1,10 @@
 // Runs a libFuzzer target's entry point (LLVMFuzzerTestOneInput) once on every file of the
 // directories given, in name order: the seed corpus, regression inputs included, as a ctest test of
-// every build (the sanitizer build too), without clang. A failed check aborts, as under libFuzzer.
+// every build (the sanitizer build too), without clang. A failed check aborts, as under libFuzzer:
+// the target's own, and the driver's that each seed is read whole and answered with 0.
 //
-//   TARGET_corpus DIR...    prints how many inputs ran; exit 1 when the target refuses a seed, 2 when a
-//                           directory has none
+//   TARGET_corpus DIR...    prints how many inputs ran; exit 2 when a directory has no input or holds
+//                           one too large to be a seed
 
 #include <algorithm>
 #include <cstdint>
@@ -14,6 +15,8 @@
 #include <string>
 #include <system_error>
 #include <vector>
+
+#include "fuzz/check.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size);
 
@@ -38,11 +41,11 @@ int main(int argc, char** argv) {
       }
       std::ifstream in(path, std::ios::binary);
       const std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      FUZZ_CHECK(bytes.size() == std::filesystem::file_size(path));
       // libFuzzer's contract: 0, or -1 to keep an input out of the corpus; a seed is never kept out.
-      if (const int answer = LLVMFuzzerTestOneInput(bytes.data(), bytes.size()); answer != 0) {
-        std::fprintf(stderr, "%s: %s: the target answered %d, not 0\n", argv[0], path.c_str(), answer);
-        return 1;
-      }
+      const int answer = LLVMFuzzerTestOneInput(bytes.data(), bytes.size());
+      if (answer != 0) std::fprintf(stderr, "%s: %s: the target answered %d, not 0\n", argv[0], path.c_str(), answer);
+      FUZZ_CHECK(answer == 0);
       ++ran;
     }
   }

@@ -25,21 +25,13 @@
 #include <flatbuffers/flatbuffers.h>
 
 #include "base/limits.hpp"
+#include "fuzz/check.hpp"
 #include "schema/command_parser.hpp"
 
 namespace {
 
 using namespace pevledger;
 using namespace pevledger::schema;
-
-#define FUZZ_CHECK(cond)                                                                      \
-  do {                                                                                        \
-    if (!(cond)) {                                                                            \
-      std::fprintf(stderr, "parse_line_fuzzer: check failed: %s (%s:%d)\n", #cond, __FILE__, \
-                   __LINE__);                                                                 \
-      std::abort();                                                                           \
-    }                                                                                         \
-  } while (0)
 
 command_parser& parser() {
   static const std::unique_ptr<command_parser> p = [] {

@@ -23,6 +23,7 @@
 #include <flatbuffers/flatbuffers.h>
 
 #include "base/limits.hpp"
+#include "fuzz/check.hpp"
 #include "schema/event_text.hpp"
 #include "schema/json_line.hpp"
 #include "storage/record.hpp"
@@ -30,14 +31,6 @@
 namespace {
 
 using namespace pevledger;
-
-#define FUZZ_CHECK(cond)                                                                                 \
-  do {                                                                                                   \
-    if (!(cond)) {                                                                                       \
-      std::fprintf(stderr, "record_fuzzer: check failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
-      std::abort();                                                                                      \
-    }                                                                                                    \
-  } while (0)
 
 const schema::event_printer& printer() {
   static const std::unique_ptr<schema::event_printer> p = [] {

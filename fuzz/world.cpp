@@ -5,6 +5,8 @@
 
 #include <ctime>
 
+#include "base/assert.hpp"
+
 namespace pevledger::fuzzing {
 
 std::string timestamp(unix_time t) {
@@ -25,6 +27,13 @@ namespace {
 
 // rapidcheck's inRange scales with the case's size (small cases draw near the minimum); a world's
 // choices are drawn from the whole range at every size, and still shrink toward the minimum.
+// The instant of a timestamp this generator wrote ("YYYY-MM-DDTHH:MM:SSZ").
+unix_time parse_utc(const std::string& text) {
+  PEV_ASSERT(text.size() == 20 && text[10] == 'T' && text[19] == 'Z');
+  auto n = [&](std::size_t at, std::size_t len) { return std::stoi(text.substr(at, len)); };
+  return utc(n(0, 4), n(5, 2), n(8, 2), n(11, 2), n(14, 2), n(17, 2));
+}
+
 int uniform(int lo, int hi) { return *rc::gen::resize(100, rc::gen::inRange(lo, hi)); }
 bool chance(int percent) { return uniform(0, 100) >= 100 - percent; }
 int pick(std::size_t n) { return uniform(0, static_cast<int>(n)); }
@@ -312,6 +321,8 @@ class builder {
     for (int i = 0; i < n; ++i) {
       const std::string sid = "s" + std::to_string(i);
       int day = pick(session_days.size()), slot = pick(8);
+      // At most 10 sessions in 8 slots on each session day: a free slot is always found.
+      PEV_ASSERT(taken.size() < session_days.size() * 8);
       while (taken.count({day, slot})) {
         if (++slot == 8) slot = 0, day = (day + 1) % static_cast<int>(session_days.size());
       }
@@ -463,7 +474,37 @@ class builder {
     }
     for (auto& s : w_.sessions)
       if (!s.deciding_id.empty()) s.deciding_id = tag_ids.at(s.deciding_id);
+    check_promises();
     return std::move(w_);
+  }
+
+  // What world.hpp promises the properties. Every session is named by some line, the line that
+  // decides it is one of its own, and its interval lines lie within its three-hour slot, never
+  // in another session's: no two sessions share an EUMD and a start.
+  void check_promises() const {
+    std::map<std::string, std::pair<unix_time, unix_time>> intervals;  // per session: first, last start
+    for (const event& e : events_) {
+      if (e.type != "meter.interval") continue;
+      const auto at = e.body.find(R"("start":")");
+      PEV_ASSERT(at != std::string::npos);
+      const unix_time start = parse_utc(e.body.substr(at + 9, 20));
+      auto [it, first] = intervals.try_emplace(e.session, start, start);
+      it->second = {std::min(it->second.first, start), std::max(it->second.second, start)};
+    }
+    for (const session_plan& s : w_.sessions) {
+      const auto named = std::find_if(w_.lines.begin(), w_.lines.end(),
+                                      [&](const command_line& l) { return l.session == s.id; });
+      PEV_ASSERT(named != w_.lines.end());
+      if (!s.deciding_id.empty()) {
+        const auto deciding = std::find_if(w_.lines.begin(), w_.lines.end(),
+                                           [&](const command_line& l) { return l.id == s.deciding_id; });
+        PEV_ASSERT(deciding != w_.lines.end() && deciding->session == s.id);
+      }
+    }
+    std::vector<std::pair<unix_time, unix_time>> spans;
+    for (const auto& [session, span] : intervals) spans.push_back(span);
+    std::sort(spans.begin(), spans.end());
+    for (std::size_t i = 1; i < spans.size(); ++i) PEV_ASSERT(spans[i - 1].second < spans[i].first);
   }
 
   world w_;
