@@ -30,6 +30,12 @@ inline constexpr std::size_t events_per_command_max = 1u << 22;
 inline constexpr std::size_t ingest_group_lines_max = 16384;
 // Events one batched record carries (engine/record_batcher.hpp); a group's lines bound it too.
 inline constexpr std::size_t record_batch_events_max = 4096;
+// An interval batch (schema/interval_batch.fbs): its readings, and its bytes (32 a reading, the
+// three identifiers and FlatBuffers' framing fit well within).
+inline constexpr std::size_t interval_batch_readings_max = 4096;
+inline constexpr std::size_t interval_batch_bytes_max = 256u << 10;
+// Interval batches one engine::submit_interval_batches call takes.
+inline constexpr std::size_t interval_batches_per_call_max = 1u << 16;
 // Business time accepted: years 1970 to 9999.
 inline constexpr std::int64_t unix_seconds_max = 253402300799;
 

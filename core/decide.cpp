@@ -7,6 +7,7 @@
 #include "core/settlement.hpp"
 #include "core/stream_name.hpp"
 #include "core/vin.hpp"
+#include "schema/interval_batch_generated.h"
 #include "base/limits.hpp"
 #include "base/money.hpp"
 
@@ -725,31 +726,63 @@ void check_neighbours(event_sink& sink, const std::string& sid, const std::strin
   if (n.after) check_pair(self, *n.after);
 }
 
-status meter_interval(context& c) {
-  const auto* m = c.cmd.as<fb::MeterInterval>();
-  const std::string did = s(m->device()), sid = s(m->session());
-  const device_state* d = find(c.state.devices, did);
+// One interval as a device reported it: a meter.interval line, or one reading of an interval batch.
+struct reported_interval {
+  std::string device, session;
+  unix_seconds start;
+  interval_content content;
+};
+
+reported_interval interval_of(const fb::MeterInterval& m) {
+  const std::string sid = s(m.session());
+  return {s(m.device()), sid, ts(m.start()), {sid, m.seconds(), m.wh(), m.register_wh()}};
+}
+
+reported_interval interval_of(const wire::IntervalBatch& b, std::size_t index) {
+  PEV_ASSERT(index < b.readings()->size());
+  const wire::IntervalRow& r = *b.readings()->Get(static_cast<flatbuffers::uoffset_t>(index));
+  const std::string sid = s(b.session());
+  std::optional<std::int64_t> register_wh;
+  if (r.has_register()) register_wh = r.register_wh();
+  return {s(b.device()), sid, unix_seconds(r.start()), {sid, r.seconds(), r.wh(), register_wh}};
+}
+
+// Whether `did` may meter `sid`: both exist, the device is an EUMD at the session's premise and,
+// for a residential session, the one the session plugged with.
+status check_metering(const ledger_state& state, const std::string& did, const std::string& sid) {
+  const device_state* d = find(state.devices, did);
   if (d == nullptr) return refuse(errc::unknown_device, "unknown device '" + did + "'");
   if (d->kind != fb::DeviceKind::eumd) return refuse(errc::not_eumd, "device '" + did + "' is not an EUMD");
-  const session_state* ss = find(c.state.sessions, sid);
+  const session_state* ss = find(state.sessions, sid);
   if (ss == nullptr) return refuse(errc::unknown_session, "unknown session '" + sid + "'");
   if (d->premise != ss->premise || (!ss->is_public && ss->eumd != did))
     return refuse(errc::device_mismatch, "device '" + did + "' does not meter session '" + sid + "'");
-  const unix_seconds start = ts(m->start());
-  const interval_content content{sid, m->seconds(), m->wh(), m->register_wh()};
+  return status::ok();
+}
+
+// An interval already recorded with other content: refused, but auditors see that the device sent
+// two versions of one interval.
+status refuse_conflict(context& c, const reported_interval& in, const interval_content& first) {
+  emit_anomaly(c.sink, fb::AnomalyKind::interval_conflict, first.session, in.device, in.start, first.wh,
+               in.content.wh,
+               "interval sent again with other content by command '" + c.cmd.id + "'; the first stands");
+  return refuse(errc::interval_conflict, "interval of '" + in.device + "' at " + format_timestamp(in.start) +
+                                             " was recorded with other content");
+}
+
+status record_interval(context& c, const reported_interval& in) {
+  const std::string &did = in.device, &sid = in.session;
+  PEV_RETURN_IF_ERROR(check_metering(c.state, did, sid));
+  const session_state* ss = find(c.state.sessions, sid);
+  const unix_seconds start = in.start;
+  const interval_content& content = in.content;
   if (const interval_content* first = c.state.intervals.find(did, start.value())) {
-    if (*first == content) {
-      c.out.duplicate = true;
-      c.sink.emit(stream_of(stream_kind::session, sid), Event::IntervalDuplicated, [&](auto& fbb) {
-        return fb::CreateIntervalDuplicatedDirect(fbb, did.c_str(), sid.c_str(), start.value());
-      });
-      return status::ok();
-    }
-    // Refused, but auditors see that the device sent two versions of one interval.
-    emit_anomaly(c.sink, fb::AnomalyKind::interval_conflict, first->session, did, start, first->wh, content.wh,
-                 "interval sent again with other content by command '" + c.cmd.id + "'; the first stands");
-    return refuse(errc::interval_conflict, "interval of '" + did + "' at " + format_timestamp(start) +
-                                               " was recorded with other content");
+    if (*first != content) return refuse_conflict(c, in, *first);
+    c.out.duplicate = true;
+    c.sink.emit(stream_of(stream_kind::session, sid), Event::IntervalDuplicated, [&](auto& fbb) {
+      return fb::CreateIntervalDuplicatedDirect(fbb, did.c_str(), sid.c_str(), start.value());
+    });
+    return status::ok();
   }
   const std::optional<interval_neighbours> neighbours = c.state.intervals.neighbours(did, start.value());
   PEV_ASSERT(neighbours.has_value());  // prefetched
@@ -758,12 +791,30 @@ status meter_interval(context& c) {
                                                    content.wh, content.register_wh);
     return fb::CreateIntervalRecorded(fbb, reading);
   });
-  // The command parser bounds an interval's seconds to a day.
+  // The command checks bound an interval's seconds to a day.
   const session_reading reading{start.value(), content.wh, content.register_wh, static_cast<std::int32_t>(content.seconds)};
   check_neighbours(c.sink, sid, did, start.value(), content, *neighbours);
   if (ss->decision) {
     booking b{c.state, c.sink};
     book_reading(b, sid, *ss, *ss->decision, reading);
+  }
+  return status::ok();
+}
+
+status meter_interval(context& c) { return record_interval(c, interval_of(*c.cmd.as<fb::MeterInterval>())); }
+
+// A batch is admitted whole or refused whole: what would refuse any of its readings is checked
+// here, before the first is decided (each reading then as the meter.interval line that spells it).
+// Only a reading already recorded can refuse one, and only with other content; the reader checked
+// every field and that starts increase, so no two readings of a batch share an identity.
+status admit_interval_batch(context& c) {
+  const auto& b = *c.cmd.as<wire::IntervalBatch>();
+  PEV_RETURN_IF_ERROR(check_metering(c.state, s(b.device()), s(b.session())));
+  for (std::size_t i = 0; i < b.readings()->size(); ++i) {
+    const reported_interval in = interval_of(b, i);
+    if (const interval_content* first = c.state.intervals.find(in.device, in.start.value()); first != nullptr &&
+                                                                                            *first != in.content)
+      return refuse_conflict(c, in, *first);
   }
   return status::ok();
 }
@@ -1006,9 +1057,18 @@ status dispatch(context& c) {
     case k::whitelist_push: return whitelist_push(c);
     case k::bill_run: return bill_run(c);
     case k::settlement_run: return settlement_run(c);
+    case k::interval_batch: return admit_interval_batch(c);
   }
   PEV_ASSERT(false && "command kind outside the schema");
   return status::ok();
+}
+
+decision finish(context& c) {
+  c.out.events = c.sink.take();
+  PEV_ASSERT(c.out.events.size() <= limits::events_per_command_max);
+  // A refusal leaves at most the audit records of what was refused.
+  PEV_ASSERT(c.out.refusal.is_ok() || c.out.events.size() <= 1);
+  return std::move(c.out);
 }
 
 }  // namespace
@@ -1016,11 +1076,16 @@ status dispatch(context& c) {
 decision decide(const ledger_state& state, const schema::command& cmd) {
   context c{state, cmd, {}, {}};
   c.out.refusal = dispatch(c);
-  c.out.events = c.sink.take();
-  PEV_ASSERT(c.out.events.size() <= limits::events_per_command_max);
-  // A refusal leaves at most the audit records of what was refused.
-  PEV_ASSERT(c.out.refusal.is_ok() || c.out.events.size() <= 1);
-  return std::move(c.out);
+  return finish(c);
+}
+
+decision decide_reading(const ledger_state& state, const schema::command& batch, std::size_t index) {
+  PEV_ASSERT(batch.kind == schema::command_kind::interval_batch);
+  context c{state, batch, {}, {}};
+  c.out.refusal = record_interval(c, interval_of(*batch.as<wire::IntervalBatch>(), index));
+  // Admitted batches only: nothing can refuse one of their readings.
+  PEV_ASSERT(c.out.refusal.is_ok());
+  return finish(c);
 }
 
 }  // namespace pevledger::core

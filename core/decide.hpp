@@ -30,4 +30,11 @@ struct decision {
 
 [[nodiscard]] decision decide(const ledger_state& state, const schema::command& command);
 
+// An interval batch (schema/interval_batch.fbs) is the meter.interval lines that spell its
+// readings, under one id and applied whole. `decide` of a batch is its admission: it refuses the
+// batch for anything that would refuse one of its readings, and records nothing else. Once
+// admitted, each reading is decided in turn, on the state the readings before it left (the engine
+// applies each one's events before the next), exactly as its line would be; none can be refused.
+[[nodiscard]] decision decide_reading(const ledger_state& state, const schema::command& batch, std::size_t index);
+
 }  // namespace pevledger::core

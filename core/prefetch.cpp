@@ -1,6 +1,7 @@
 #include "core/prefetch.hpp"
 
 #include "core/vin.hpp"
+#include "schema/interval_batch_generated.h"
 
 namespace pevledger::core {
 namespace {
@@ -57,14 +58,13 @@ struct reads {
   }
 };
 
-void meter_interval(const reads& r, const fb::MeterInterval& m) {
-  const std::string did = s(m.device()), sid = s(m.session());
+// An interval's reads: its device and session, its identity, and, for one not recorded yet (once
+// that is known), its neighbours and what booking it reads.
+void interval(const reads& r, const std::string& did, const std::string& sid, std::int64_t start) {
   const device_state* d = r.st.devices.find(did);
   const session_state* ss = r.st.sessions.find(sid);
   if (d == nullptr || ss == nullptr || d->kind != fb::DeviceKind::eumd) return;
   if (d->premise != ss->premise || (!ss->is_public && ss->eumd != did)) return;
-  const std::int64_t start = parse_timestamp(m.start()->string_view()).value().value();
-  // The identity first; the neighbours only of an interval not recorded yet, once that is known.
   const auto known = r.st.intervals.known.find({did, start});
   if (known == r.st.intervals.known.end()) {
     (void)r.st.intervals.find(did, start);
@@ -73,6 +73,16 @@ void meter_interval(const reads& r, const fb::MeterInterval& m) {
   if (known->second) return;  // a resend or a conflict: decided without the neighbours
   (void)r.st.intervals.neighbours(did, start);
   if (ss->decision) r.session_outcome(*ss);
+}
+
+// A batch's admission reads its device, its session and every reading's identity, in one round.
+void interval_batch(const reads& r, const wire::IntervalBatch& b) {
+  const std::string did = s(b.device()), sid = s(b.session());
+  const device_state* d = r.st.devices.find(did);
+  const session_state* ss = r.st.sessions.find(sid);
+  if (d == nullptr || ss == nullptr || d->kind != fb::DeviceKind::eumd) return;
+  if (d->premise != ss->premise || (!ss->is_public && ss->eumd != did)) return;
+  for (const wire::IntervalRow* row : *b.readings()) (void)r.st.intervals.find(did, row->start());
 }
 
 }  // namespace
@@ -144,7 +154,10 @@ void prefetch(const ledger_state& state, const schema::command& cmd) {
       return;
     }
     case k::energy_request: (void)state.sessions.find(s(cmd.as<fb::EnergyRequest>()->session())); return;
-    case k::meter_interval: return meter_interval(r, *cmd.as<fb::MeterInterval>());
+    case k::meter_interval: {
+      const auto* m = cmd.as<fb::MeterInterval>();
+      return interval(r, s(m->device()), s(m->session()), parse_timestamp(m->start()->string_view()).value().value());
+    }
     case k::pev_total: (void)state.sessions.find(s(cmd.as<fb::PevTotal>()->session())); return;
     case k::session_unplug: {
       const session_state* ss = state.sessions.find(s(cmd.as<fb::SessionUnplug>()->session()));
@@ -174,7 +187,15 @@ void prefetch(const ledger_state& state, const schema::command& cmd) {
       return;
     }
     case k::settlement_run: return r.undecided_sessions("");
+    case k::interval_batch: return interval_batch(r, *cmd.as<wire::IntervalBatch>());
   }
+}
+
+void prefetch_reading(const ledger_state& state, const schema::command& batch, std::size_t index) {
+  const auto& b = *batch.as<wire::IntervalBatch>();
+  PEV_ASSERT(index < b.readings()->size());
+  interval(reads{state}, s(b.device()), s(b.session()),
+           b.readings()->Get(static_cast<flatbuffers::uoffset_t>(index))->start());
 }
 
 }  // namespace pevledger::core

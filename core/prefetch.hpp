@@ -21,5 +21,7 @@
 namespace pevledger::core {
 
 void prefetch(const ledger_state& state, const schema::command& command);
+// What deciding reading `index` of an admitted interval batch reads (core/decide.hpp).
+void prefetch_reading(const ledger_state& state, const schema::command& batch, std::size_t index);
 
 }  // namespace pevledger::core

@@ -26,6 +26,7 @@
 #include "engine/typed_commands.hpp"
 #include "schema/command_parser.hpp"
 #include "schema/event_text.hpp"
+#include "schema/interval_batch.hpp"
 #include "storage/event_log.hpp"
 
 namespace pevledger {
@@ -138,16 +139,34 @@ struct engine::impl {
   result<core::decision> decide(const fb::command& cmd) {
     if (cmd.kind == fb::command_kind::utility_register)
       resident->look_up_zone(cmd.as<fb::UtilityRegister>()->timezone()->string_view());
+    return decide_resident([&] { core::prefetch(state(), cmd); }, [&] { return core::decide(state(), cmd); });
+  }
+  // Reading `index` of an admitted interval batch, on the state the readings before it left.
+  result<core::decision> decide_reading(const fb::command& batch, std::size_t index) {
+    return decide_resident([&] { core::prefetch_reading(state(), batch, index); },
+                           [&] { return core::decide_reading(state(), batch, index); });
+  }
+  template <class Prefetch, class Decide>
+  result<core::decision> decide_resident(const Prefetch& prefetch, const Decide& decide) {
     for (int round = 0;; ++round) {
       PEV_ASSERT(round < prefetch_rounds_max && "a command read a chain longer than prefetch_rounds_max");
-      core::prefetch(state(), cmd);
+      prefetch();
       if (!resident->has_misses()) break;
       PEV_RETURN_IF_ERROR(resident->resolve_misses());
     }
-    core::decision d = core::decide(state(), cmd);
+    core::decision d = decide();
     PEV_ASSERT(!resident->has_misses() && "decide read an entity or interval that prefetch did not state");
     return d;
   }
+
+  // Decides the lines `open_lines` hands over, in order, in group commits (engine::ingest).
+  using line_source_factory =
+      std::function<std::unique_ptr<engine_detail::line_source>(engine_detail::lookahead_source)>;
+  result<ingest_summary> sequence(const line_source_factory& open_lines,
+                                  const std::function<void(const line_refusal&)>& on_refusal,
+                                  const std::function<void(std::uint64_t)>& on_durable);
+  // What became of each of `count` lines `open_lines` hands over (engine::submit and the batches).
+  result<std::vector<command_outcome>> outcomes(std::size_t count, const line_source_factory& open_lines);
 
   // An account made resident for a query, or nullptr when there is none.
   result<const core::account_state*> account_for_query(const std::string& id) {
@@ -251,6 +270,17 @@ result<std::string> engine::upgrade(const std::string& dir) {
 result<ingest_summary> engine::ingest(std::istream& in, const std::function<void(const line_refusal&)>& on_refusal,
                                       const std::function<void(std::uint64_t)>& on_durable) {
   impl& m = *impl_;
+  return m.sequence(
+      [&](engine_detail::lookahead_source lookups) {
+        return std::make_unique<engine_detail::parse_ahead>(in, *m.parser, lookups);
+      },
+      on_refusal, on_durable);
+}
+
+result<ingest_summary> engine::impl::sequence(const line_source_factory& open_lines,
+                                              const std::function<void(const line_refusal&)>& on_refusal,
+                                              const std::function<void(std::uint64_t)>& on_durable) {
+  impl& m = *this;
   if (m.log->read_only()) return status(errc::log_closed, "this engine was opened read-only");
   PEV_RETURN_IF_ERROR(m.open_state());
   ingest_summary summary;
@@ -331,9 +361,28 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
     }
   } guard{m};
 
-  engine_detail::parse_ahead lines(in, *m.parser, {m.log.get(), &durable_groups});
+  const std::unique_ptr<engine_detail::line_source> lines = open_lines({m.log.get(), &durable_groups});
   std::vector<engine_detail::parsed_line> chunk;
-  while (lines.next(chunk)) {
+  // Applies a decision's events and adds them to the command's record. Every recorded event is
+  // applied, the audit records of a refusal included: replay will.
+  auto take = [&](core::decision& d, storage::command_to_append& record) -> status {
+    record.events.reserve(record.events.size() + d.events.size());
+    for (auto& e : d.events) {
+      const auto* body = flatbuffers::GetRoot<fb::EventBody>(e.body.data());
+      PEV_RETURN_IF_ERROR(m.resident->ensure_resident(e.stream));
+      core::apply(m.state(), *body, record.at);
+      if (const auto* rec = body->event_as_IntervalRecorded()) {
+        const fb::IntervalReading& r = *rec->reading();
+        core::interval_content content{r.session()->str(), r.seconds(), r.wh(), std::nullopt};
+        if (r.register_wh()) content.register_wh = *r.register_wh();
+        m.resident->interval_recorded(r.device()->str(), r.start(), content, batch);
+      }
+      mark_issued(*body, issued);
+      record.events.push_back({std::move(e.stream), std::move(e.body)});
+    }
+    return status::ok();
+  };
+  while (lines->next(chunk)) {
     for (engine_detail::parsed_line& parsed : chunk) {
       line_no = parsed.line_no;
       if (!parsed.command) {
@@ -370,20 +419,21 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
       if (!decided) return decided.error();
       core::decision& d = decided.value();
       storage::command_to_append record{cmd->id, cmd->at, {}, d.refusal.is_ok()};
-      record.events.reserve(d.events.size());
-      // Every recorded event is applied, the audit records of a refusal included: replay will.
-      for (auto& e : d.events) {
-        const auto* body = flatbuffers::GetRoot<fb::EventBody>(e.body.data());
-        PEV_RETURN_IF_ERROR(m.resident->ensure_resident(e.stream));
-        core::apply(m.state(), *body, cmd->at);
-        if (const auto* rec = body->event_as_IntervalRecorded()) {
-          const fb::IntervalReading& r = *rec->reading();
-          core::interval_content content{r.session()->str(), r.seconds(), r.wh(), std::nullopt};
-          if (r.register_wh()) content.register_wh = *r.register_wh();
-          m.resident->interval_recorded(r.device()->str(), r.start(), content, batch);
+      PEV_RETURN_IF_ERROR(take(d, record));
+      // The lines this one weighs in its group: an interval batch, one per reading.
+      std::size_t weight = 1;
+      if (cmd->kind == fb::command_kind::interval_batch && d.refusal.is_ok()) {
+        // Admitted: each reading as the line that spells it, so the batch is a duplicate only
+        // when every reading is.
+        weight = cmd->as<wire::IntervalBatch>()->readings()->size();
+        bool every_reading_duplicate = true;
+        for (std::size_t i = 0; i < weight; ++i) {
+          auto reading = m.decide_reading(*cmd, i);
+          if (!reading) return reading.error();
+          every_reading_duplicate = every_reading_duplicate && reading->duplicate;
+          PEV_RETURN_IF_ERROR(take(reading.value(), record));
         }
-        mark_issued(*body, issued);
-        record.events.push_back({std::move(e.stream), std::move(e.body)});
+        d.duplicate = every_reading_duplicate;
       }
       if (d.refusal.is_ok()) {
         d.duplicate ? ++summary.duplicates : ++summary.accepted;
@@ -396,7 +446,8 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
       }
       m.resident->end_command();
       batcher.add(std::move(record), batch, record_added);
-      if (batch_lines++ == 0) group_opened = std::chrono::steady_clock::now();
+      if (batch_lines == 0) group_opened = std::chrono::steady_clock::now();
+      batch_lines += weight;
       if (batch_lines >= m.options.group_lines ||
           (m.options.group_delay_max_us > 0 &&
            std::chrono::steady_clock::now() - group_opened >= std::chrono::microseconds(m.options.group_delay_max_us)))
@@ -407,7 +458,7 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
         PEV_RETURN_IF_ERROR(wait_oldest());
     }
   }
-  if (lines.input_failed()) return status(errc::io_error, "reading the command stream failed");
+  if (lines->input_failed()) return status(errc::io_error, "reading the command stream failed");
   PEV_RETURN_IF_ERROR(submit());
   while (!in_flight.empty()) PEV_RETURN_IF_ERROR(wait_oldest());
   // A checkpoint: what this ingest changed comes back quickly in the next process.
@@ -421,6 +472,23 @@ result<ingest_summary> engine::ingest(std::istream& in, const std::function<void
   return summary;
 }
 
+result<std::vector<command_outcome>> engine::impl::outcomes(
+    std::size_t count, const line_source_factory& open_lines) {
+  std::vector<command_outcome> out(count);
+  on_outcome = [&](std::uint64_t line, command_outcome::kind what) {
+    PEV_ASSERT(line >= 1 && line <= out.size());
+    out[line - 1].what = what;
+  };
+  auto summary = sequence(open_lines, [&](const line_refusal& r) {
+    PEV_ASSERT(r.line >= 1 && r.line <= out.size());
+    out[r.line - 1] = {command_outcome::kind::refused, status(r.error, r.message)};
+  }, {});
+  on_outcome = {};
+  if (!summary) return summary.error();
+  PEV_ASSERT(summary->accepted + summary->duplicates + summary->refused == count);
+  return out;
+}
+
 result<std::vector<command_outcome>> engine::submit(std::span<const command> commands) {
   if (commands.size() > submit_commands_max)
     return status(errc::usage, "at most " + std::to_string(submit_commands_max) + " commands a call");
@@ -428,19 +496,36 @@ result<std::vector<command_outcome>> engine::submit(std::span<const command> com
   std::string lines;
   for (const command& c : commands) lines.append(to_json_line(c)).push_back('\n');
   std::istringstream in(std::move(lines));
-  std::vector<command_outcome> out(commands.size());
-  impl_->on_outcome = [&](std::uint64_t line, command_outcome::kind what) {
-    PEV_ASSERT(line >= 1 && line <= out.size());
-    out[line - 1].what = what;
-  };
-  auto summary = ingest(in, [&](const line_refusal& r) {
-    PEV_ASSERT(r.line >= 1 && r.line <= out.size());
-    out[r.line - 1] = {command_outcome::kind::refused, status(r.error, r.message)};
+  impl& m = *impl_;
+  return m.outcomes(commands.size(), [&](engine_detail::lookahead_source lookups) {
+    return std::make_unique<engine_detail::parse_ahead>(in, *m.parser, lookups);
   });
-  impl_->on_outcome = {};
-  if (!summary) return summary.error();
-  PEV_ASSERT(summary->accepted + summary->duplicates + summary->refused == commands.size());
-  return out;
+}
+
+result<std::vector<command_outcome>> engine::submit_interval_batches(
+    std::span<const std::span<const std::uint8_t>> batches) {
+  static_assert(interval_batches_per_call_max == limits::interval_batches_per_call_max);
+  static_assert(interval_batch_readings_max == limits::interval_batch_readings_max);
+  if (batches.size() > interval_batches_per_call_max)
+    return status(errc::usage, "at most " + std::to_string(interval_batches_per_call_max) + " batches a call");
+  // Read on this thread, before the sequencer starts: verifying a batch is a bounds check per
+  // field, far less than deciding its readings.
+  std::vector<engine_detail::parsed_line> read;
+  read.reserve(batches.size());
+  for (std::size_t i = 0; i < batches.size(); ++i) {
+    engine_detail::parsed_line line;
+    line.line_no = i + 1;
+    fb::parse_failure failure;
+    line.command = fb::read_interval_batch(batches[i], failure);
+    if (!line.command) {
+      line.refusal = std::move(failure.error);
+      line.id = std::move(failure.id);
+    }
+    read.push_back(std::move(line));
+  }
+  return impl_->outcomes(batches.size(), [&](engine_detail::lookahead_source) {
+    return std::make_unique<engine_detail::prepared_lines>(std::move(read));
+  });
 }
 
 namespace {

@@ -20,6 +20,12 @@ parse_ahead::~parse_ahead() {
   reader_.join();
 }
 
+bool prepared_lines::next(std::vector<parsed_line>& chunk) {
+  chunk.clear();
+  for (; next_ < lines_.size() && chunk.size() < chunk_lines_max; ++next_) chunk.push_back(std::move(lines_[next_]));
+  return !chunk.empty();
+}
+
 bool parse_ahead::next(std::vector<parsed_line>& chunk) {
   std::unique_lock lock(mutex_);
   changed_.wait(lock, [&] { return !ready_.empty() || done_; });

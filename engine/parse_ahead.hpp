@@ -64,7 +64,31 @@ struct lookahead_source {
   const std::atomic<std::uint64_t>* durable_groups = nullptr;
 };
 
-class parse_ahead {
+// Where the sequencer takes its lines from, in order and in chunks: a reader of JSON lines
+// (parse_ahead) or commands read already (prepared_lines, the interval batches).
+class line_source {
+ public:
+  virtual ~line_source() = default;
+  // The next chunk of lines, in order; false once the input is exhausted and every chunk taken.
+  virtual bool next(std::vector<parsed_line>& chunk) = 0;
+  // After `next` returned false: whether reading failed (rather than reaching the end).
+  [[nodiscard]] virtual bool input_failed() const = 0;
+};
+
+// Lines read before the sequencer starts, handed over chunk_lines_max at a time.
+class prepared_lines final : public line_source {
+ public:
+  static constexpr std::size_t chunk_lines_max = 256;
+  explicit prepared_lines(std::vector<parsed_line> lines) : lines_(std::move(lines)) {}
+  bool next(std::vector<parsed_line>& chunk) override;
+  [[nodiscard]] bool input_failed() const override { return false; }
+
+ private:
+  std::vector<parsed_line> lines_;
+  std::size_t next_ = 0;
+};
+
+class parse_ahead final : public line_source {
  public:
   static constexpr std::size_t chunk_lines_max = 256;
   static constexpr std::size_t chunks_max = 16;
@@ -76,10 +100,8 @@ class parse_ahead {
   parse_ahead(const parse_ahead&) = delete;
   parse_ahead& operator=(const parse_ahead&) = delete;
 
-  // The next chunk of lines, in order; false once the input is exhausted and every chunk taken.
-  bool next(std::vector<parsed_line>& chunk);
-  // After `next` returned false: whether reading failed (rather than reaching the end).
-  [[nodiscard]] bool input_failed() const { return input_failed_; }
+  bool next(std::vector<parsed_line>& chunk) override;
+  [[nodiscard]] bool input_failed() const override { return input_failed_; }
 
  private:
   void run(std::istream& in, schema::command_parser& parser);

@@ -53,7 +53,7 @@ using command_table_types =
 
 template <class... Tables>
 bool verifies_as(table_list<Tables...>, command_kind kind, const std::vector<std::uint8_t>& table) {
-  static_assert(sizeof...(Tables) == command_kind_count);
+  static_assert(sizeof...(Tables) == line_kind_count);
   std::size_t i = 0;
   bool ok = false;
   // The table of the kind's index, verified as that type.
@@ -94,7 +94,7 @@ void check_line(std::string_view line) {
   if (first.cmd) {
     const command& c = *first.cmd;
     FUZZ_CHECK(first.failure.error.is_ok());
-    FUZZ_CHECK(static_cast<std::size_t>(c.kind) < command_kind_count);
+    FUZZ_CHECK(static_cast<std::size_t>(c.kind) < line_kind_count);
     FUZZ_CHECK(!c.id.empty() && c.id.size() <= limits::identifier_bytes_max && !holds_control_character(c.id));
     FUZZ_CHECK(c.at.value() >= 2 * 86400 && c.at.value() <= limits::unix_seconds_max - 2 * 86400);
     FUZZ_CHECK(!c.table.empty());

@@ -9,19 +9,12 @@
 #include "base/assert.hpp"
 #include "base/limits.hpp"
 #include "base/time.hpp"
+#include "schema/field_checks.hpp"
 #include "schema/json_line.hpp"
 
 namespace pevledger::schema {
 
 extern const std::string_view commands_fbs_text;
-
-namespace {
-
-// A subscriber's SMS number (SPEC section 6): E.164, '+' and 8 to 15 digits, nothing else.
-bool is_phone_number(std::string_view s) {
-  if (s.size() < 9 || s.size() > 16 || s.front() != '+') return false;
-  return std::all_of(s.begin() + 1, s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
 
 // What an identifier may hold, checked here for every one of them: the line's `id` and every field
 // commands.fbs marks `identifier` (utilities, accounts, customers, premises, devices, sessions,
@@ -44,12 +37,23 @@ status check_identifier(std::string_view s, const std::string& path) {
 // month outside them (1970-01-01T00:00:00Z is in December 1969 in Los Angeles). Such a time is an
 // invalid field, not an input that reaches an invariant in apply.
 constexpr std::int64_t edge_margin_s = 2 * 86400;
+bool is_business_time(unix_seconds t) {
+  return t.value() >= edge_margin_s && t.value() <= limits::unix_seconds_max - edge_margin_s;
+}
 result<unix_seconds> business_time(std::string_view text) {
   auto t = parse_timestamp(text);
   if (!t) return t;
-  if (t->value() < edge_margin_s || t->value() > limits::unix_seconds_max - edge_margin_s)
+  if (!is_business_time(t.value()))
     return status(errc::invalid_field, "time " + std::string(text) + " is outside 1970-01-03 to 9999-12-29");
   return t;
+}
+
+namespace {
+
+// A subscriber's SMS number (SPEC section 6): E.164, '+' and 8 to 15 digits, nothing else.
+bool is_phone_number(std::string_view s) {
+  if (s.size() < 9 || s.size() > 16 || s.front() != '+') return false;
+  return std::all_of(s.begin() + 1, s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 // A period (`bill.run`, `settlement.run`) runs from 1970-01 to 9999-11. What arrives later for a
@@ -249,7 +253,7 @@ class line_checker {
 struct command_parser::impl {
   flatbuffers::Parser fb;
   std::unordered_map<std::string, command_kind> kind_by_type;
-  std::array<flatbuffers::StructDef*, command_kind_count> tables{};  // the parser may set them as its root
+  std::array<flatbuffers::StructDef*, line_kind_count> tables{};  // the parser may set them as its root
   std::unordered_map<const flatbuffers::StructDef*, table_rules> rules;  // every table of the schema
   json_line doc;
   std::string line_copy;  // what flatbuffers' JSON parser reads: a terminated string
@@ -272,7 +276,7 @@ result<std::unique_ptr<command_parser>> command_parser::create() {
   const std::string text(commands_fbs_text);
   if (!p->fb.Parse(text.c_str(), nullptr, "commands.fbs"))
     return status(errc::corruption, "embedded commands.fbs does not parse: " + p->fb.error_);
-  for (std::size_t i = 0; i < command_kind_count; ++i) {
+  for (std::size_t i = 0; i < line_kind_count; ++i) {
     const std::string table_name = "pevledger.schema." + std::string(command_tables[i].table);
     flatbuffers::StructDef* table = p->fb.LookupStruct(table_name);
     PEV_ASSERT(table != nullptr);
@@ -286,12 +290,12 @@ result<std::unique_ptr<command_parser>> command_parser::create() {
   std::size_t command_tables_in_schema = 0;
   for (const flatbuffers::StructDef* s : p->fb.structs_.vec)
     if (s->attributes.Lookup("command") != nullptr) ++command_tables_in_schema;
-  PEV_ASSERT(command_tables_in_schema == command_kind_count);
+  PEV_ASSERT(command_tables_in_schema == line_kind_count);
   for (const flatbuffers::StructDef* st : p->fb.structs_.vec) {
     table_rules& rules = p->rules[st];
     for (const flatbuffers::FieldDef* f : st->fields.vec) rules.fields.push_back(rules_of(*f));
   }
-  PEV_ASSERT(p->kind_by_type.size() == command_kind_count);
+  PEV_ASSERT(p->kind_by_type.size() == line_kind_count);
   return std::unique_ptr<command_parser>(new command_parser(std::move(p)));
 }
 

@@ -48,16 +48,20 @@ enum class command_kind : std::uint8_t {
   settlement_run,
   phone_assign,
   phone_revoke,
+  // The kinds above are the line types of SPEC section 6, in the order of command_tables. A batch
+  // of one EUMD's readings (schema/interval_batch.fbs) is binary only: it has no JSON type.
+  interval_batch,
 };
-inline constexpr std::size_t command_kind_count = 28;
+inline constexpr std::size_t line_kind_count = 28;
 
 struct command_table {
   std::string_view table;  // in commands.fbs
   std::string_view type;   // the JSON `type`: the table's `command` attribute
 };
 
-// Indexed by command_kind. The parser checks at start-up that commands.fbs says the same.
-inline constexpr std::array<command_table, command_kind_count> command_tables = {{
+// Indexed by command_kind, for the line kinds. The parser checks at start-up that commands.fbs says
+// the same.
+inline constexpr std::array<command_table, line_kind_count> command_tables = {{
     {"UtilityRegister", "utility.register"},   {"TariffPublish", "tariff.publish"},
     {"PricePublish", "price.publish"},         {"CppDeclare", "cpp.declare"},
     {"DlcDeclare", "dlc.declare"},             {"AccountOpen", "account.open"},
@@ -94,6 +98,7 @@ struct parse_failure {
 };
 
 [[nodiscard]] constexpr std::string_view command_type_name(command_kind kind) {
+  if (kind == command_kind::interval_batch) return "interval batch";
   return command_tables[static_cast<std::size_t>(kind)].type;
 }
 

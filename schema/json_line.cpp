@@ -6,6 +6,7 @@
 
 #include "base/assert.hpp"
 #include "base/limits.hpp"
+#include "schema/field_checks.hpp"
 
 namespace pevledger::schema {
 namespace {
@@ -53,6 +54,19 @@ void append_utf8(std::string& out, std::uint32_t cp) {
 }
 
 }  // namespace
+
+bool is_utf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    if (static_cast<unsigned char>(s[i]) < 0x80) {
+      ++i;
+      continue;
+    }
+    const std::size_t n = utf8_sequence(s, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
 
 bool json_line::read(std::string_view line) {
   in_ = line;

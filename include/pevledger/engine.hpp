@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "pevledger/commands.hpp"
+#include "pevledger/interval_batch.hpp"
 #include "pevledger/status.hpp"
 #include "pevledger/version.hpp"
 
@@ -149,6 +150,15 @@ class engine {
   // log) stops the call; commands not reported durable may then be lost.
   static constexpr std::size_t submit_commands_max = 1u << 20;
   [[nodiscard]] result<std::vector<command_outcome>> submit(std::span<const command> commands);
+
+  // The binary batch path: interval batches (pevledger/interval_batch.hpp), each the bytes of one
+  // IntervalBatch FlatBuffer as a device adapter received it, decided in order like `submit`'s
+  // commands, with no JSON on the way. A batch's readings weigh in a group commit as that many
+  // lines. Returns, once every accepted batch is durable, what became of each; a batch that does
+  // not verify or breaks a rule is refused (invalid_field, missing_field) and changes nothing.
+  static constexpr std::size_t interval_batches_per_call_max = 1u << 16;
+  [[nodiscard]] result<std::vector<command_outcome>> submit_interval_batches(
+      std::span<const std::span<const std::uint8_t>> batches);
 
   // Typed queries: an account's bill for a period (issued, or a preview), its balance, and a
   // period's settlement statement. unknown_account when the account does not exist.
