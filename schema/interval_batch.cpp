@@ -46,9 +46,8 @@ std::optional<command> read_interval_batch(std::span<const std::uint8_t> bytes, 
   flatbuffers::Verifier verifier(out.table.data(), out.table.size(), 8, 16);
   if (!wire::VerifyIntervalBatchBuffer(verifier)) return refuse(invalid("the interval batch does not verify"));
   const wire::IntervalBatch& b = *wire::GetIntervalBatch(out.table.data());
-  if (b.id() != nullptr && is_utf8(b.id()->string_view()) && b.id()->size() <= limits::identifier_bytes_max)
-    failure.id = b.id()->str();
   if (status s = check_identifier_field(b.id(), "id"); !s.is_ok()) return refuse(std::move(s));
+  failure.id = b.id()->str();  // a refusal from here on names the batch
   if (!is_business_time(unix_seconds(b.at()))) return refuse(invalid("field 'at' is outside 1970-01-03 to 9999-12-29"));
   if (status s = check_identifier_field(b.device(), "device"); !s.is_ok()) return refuse(std::move(s));
   if (status s = check_identifier_field(b.session(), "session"); !s.is_ok()) return refuse(std::move(s));

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing with clang's libFuzzer, under AddressSanitizer and UndefinedBehaviorSanitizer:
-# the JSON-lines command parser (fuzz/parse_line_fuzzer.cpp) and the record decoder with the event
-# printer (fuzz/record_fuzzer.cpp).
+# the JSON-lines command parser (fuzz/parse_line_fuzzer.cpp), the interval batch reader
+# (fuzz/interval_batch_fuzzer.cpp) and the record decoder with the event printer
+# (fuzz/record_fuzzer.cpp).
 #
 #   scripts/fuzz.sh [SECONDS]     each fuzzer runs SECONDS (default 60)
 #
@@ -24,12 +25,12 @@ build="$root/build-fuzz"
 
 started=$(date +%s)
 CC=clang CXX=clang++ cmake -S "$root" -B "$build" -DPEVLEDGER_LIBFUZZER=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" -j 2 --target parse_line_fuzzer record_fuzzer >/dev/null
+cmake --build "$build" -j 2 --target parse_line_fuzzer interval_batch_fuzzer record_fuzzer >/dev/null
 echo "fuzz: built in $(($(date +%s) - started)) s"
 
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 failed=0
-for target in parse_line record; do
+for target in parse_line interval_batch record; do
   run="$build/fuzz-runs/$target"
   artifacts="$build/fuzz-artifacts/$target"
   rm -rf "$run"
