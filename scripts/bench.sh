@@ -37,6 +37,7 @@ rm -f "$month/month.jsonl"
 run replay "$bench/replay" --dir "$month" --keep --premises-per-utility "$premises"  # replays the month's log
 rm -rf "$month"
 run latency "$bench/latency"
+run batch_path "$bench/batch_path"
 run memory "$bench/memory" --pevs 1000000
 
 "$root/scripts/bench_summary.sh" "$out" "$(( $(date +%s) - started ))" "$premises" >/dev/null

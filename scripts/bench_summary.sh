@@ -32,6 +32,14 @@ latency_p99() { sed -n 's/^ *"p99_ms": \([0-9.]*\),\?$/\1/p' "$out/latency.json"
   printf 'log append, records/s\t%s\traw WriteBatch, same bytes %s records/s\t%s\t>= 0.7\n' \
     "$(field log_append log_records_per_s)" "$(field log_append raw_records_per_s)" \
     "$(field log_append ratio)"
+  if [ -f "$out/batch_path.json" ]; then
+    printf 'binary batch path, intervals/s\t%s\traw synced WriteBatch %s records/s\t%s\t>= 1.2\n' \
+      "$(field batch_path batch_path_intervals_per_s)" "$(field batch_path raw_synced_writebatch_records_per_s)" \
+      "$(field batch_path ratio)"
+    printf 'binary batch path vs JSON lines, same readings\t%s\tJSON lines %s intervals/s\t%s\t\n' \
+      "$(field batch_path batch_path_intervals_per_s)" "$(field batch_path json_lines_intervals_per_s)" \
+      "$(field batch_path batch_over_json_lines)"
+  fi
   printf 'replay --verify, events/s\t%s\traw iteration %s events/s\t%s\t>= 0.5\n' \
     "$(field replay replay_events_per_s)" "$(field replay raw_iteration_events_per_s)" "$(field replay ratio)"
   printf 'bill run, bills/s\t%s\t(%s s for %s accounts)\t\t\n' \
