@@ -1,7 +1,11 @@
-// bench/parse: lines per second through the JSON-lines command parser alone (schema checks and
-// flatbuffers' JSON parser), the stage the engine's reader thread runs ahead of the sequencer.
-// Reads a file of command lines (fleet_gen's month, say) into memory first, so disk reads are not
-// timed. Prints one JSON object.
+// bench/parse: lines per second through the JSON-lines command parser alone (schema checks, the
+// table built from the checked values), the stage the engine's reader thread runs ahead of the
+// sequencer; the same with the tables built by flatbuffers' JSON parser, as before;
+// and its first step, reading a line as JSON (schema/json_line: syntax, UTF-8, a tree of nodes),
+// beside simdjson (Debian's libsimdjson-dev) doing the same work: its DOM parser on each line, and
+// its parse_many on the whole text as a stream of documents. Each reads every line and reports how
+// many it found valid. Reads a file of command lines (fleet_gen's month, say) into memory first,
+// so disk reads are not timed. Prints one JSON object.
 //
 //   parse FILE [--lines N]
 
@@ -11,8 +15,11 @@
 #include <string>
 #include <vector>
 
+#include <simdjson.h>
+
 #include "bench/bench_info.hpp"
 #include "schema/command_parser.hpp"
+#include "schema/json_line.hpp"
 
 int main(int argc, char** argv) {
   using namespace pevledger;
@@ -46,6 +53,56 @@ int main(int argc, char** argv) {
   }
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
+  // The same lines, their tables built by flatbuffers' JSON parser instead (table_building).
+  auto theirs = schema::command_parser::create(schema::table_building::flatbuffers_json);
+  if (!theirs) return 2;
+  std::uint64_t theirs_accepted = 0;
+  const auto t1 = std::chrono::steady_clock::now();
+  for (const std::string& line : lines) theirs_accepted += (*theirs)->parse(line, failure) ? 1 : 0;
+  const double theirs_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+
+  // Reading as JSON only, three ways; each the best of three passes (the first warms the caches).
+  struct syntax_result {
+    double seconds = 1e300;
+    std::uint64_t valid = 0;
+  };
+  auto best_of_three = [](auto pass) {
+    syntax_result best;
+    for (int i = 0; i < 3; ++i) {
+      const auto started = std::chrono::steady_clock::now();
+      const std::uint64_t valid = pass();
+      const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      if (took < best.seconds) best = {took, valid};
+    }
+    return best;
+  };
+  schema::json_line doc;
+  const syntax_result ours = best_of_three([&] {
+    std::uint64_t valid = 0;
+    for (const std::string& line : lines) valid += doc.read(line) ? 1 : 0;
+    return valid;
+  });
+  std::vector<simdjson::padded_string> padded;
+  padded.reserve(lines.size());
+  for (const std::string& line : lines) padded.emplace_back(line);
+  simdjson::dom::parser dom;
+  const syntax_result simd_lines = best_of_three([&] {
+    std::uint64_t valid = 0;
+    for (const simdjson::padded_string& line : padded) valid += dom.parse(line).error() == simdjson::SUCCESS ? 1 : 0;
+    return valid;
+  });
+  std::string all;
+  for (const std::string& line : lines) all.append(line).push_back('\n');
+  const simdjson::padded_string all_padded(all);
+  simdjson::dom::parser stream_parser;
+  const syntax_result simd_stream = best_of_three([&] {
+    std::uint64_t valid = 0;
+    simdjson::dom::document_stream docs;
+    if (stream_parser.parse_many(all_padded, 1u << 20).get(docs) != simdjson::SUCCESS) return valid;
+    for (auto d : docs) valid += d.error() == simdjson::SUCCESS ? 1 : 0;
+    return valid;
+  });
+
   auto j = bench::header("parse");
   j["settings"] = {{"file", argv[1]}, {"lines_max", lines_max}};
   j["lines"] = lines.size();
@@ -54,5 +111,25 @@ int main(int argc, char** argv) {
   j["seconds"] = s;
   j["lines_per_s"] = static_cast<std::uint64_t>(static_cast<double>(lines.size()) / s);
   j["mb_per_s"] = static_cast<double>(bytes) / s / 1e6;
+  j["flatbuffers_json_tables"] = {
+      {"accepted", theirs_accepted},
+      {"lines_per_s", static_cast<std::uint64_t>(static_cast<double>(lines.size()) / theirs_s)},
+      {"direct_over_flatbuffers_json", std::round(theirs_s / s * 100) / 100}};
+  auto lines_per_s = [&](const syntax_result& r) {
+    return static_cast<std::uint64_t>(static_cast<double>(lines.size()) / r.seconds);
+  };
+  j["json_only"] = {{"json_line_lines_per_s", lines_per_s(ours)},
+                    {"json_line_valid", ours.valid},
+                    {"simdjson_dom_per_line_lines_per_s", lines_per_s(simd_lines)},
+                    {"simdjson_dom_per_line_valid", simd_lines.valid},
+                    {"simdjson_parse_many_lines_per_s", lines_per_s(simd_stream)},
+                    {"simdjson_parse_many_valid", simd_stream.valid},
+                    {"simdjson_version", std::to_string(simdjson::SIMDJSON_VERSION_MAJOR) + "." +
+                                             std::to_string(simdjson::SIMDJSON_VERSION_MINOR) + "." +
+                                             std::to_string(simdjson::SIMDJSON_VERSION_REVISION)},
+                    {"simdjson_implementation", std::string(simdjson::get_active_implementation()->name())},
+                    {"share_of_full_parse", std::round(ours.seconds / s * 1000) / 1000},
+                    {"simdjson_dom_over_json_line", std::round(ours.seconds / simd_lines.seconds * 100) / 100},
+                    {"simdjson_parse_many_over_json_line", std::round(ours.seconds / simd_stream.seconds * 100) / 100}};
   std::cout << j.dump(2) << "\n";
 }

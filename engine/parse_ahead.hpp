@@ -1,7 +1,7 @@
 #pragma once
 // Reads and parses command lines on a thread of its own, ahead of the sequencer that decides them.
-// Parsing (JSON syntax, the schema checks, flatbuffers' builder) is about a fifth of an interval
-// line's cost on the sequencer's thread, and it needs no ledger state, so it overlaps deciding.
+// Parsing (JSON syntax, the schema checks, building the command's table) needs no ledger state, so
+// it overlaps deciding.
 //
 // Lines come out in input order, in chunks. A chunk is handed over when it holds
 // chunk_lines_max lines or when the input has nothing more buffered, so a line that arrived on a

@@ -248,6 +248,108 @@ class line_checker {
   const std::unordered_map<const flatbuffers::StructDef*, table_rules>& rules_;
 };
 
+// Builds a command's table straight from the line's nodes, once line_checker accepted them: every
+// value is of its field's type and within its bounds, so nothing here can fail. The schema's
+// field types are few (commands.fbs): strings, longs, bools, byte enums named by string, lists of
+// strings or of byte enums, and lists of tables.
+class table_builder {
+ public:
+  table_builder(const json_line& doc, flatbuffers::FlatBufferBuilder& fbb) : doc_(doc), fbb_(fbb) {}
+
+  flatbuffers::uoffset_t table(std::uint32_t object, const flatbuffers::StructDef& def, bool root) {
+    struct field_value {
+      const flatbuffers::FieldDef* field;
+      std::int64_t scalar = 0;
+      flatbuffers::uoffset_t offset = 0;
+    };
+    std::vector<field_value> values;
+    values.reserve(doc_.at(object).size);
+    // Strings, lists and tables first: a table refers only to what was built before it.
+    for (std::uint32_t m = object + 1; m < doc_.at(object).next; m = doc_.at(m).next) {
+      const json_line::node& n = doc_.at(m);
+      if ((root && is_envelope_field(n.key)) || n.type == json_kind::null) continue;
+      const flatbuffers::FieldDef* field = def.fields.Lookup(std::string(n.key));
+      PEV_ASSERT(field != nullptr);  // line_checker refused unknown fields
+      const flatbuffers::Type& type = field->value.type;
+      field_value v{field};
+      if (type.base_type == flatbuffers::BASE_TYPE_STRING) {
+        v.offset = fbb_.CreateString(n.text.data(), n.text.size()).o;
+      } else if (type.base_type == flatbuffers::BASE_TYPE_VECTOR) {
+        v.offset = list(m, type.VectorType());
+      } else if (type.base_type == flatbuffers::BASE_TYPE_STRUCT) {
+        PEV_ASSERT(!type.struct_def->fixed);
+        v.offset = table(m, *type.struct_def, false);
+      } else {
+        v.scalar = scalar(n, type);
+      }
+      values.push_back(v);
+    }
+    const flatbuffers::uoffset_t start = fbb_.StartTable();
+    for (const field_value& v : values) {
+      const flatbuffers::Type& type = v.field->value.type;
+      const auto slot = v.field->value.offset;
+      switch (type.base_type) {
+        case flatbuffers::BASE_TYPE_STRING:
+        case flatbuffers::BASE_TYPE_VECTOR:
+        case flatbuffers::BASE_TYPE_STRUCT:
+          fbb_.AddOffset(slot, flatbuffers::Offset<void>(v.offset));
+          break;
+        case flatbuffers::BASE_TYPE_LONG:
+          fbb_.AddElement<std::int64_t>(slot, v.scalar);  // written even when it equals the default
+          break;
+        case flatbuffers::BASE_TYPE_BOOL:
+        case flatbuffers::BASE_TYPE_UCHAR:
+          fbb_.AddElement<std::uint8_t>(slot, static_cast<std::uint8_t>(v.scalar));
+          break;
+        case flatbuffers::BASE_TYPE_CHAR:
+          fbb_.AddElement<std::int8_t>(slot, static_cast<std::int8_t>(v.scalar));
+          break;
+        default:
+          PEV_ASSERT(false && "a field type commands.fbs does not use");
+      }
+    }
+    return fbb_.EndTable(start);
+  }
+
+ private:
+  std::int64_t scalar(const json_line::node& n, const flatbuffers::Type& type) const {
+    if (type.enum_def != nullptr) {
+      const flatbuffers::EnumVal* e = type.enum_def->Lookup(std::string(n.text));
+      PEV_ASSERT(e != nullptr);  // line_checker refused other names
+      return e->GetAsInt64();
+    }
+    if (n.type == json_kind::boolean) return n.boolean ? 1 : 0;
+    PEV_ASSERT(n.type == json_kind::integer || n.type == json_kind::unsigned_integer);
+    return n.type == json_kind::integer ? n.integer : static_cast<std::int64_t>(n.unsigned_integer);
+  }
+
+  flatbuffers::uoffset_t list(std::uint32_t array, const flatbuffers::Type& element) {
+    const json_line::node& a = doc_.at(array);
+    std::vector<flatbuffers::uoffset_t> offsets;
+    if (element.base_type == flatbuffers::BASE_TYPE_STRING || element.base_type == flatbuffers::BASE_TYPE_STRUCT) {
+      offsets.reserve(a.size);
+      for (std::uint32_t e = array + 1; e < a.next; e = doc_.at(e).next) {
+        const json_line::node& n = doc_.at(e);
+        offsets.push_back(element.base_type == flatbuffers::BASE_TYPE_STRING
+                              ? fbb_.CreateString(n.text.data(), n.text.size()).o
+                              : table(e, *element.struct_def, false));
+      }
+      fbb_.StartVector(offsets.size(), sizeof(flatbuffers::uoffset_t));
+      for (auto it = offsets.rbegin(); it != offsets.rend(); ++it) fbb_.PushElement(flatbuffers::Offset<void>(*it));
+      return fbb_.EndVector(offsets.size());
+    }
+    PEV_ASSERT(flatbuffers::SizeOf(element.base_type) == 1);  // lists of byte enums (weekdays)
+    std::vector<std::uint8_t> bytes;
+    bytes.reserve(a.size);
+    for (std::uint32_t e = array + 1; e < a.next; e = doc_.at(e).next)
+      bytes.push_back(static_cast<std::uint8_t>(scalar(doc_.at(e), element)));
+    return fbb_.CreateVector(bytes).o;
+  }
+
+  const json_line& doc_;
+  flatbuffers::FlatBufferBuilder& fbb_;
+};
+
 }  // namespace
 
 struct command_parser::impl {
@@ -256,6 +358,8 @@ struct command_parser::impl {
   std::array<flatbuffers::StructDef*, line_kind_count> tables{};  // the parser may set them as its root
   std::unordered_map<const flatbuffers::StructDef*, table_rules> rules;  // every table of the schema
   json_line doc;
+  table_building building = table_building::direct;
+  flatbuffers::FlatBufferBuilder direct{1024};
   std::string line_copy;  // what flatbuffers' JSON parser reads: a terminated string
 
   static flatbuffers::IDLOptions options() {
@@ -271,8 +375,9 @@ struct command_parser::impl {
 command_parser::command_parser(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 command_parser::~command_parser() = default;
 
-result<std::unique_ptr<command_parser>> command_parser::create() {
+result<std::unique_ptr<command_parser>> command_parser::create(table_building building) {
   auto p = std::make_unique<impl>();
+  p->building = building;
   const std::string text(commands_fbs_text);
   if (!p->fb.Parse(text.c_str(), nullptr, "commands.fbs"))
     return status(errc::corruption, "embedded commands.fbs does not parse: " + p->fb.error_);
@@ -350,6 +455,19 @@ std::optional<command> command_parser::parse(std::string_view line, parse_failur
   auto at = business_time(doc.at(at_field).text);
   if (!at) return refuse(errc::invalid_field, "field 'at': " + at.error().message());
 
+  command out;
+  out.kind = kind;
+  out.id = std::string(id_text);
+  out.at = at.value();
+  if (impl_->building == table_building::direct) {
+    flatbuffers::FlatBufferBuilder& b = impl_->direct;
+    b.Clear();
+    const auto& def = *impl_->tables[static_cast<std::size_t>(kind)];
+    b.Finish(flatbuffers::Offset<void>(table_builder(doc, b).table(root, def, true)));
+    out.table.assign(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());
+    return out;
+  }
+
   // flatbuffers' parser gets the command's own fields only: it would skip the envelope, but not
   // before its lexer had copied every character of those names and values. A null is left out,
   // as absent (the schema default applies), which flatbuffers would refuse for an enum. No name
@@ -373,10 +491,6 @@ std::optional<command> command_parser::parse(std::string_view line, parse_failur
                   "line does not fit its command: " + (at_error == std::string::npos ? why : why.substr(at_error + 7)));
   }
 
-  command out;
-  out.kind = kind;
-  out.id = std::string(id_text);
-  out.at = at.value();
   const auto& b = impl_->fb.builder_;
   out.table.assign(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());
   return out;

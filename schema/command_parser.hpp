@@ -1,7 +1,7 @@
 #pragma once
 // The JSON-lines command parser (SPEC section 6). A line is checked against schema/commands.fbs
-// (fields, types, mandatory fields, formats), then flatbuffers' own JSON parser builds the command
-// table. Refusals carry the stable codes of SPEC section 7.
+// (fields, types, mandatory fields, formats), then the command table is built from the checked
+// values. Refusals carry the stable codes of SPEC section 7.
 //
 // Not thread-safe: one parser per thread (the flatbuffers parser keeps its builder inside).
 
@@ -102,10 +102,16 @@ struct parse_failure {
   return command_tables[static_cast<std::size_t>(kind)].type;
 }
 
+// How a checked line becomes its command's table: built straight from the line's values (what the
+// engine uses), or by flatbuffers' own JSON parser reading the line's fields again (kept to show
+// that both give the same tables, and to measure the difference: bench/parse).
+enum class table_building { direct, flatbuffers_json };
+
 class command_parser {
  public:
   // Loads the embedded schema. Fails only if the schema text is broken (a build bug).
-  [[nodiscard]] static result<std::unique_ptr<command_parser>> create();
+  [[nodiscard]] static result<std::unique_ptr<command_parser>> create(
+      table_building building = table_building::direct);
   ~command_parser();
   command_parser(const command_parser&) = delete;
   command_parser& operator=(const command_parser&) = delete;

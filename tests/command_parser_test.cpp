@@ -1,8 +1,18 @@
 #include <gtest/gtest.h>
 
+#include <flatbuffers/idl.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 #include "schema/command_parser.hpp"
+#include "tests/test_support.hpp"
 
 namespace pevledger::schema {
+
+extern const std::string_view commands_fbs_text;  // the embedded schema (schema/schema_text.cpp.in)
+
 namespace {
 
 class parser_test : public ::testing::Test {
@@ -218,6 +228,64 @@ TEST_F(parser_test, every_command_type_of_the_spec_is_known) {
     const errc code = code_of(line);
     EXPECT_NE(code, errc::unknown_type) << t.type;
   }
+}
+
+// Every line of a generated fleet and of the parser's fuzz corpus gets the same answer from the
+// table built straight from its values as from flatbuffers' JSON parser: the same refusal, or a
+// table whose every field (defaults printed) reads the same. (The corpus driver, fuzz_corpus.parse_line,
+// verifies each direct table as its kind's type.)
+TEST(table_building, building_straight_from_the_values_gives_flatbuffers_own_tables) {
+  testing::temp_dir dir;
+  const std::string fleet = dir.file("fleet.jsonl");
+  const std::string gen = std::string(PEVLEDGER_FLEET_GEN) + " --seed 9 --premises-per-utility 3 --days 6 >" + fleet;
+  ASSERT_EQ(std::system(gen.c_str()), 0);
+  std::vector<std::string> lines;
+  {
+    std::ifstream in(fleet);
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+  }
+  const std::size_t fleet_lines = lines.size();
+  for (const auto& entry : std::filesystem::directory_iterator(std::string(PEVLEDGER_SOURCE_DIR) + "/fuzz/corpus/parse_line")) {
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    std::istringstream split(text.str());
+    for (std::string line; std::getline(split, line);)
+      if (!command_parser::is_blank(line)) lines.push_back(line);
+  }
+  ASSERT_GT(fleet_lines, 500u);
+  ASSERT_GT(lines.size(), fleet_lines + 50);
+
+  auto direct = command_parser::create(table_building::direct);
+  auto theirs = command_parser::create(table_building::flatbuffers_json);
+  ASSERT_TRUE(direct && theirs);
+  flatbuffers::IDLOptions options;
+  options.output_default_scalars_in_json = true;
+  options.strict_json = true;
+  flatbuffers::Parser printer(options);
+  ASSERT_TRUE(printer.Parse(std::string(commands_fbs_text).c_str()));
+  auto text_of = [&](const command& c) {
+    printer.root_struct_def_ = printer.LookupStruct("pevledger.schema." + std::string(command_tables[static_cast<std::size_t>(c.kind)].table));
+    std::string out;
+    EXPECT_TRUE(flatbuffers::GenerateText(printer, c.table.data(), &out));
+    return out;
+  };
+  std::size_t accepted = 0;
+  for (const std::string& line : lines) {
+    parse_failure f1, f2;
+    const auto a = direct.value()->parse(line, f1);
+    const auto b = theirs.value()->parse(line, f2);
+    ASSERT_EQ(a.has_value(), b.has_value()) << line;
+    if (!a) {
+      EXPECT_EQ(f1.error.code(), f2.error.code()) << line;
+      EXPECT_EQ(f1.error.message(), f2.error.message()) << line;
+      continue;
+    }
+    ++accepted;
+    EXPECT_EQ(a->kind, b->kind);
+    EXPECT_EQ(text_of(*a), text_of(*b)) << line;
+  }
+  EXPECT_GE(accepted, fleet_lines);
 }
 
 }  // namespace
