@@ -366,7 +366,8 @@ result<ingest_summary> engine::impl::sequence(const line_source_factory& open_li
   // Applies a decision's events and adds them to the command's record. Every recorded event is
   // applied, the audit records of a refusal included: replay will.
   auto take = [&](core::decision& d, storage::command_to_append& record) -> status {
-    record.events.reserve(record.events.size() + d.events.size());
+    // Once: a batch's readings then grow the record geometrically, not one exact size at a time.
+    if (record.events.empty()) record.events.reserve(d.events.size());
     for (auto& e : d.events) {
       const auto* body = flatbuffers::GetRoot<fb::EventBody>(e.body.data());
       PEV_RETURN_IF_ERROR(m.resident->ensure_resident(e.stream));
