@@ -53,6 +53,10 @@ std::optional<command> read_interval_batch(std::span<const std::uint8_t> bytes, 
   if (status s = check_identifier_field(b.session(), "session"); !s.is_ok()) return refuse(std::move(s));
   const auto* readings = b.readings();
   if (readings == nullptr) return refuse({errc::missing_field, "missing field 'readings'"});
+  // FlatBuffers' verifier checks a vector of structs at 4-byte alignment; its rows need 8 (a
+  // builder always writes them so, the copy starts 8-aligned).
+  if (reinterpret_cast<std::uintptr_t>(readings->Data()) % alignof(wire::IntervalRow) != 0)
+    return refuse(invalid("the readings do not start 8-aligned"));
   if (readings->size() == 0 || readings->size() > limits::interval_batch_readings_max)
     return refuse(invalid("an interval batch holds 1 to " + std::to_string(limits::interval_batch_readings_max) +
                           " readings, not " + std::to_string(readings->size())));
