@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing with clang's libFuzzer, under AddressSanitizer and UndefinedBehaviorSanitizer:
 # the JSON-lines command parser (fuzz/parse_line_fuzzer.cpp), the interval batch reader
-# (fuzz/interval_batch_fuzzer.cpp) and the record decoder with the event printer
-# (fuzz/record_fuzzer.cpp).
+# (fuzz/interval_batch_fuzzer.cpp), the record decoder with the event printer
+# (fuzz/record_fuzzer.cpp) and the device gateway's frames (fuzz/frame_fuzzer.cpp).
 #
 #   scripts/fuzz.sh [SECONDS]     each fuzzer runs SECONDS (default 60)
 #
-# Builds build-fuzz/ (clang, PEVLEDGER_LIBFUZZER=ON: base, schema and storage/record.cpp only) and
+# Builds build-fuzz/ (clang, PEVLEDGER_LIBFUZZER=ON: base, schema, gateway and storage/record.cpp only) and
 # runs each fuzzer from its seed corpus fuzz/corpus/TARGET/, copied first to
 # build-fuzz/fuzz-runs/TARGET/corpus (the repository's corpus is never written). Prints each run's
 # executions and coverage. Exits non-zero when a fuzzer finds a crash, a hang (10 s on one input),
@@ -25,12 +25,12 @@ build="$root/build-fuzz"
 
 started=$(date +%s)
 CC=clang CXX=clang++ cmake -S "$root" -B "$build" -DPEVLEDGER_LIBFUZZER=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" -j 2 --target parse_line_fuzzer interval_batch_fuzzer record_fuzzer >/dev/null
+cmake --build "$build" -j 2 --target parse_line_fuzzer interval_batch_fuzzer record_fuzzer frame_fuzzer >/dev/null
 echo "fuzz: built in $(($(date +%s) - started)) s"
 
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 failed=0
-for target in parse_line interval_batch record; do
+for target in parse_line interval_batch record frame; do
   run="$build/fuzz-runs/$target"
   artifacts="$build/fuzz-artifacts/$target"
   rm -rf "$run"
