@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <charconv>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -24,6 +25,7 @@
 
 #include "cli/progress.hpp"
 #include "cli/text_output.hpp"
+#include "gateway/server.hpp"
 #include "pevledger/engine.hpp"
 #include "replay/checkpoint.hpp"
 #include "replay/replay.hpp"
@@ -239,6 +241,42 @@ int run_ingest(const std::string& db, const std::string& file, const tuning_flag
   j["refused"] = summary->refused;
   std::cout << j.dump() << std::endl;
   return summary->refused > 0 ? exit_refused : exit_ok;
+}
+
+// The device gateway (docs/protocol.md) on `listen` (HOST:PORT, IPv4; port 0 picks a free one):
+// prints {"listening":"HOST:PORT"} once it accepts, serves until SIGINT or SIGTERM, then prints what
+// it served as one JSON object.
+int run_serve(const std::string& db, const std::string& listen, std::size_t connections_max) {
+  const auto colon = listen.rfind(':');
+  unsigned long port = 0;
+  if (colon == std::string::npos ||
+      std::from_chars(listen.data() + colon + 1, listen.data() + listen.size(), port).ec != std::errc() ||
+      port > 65535)
+    return report_error(errc::usage, "--listen takes HOST:PORT, e.g. 127.0.0.1:7400");
+  auto engine = pevledger::engine::open(db);
+  if (!engine) return fail(engine.error());
+  pevledger::gateway::server_options options;
+  options.host = listen.substr(0, colon);
+  options.port = static_cast<std::uint16_t>(port);
+  options.connections_max = connections_max;
+  auto server = pevledger::gateway::server::listen(*engine.value(), options);
+  if (!server) return fail(server.error());
+  stop_on_signals();
+  nlohmann::ordered_json listening;
+  listening["listening"] = options.host + ":" + std::to_string(server.value()->port());
+  std::cout << listening.dump() << std::endl;
+  const auto served = server.value()->run([] { return stop_requested.load(); });
+  if (!served.is_ok()) return fail(served);
+  const auto& stats = server.value()->stats();
+  nlohmann::ordered_json j;
+  j["connections"] = stats.connections;
+  j["frames"] = stats.frames;
+  j["accepted"] = stats.accepted;
+  j["duplicates"] = stats.duplicates;
+  j["refused"] = stats.refused;
+  j["frame_errors"] = stats.frame_errors;
+  std::cout << j.dump() << std::endl;
+  return exit_ok;
 }
 
 // Runs a query that returns one JSON document, printed as JSON or as text for people.
@@ -485,6 +523,17 @@ int main(int argc, char** argv) {
   add_progress(backup);
   backup->add_option("--to", backup_to, "new directory for the copy (must not exist)")->required();
 
+  std::string listen;
+  std::size_t connections_max = pevledger::gateway::server_options{}.connections_max;
+  auto* serve = app.add_subcommand("serve", "the device gateway: devices' frames in, acknowledgements once durable "
+                                            "(docs/protocol.md), until SIGINT or SIGTERM");
+  add_db(serve);
+  serve->add_option("--listen", listen, "HOST:PORT to accept device connections on (IPv4; port 0: any free port)")
+      ->required();
+  serve->add_option("--connections", connections_max, "connections at once; more wait to be accepted")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{65536}))
+      ->capture_default_str();
+
   auto* stats = app.add_subcommand("stats", "records, streams, size on disk and RocksDB's figures");
   add_db(stats);
   add_format(stats, output_format);
@@ -509,6 +558,7 @@ int main(int argc, char** argv) {
   errors_as_json = format == "json";
 
   if (*ingest) return run_ingest(db, file, tuning, progress);
+  if (*serve) return run_serve(db, listen, connections_max);
   if (*bill)
     return run_query(db, format, [&](pevledger::engine& e) { return e.bill(account, period); },
                      pevledger::cli::bill_text);

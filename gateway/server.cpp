@@ -1,0 +1,374 @@
+#include "gateway/server.hpp"
+
+#include <arpa/inet.h>
+#include <liburing.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <variant>
+#include <vector>
+
+#include "base/assert.hpp"
+#include "gateway/frame.hpp"
+#include "gateway/requests.hpp"
+
+namespace pevledger::gateway {
+namespace {
+
+namespace p = pevledger::protocol;
+using bytes = std::vector<std::uint8_t>;
+
+constexpr unsigned ring_entries = 256;
+constexpr std::size_t receive_bytes = 32u << 10;
+constexpr int listen_backlog = 128;
+constexpr std::int64_t wait_ms = 100;
+// After a stop: how long replies already decided may take to leave.
+constexpr int drain_turns_max = 20;
+
+enum class op : std::uint8_t { accept = 1, receive, send };
+
+std::uint64_t user_data(std::size_t slot, op what) { return (static_cast<std::uint64_t>(slot) << 8) | static_cast<std::uint8_t>(what); }
+std::size_t slot_of(std::uint64_t data) { return static_cast<std::size_t>(data >> 8); }
+op op_of(std::uint64_t data) { return static_cast<op>(data & 0xff); }
+
+// A gateway frame to `device`: unsigned (devices do not hold a key of the gateway's).
+template <class Make>
+bytes reply(const std::string& device, Make make) {
+  flatbuffers::FlatBufferBuilder fbb(256);
+  const auto [type, message] = make(fbb);
+  const auto d = fbb.CreateString(device);
+  fbb.Finish(p::CreateEnvelope(fbb, protocol_version, d, 0, 0, type, message));
+  return encode_frame(std::span<const std::uint8_t>(fbb.GetBufferPointer(), fbb.GetSize()));
+}
+
+bytes error_reply(const frame_error& e) {
+  return reply("", [&](flatbuffers::FlatBufferBuilder& fbb) {
+    return std::pair{p::Message::Error,
+                     p::CreateErrorDirect(fbb, std::string(to_string(e.code)).c_str(), e.message.c_str()).Union()};
+  });
+}
+
+bytes ack_reply(const std::string& device, const std::string& id, const command_outcome& o) {
+  return reply(device, [&](flatbuffers::FlatBufferBuilder& fbb) {
+    const p::Outcome outcome = o.what == command_outcome::kind::accepted    ? p::Outcome::accepted
+                               : o.what == command_outcome::kind::duplicate ? p::Outcome::duplicate
+                                                                            : p::Outcome::refused;
+    const std::string code = o.refusal.is_ok() ? std::string() : std::string(to_string(o.refusal.code()));
+    return std::pair{p::Message::Ack,
+                     p::CreateAckDirect(fbb, id.c_str(), outcome, code.c_str(), o.refusal.message().c_str()).Union()};
+  });
+}
+
+}  // namespace
+
+// One connection speaking the device protocol: its frames in, its replies out.
+struct connection {
+  int fd = -1;
+  std::uint64_t generation = 0;  // tells a request's connection from a later one in the same slot
+  frame_splitter splitter;
+  bytes received = bytes(receive_bytes);
+  std::deque<bytes> replies;
+  std::size_t replies_bytes = 0;
+  std::size_t sent = 0;  // of replies.front()
+  bool receiving = false, sending = false;
+  bool closing = false;  // no more reading; closes once its replies are sent
+};
+
+// A frame's request, waiting for the engine with what its acknowledgement needs.
+struct waiting_request {
+  std::size_t slot;
+  std::uint64_t generation;
+  std::string device, id;
+  std::variant<command, bytes> what;  // a command, or an interval batch's bytes (copied: the frame is reused)
+};
+
+struct server::impl {
+  engine* eng = nullptr;
+  server_options options;
+  int listener = -1;
+  std::uint16_t bound_port = 0;
+  io_uring ring{};
+  bool ring_ready = false;
+  bool accepting = false;
+  bool stopping = false;  // no new connections
+  std::vector<connection> slots;
+  std::vector<std::size_t> free_slots;
+  std::uint64_t generations = 0;
+  std::vector<waiting_request> waiting;
+  server_stats stats;
+
+  ~impl() {
+    for (connection& c : slots)
+      if (c.fd >= 0) ::close(c.fd);
+    if (listener >= 0) ::close(listener);
+    if (ring_ready) io_uring_queue_exit(&ring);
+  }
+
+  io_uring_sqe* sqe() {
+    io_uring_sqe* s = io_uring_get_sqe(&ring);
+    if (s == nullptr) {
+      io_uring_submit(&ring);
+      s = io_uring_get_sqe(&ring);
+    }
+    PEV_ASSERT(s != nullptr);  // submitting frees the whole queue
+    return s;
+  }
+
+  void arm_accept() {
+    if (accepting || stopping || free_slots.empty()) return;
+    io_uring_sqe* s = sqe();
+    io_uring_prep_accept(s, listener, nullptr, nullptr, 0);
+    io_uring_sqe_set_data64(s, user_data(0, op::accept));
+    accepting = true;
+  }
+
+  void arm_receive(std::size_t slot) {
+    connection& c = slots[slot];
+    if (c.receiving || c.closing || c.fd < 0 || c.replies_bytes > options.replies_bytes_max) return;
+    io_uring_sqe* s = sqe();
+    io_uring_prep_recv(s, c.fd, c.received.data(), c.received.size(), 0);
+    io_uring_sqe_set_data64(s, user_data(slot, op::receive));
+    c.receiving = true;
+  }
+
+  void arm_send(std::size_t slot) {
+    connection& c = slots[slot];
+    if (c.sending || c.fd < 0 || c.replies.empty()) return;
+    const bytes& next = c.replies.front();
+    io_uring_sqe* s = sqe();
+    io_uring_prep_send(s, c.fd, next.data() + c.sent, next.size() - c.sent, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(s, user_data(slot, op::send));
+    c.sending = true;
+  }
+
+  void queue_reply(std::size_t slot, bytes frame) {
+    connection& c = slots[slot];
+    c.replies_bytes += frame.size();
+    c.replies.push_back(std::move(frame));
+    arm_send(slot);
+  }
+
+  // Stops reading `slot`; its socket closes once nothing is in flight and its replies are sent.
+  void close_when_done(std::size_t slot) {
+    connection& c = slots[slot];
+    if (!c.closing) {
+      c.closing = true;
+      ::shutdown(c.fd, SHUT_RD);  // a receive in flight completes
+    }
+    if (c.receiving || c.sending || !c.replies.empty()) return;
+    ::close(c.fd);
+    c = connection{};
+    free_slots.push_back(slot);
+    arm_accept();
+  }
+
+  // A connection's bytes: whole frames become waiting requests; a frame that cannot be read ends it.
+  status take_bytes(std::size_t slot, std::span<const std::uint8_t> in) {
+    connection& c = slots[slot];
+    while (!in.empty() && !c.closing) {
+      const std::size_t took = c.splitter.feed(in);
+      in = in.subspan(took);
+      std::optional<frame_error> error;
+      while (auto frame = c.splitter.next(error)) {
+        ++stats.frames;
+        const auto opened = open_frame(*frame, [](std::string_view) { return std::optional<bytes>(); }, error);
+        if (!opened) break;
+        const auto request = request_of(*opened->envelope, error);
+        if (!request) break;
+        const p::Envelope& e = *opened->envelope;
+        waiting_request w{slot, c.generation, e.device()->str(), e.id() == nullptr ? std::string() : e.id()->str(), bytes()};
+        if (const auto* cmd = std::get_if<command>(&*request)) {
+          w.what = *cmd;
+        } else {
+          const auto batch = std::get<interval_batch_bytes>(*request).bytes;
+          w.what = bytes(batch.begin(), batch.end());
+        }
+        waiting.push_back(std::move(w));
+        if (waiting.size() >= options.requests_max) PEV_RETURN_IF_ERROR(decide_waiting());
+      }
+      if (error) {
+        ++stats.frame_errors;
+        queue_reply(slot, error_reply(*error));
+        close_when_done(slot);
+        return status::ok();
+      }
+      PEV_ASSERT(took > 0);  // frames are taken as they complete, so a splitter always has room
+    }
+    return status::ok();
+  }
+
+  // Hands the waiting requests to the engine in order, a call per run of commands or of batches,
+  // and queues each acknowledgement: the engine returns once they are durable.
+  status decide_waiting() {
+    std::size_t from = 0;
+    while (from < waiting.size()) {
+      const bool batches = std::holds_alternative<bytes>(waiting[from].what);
+      std::size_t to = from;
+      while (to < waiting.size() && std::holds_alternative<bytes>(waiting[to].what) == batches) ++to;
+      result<std::vector<command_outcome>> outcomes = status(errc::io_error, "not decided");
+      if (batches) {
+        std::vector<std::span<const std::uint8_t>> spans;
+        for (std::size_t i = from; i < to; ++i) spans.emplace_back(std::get<bytes>(waiting[i].what));
+        outcomes = eng->submit_interval_batches(spans);
+      } else {
+        std::vector<command> commands;
+        for (std::size_t i = from; i < to; ++i) commands.push_back(std::get<command>(waiting[i].what));
+        outcomes = eng->submit(commands);
+      }
+      if (!outcomes) return outcomes.error();
+      for (std::size_t i = from; i < to; ++i) {
+        const command_outcome& o = outcomes.value()[i - from];
+        (o.what == command_outcome::kind::accepted ? stats.accepted
+         : o.what == command_outcome::kind::duplicate ? stats.duplicates
+                                                      : stats.refused) += 1;
+        const waiting_request& w = waiting[i];
+        connection& c = slots[w.slot];
+        if (c.fd < 0 || c.generation != w.generation) continue;  // gone: the device resends
+        queue_reply(w.slot, ack_reply(w.device, w.id, o));
+      }
+      from = to;
+    }
+    waiting.clear();
+    return status::ok();
+  }
+
+  status on_completion(const io_uring_cqe& cqe) {
+    const std::size_t slot = slot_of(cqe.user_data);
+    switch (op_of(cqe.user_data)) {
+      case op::accept: {
+        accepting = false;
+        if (cqe.res < 0) return status::ok();  // the listener closed at a stop, or a transient error
+        PEV_ASSERT(!free_slots.empty());       // accept is armed only with a free slot
+        const std::size_t s = free_slots.back();
+        free_slots.pop_back();
+        const int one = 1;
+        ::setsockopt(cqe.res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // acks leave at once
+        slots[s].fd = cqe.res;
+        slots[s].generation = ++generations;
+        ++stats.connections;
+        arm_receive(s);
+        arm_accept();
+        return status::ok();
+      }
+      case op::receive: {
+        connection& c = slots[slot];
+        c.receiving = false;
+        if (cqe.res > 0 && !c.closing) {
+          PEV_RETURN_IF_ERROR(take_bytes(slot, std::span(c.received).first(static_cast<std::size_t>(cqe.res))));
+          arm_receive(slot);
+          return status::ok();
+        }
+        if (cqe.res == 0 && !c.closing) {
+          if (auto cut = c.splitter.finish()) {
+            ++stats.frame_errors;
+            queue_reply(slot, error_reply(*cut));
+          }
+        }
+        close_when_done(slot);
+        return status::ok();
+      }
+      case op::send: {
+        connection& c = slots[slot];
+        c.sending = false;
+        if (cqe.res <= 0) {  // the peer went away: what it did not get, it sends again
+          c.replies.clear();
+          c.replies_bytes = 0;
+          close_when_done(slot);
+          return status::ok();
+        }
+        c.sent += static_cast<std::size_t>(cqe.res);
+        if (c.sent == c.replies.front().size()) {
+          c.replies_bytes -= c.replies.front().size();
+          c.replies.pop_front();
+          c.sent = 0;
+        }
+        arm_send(slot);
+        if (c.closing) close_when_done(slot);
+        else arm_receive(slot);  // replies drained below the bound: read again
+        return status::ok();
+      }
+    }
+    return status::ok();
+  }
+
+  // One turn: wait up to wait_ms for completions, handle every one ready, then decide what they
+  // brought.
+  status turn() {
+    io_uring_submit(&ring);
+    io_uring_cqe* cqe = nullptr;
+    __kernel_timespec timeout{0, wait_ms * 1'000'000};
+    const int waited = io_uring_wait_cqe_timeout(&ring, &cqe, &timeout);
+    if (waited < 0 && waited != -ETIME && waited != -EINTR)
+      return status(errc::io_error, std::string("io_uring: ") + std::strerror(-waited));
+    unsigned head = 0, seen = 0;
+    io_uring_for_each_cqe(&ring, head, cqe) {
+      ++seen;
+      PEV_RETURN_IF_ERROR(on_completion(*cqe));
+    }
+    io_uring_cq_advance(&ring, seen);
+    if (!waiting.empty()) PEV_RETURN_IF_ERROR(decide_waiting());
+    return status::ok();
+  }
+};
+
+server::server(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+server::~server() = default;
+
+result<std::unique_ptr<server>> server::listen(engine& engine, server_options options) {
+  if (options.connections_max < 1 || options.connections_max > 65536)
+    return status(errc::usage, "connections_max must be 1 to 65536");
+  if (options.requests_max < 1) return status(errc::usage, "requests_max must be at least 1");
+  auto p = std::make_unique<impl>();
+  p->eng = &engine;
+  p->options = options;
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(options.port);
+  if (::inet_pton(AF_INET, options.host.c_str(), &address.sin_addr) != 1)
+    return status(errc::usage, "'" + options.host + "' is not an IPv4 address");
+  p->listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (p->listener < 0) return status(errc::io_error, std::string("socket: ") + std::strerror(errno));
+  const int one = 1;
+  ::setsockopt(p->listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(p->listener, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0 ||
+      ::listen(p->listener, listen_backlog) != 0)
+    return status(errc::io_error, "cannot listen on " + options.host + ":" + std::to_string(options.port) + ": " +
+                                      std::strerror(errno));
+  socklen_t length = sizeof address;
+  ::getsockname(p->listener, reinterpret_cast<sockaddr*>(&address), &length);
+  p->bound_port = ntohs(address.sin_port);
+  if (const int r = io_uring_queue_init(ring_entries, &p->ring, 0); r < 0)
+    return status(errc::io_error, std::string("io_uring: ") + std::strerror(-r));
+  p->ring_ready = true;
+  p->slots.resize(options.connections_max);
+  for (std::size_t i = options.connections_max; i > 0; --i) p->free_slots.push_back(i - 1);
+  return std::unique_ptr<server>(new server(std::move(p)));
+}
+
+std::uint16_t server::port() const { return impl_->bound_port; }
+const server_stats& server::stats() const { return impl_->stats; }
+
+status server::run(const std::function<bool()>& stop) {
+  impl& m = *impl_;
+  m.arm_accept();
+  while (!stop()) PEV_RETURN_IF_ERROR(m.turn());
+  // Stopping: no new connections or frames; what was read is decided and its replies leave.
+  m.stopping = true;
+  ::shutdown(m.listener, SHUT_RDWR);
+  for (std::size_t s = 0; s < m.slots.size(); ++s)
+    if (m.slots[s].fd >= 0) m.close_when_done(s);
+  for (int i = 0; i < drain_turns_max; ++i) {
+    PEV_RETURN_IF_ERROR(m.turn());
+    bool busy = m.accepting;
+    for (const connection& c : m.slots) busy = busy || c.fd >= 0;
+    if (!busy) break;
+  }
+  return status::ok();
+}
+
+}  // namespace pevledger::gateway

@@ -1,0 +1,62 @@
+#pragma once
+// The device gateway's server (`pevledger serve`): TCP connections of the device protocol
+// (docs/protocol.md) on one thread, with liburing directly. Frames received in one turn of the loop
+// go to the engine together (a group commit per run of commands or of interval batches), and each
+// is acknowledged once the engine returned, that is once its events are durable. A frame that
+// cannot be read gets an Error frame, and its connection closes.
+//
+// The protocol is one `frame_protocol` beside the connection handling, so that a second one
+// (OCPP-J over WebSocket) can later sit beside it on its own port.
+//
+// Bounds: connections_max connections (more wait in the listen backlog); per connection one
+// frame_splitter (one largest frame), one receive buffer, and unsent replies up to
+// replies_bytes_max (beyond it the connection is not read until they drain); requests_max
+// requests handed to the engine a turn (the rest wait in their connections' buffers).
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "base/status.hpp"
+#include "pevledger/engine.hpp"
+
+namespace pevledger::gateway {
+
+struct server_options {
+  std::string host = "127.0.0.1";  // an IPv4 address
+  std::uint16_t port = 0;          // 0: any free port (see server::port)
+  std::size_t connections_max = 1024;
+  std::size_t requests_max = 4096;
+  std::size_t replies_bytes_max = 1u << 20;
+};
+
+struct server_stats {
+  std::uint64_t connections = 0;  // accepted, in all
+  std::uint64_t frames = 0;       // read whole
+  std::uint64_t accepted = 0, duplicates = 0, refused = 0;
+  std::uint64_t frame_errors = 0;  // connections closed for a frame that could not be read
+};
+
+class server {
+ public:
+  // Listens on options.host:options.port; fails when the address cannot be bound.
+  [[nodiscard]] static result<std::unique_ptr<server>> listen(engine& engine, server_options options);
+  ~server();
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  [[nodiscard]] std::uint16_t port() const;
+  // Serves until `stop` returns true (asked at least every 100 ms), then answers what was read
+  // already, closes every connection and returns. An error of the engine (I/O, a corrupt log) ends
+  // it too.
+  [[nodiscard]] status run(const std::function<bool()>& stop);
+  [[nodiscard]] const server_stats& stats() const;
+
+ private:
+  struct impl;
+  explicit server(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace pevledger::gateway
