@@ -202,22 +202,42 @@ struct server::impl {
     return status::ok();
   }
 
-  // Hands the waiting requests to the engine in order, a call per run of commands or of batches,
-  // and queues each acknowledgement: the engine returns once they are durable.
+  // Hands the waiting requests to the engine, a call per run of commands or of batches, and
+  // queues each acknowledgement: the engine returns once they are durable.
+  //
+  // The latency lane: frames of different connections read in one turn were sent concurrently, so
+  // any order among them is one the devices could have caused. Each connection's leading commands
+  // (a plug, a bind, an energy request: what a device waits on) therefore go first, in one call,
+  // and their acks leave before the interval batches are decided. A connection's own frames keep
+  // their order.
   status decide_waiting() {
+    std::vector<waiting_request> lane, rest;
+    std::vector<bool> behind(slots.size(), false);  // a connection whose batch came before
+    for (waiting_request& w : waiting) {
+      const bool batch = std::holds_alternative<bytes>(w.what);
+      if (batch) behind[w.slot] = true;
+      (batch || behind[w.slot] ? rest : lane).push_back(std::move(w));
+    }
+    waiting.clear();
+    PEV_RETURN_IF_ERROR(decide_in_order(lane));
+    io_uring_submit(&ring);  // the lane's acks leave now, not after the batches
+    return decide_in_order(rest);
+  }
+
+  status decide_in_order(std::vector<waiting_request>& requests) {
     std::size_t from = 0;
-    while (from < waiting.size()) {
-      const bool batches = std::holds_alternative<bytes>(waiting[from].what);
+    while (from < requests.size()) {
+      const bool batches = std::holds_alternative<bytes>(requests[from].what);
       std::size_t to = from;
-      while (to < waiting.size() && std::holds_alternative<bytes>(waiting[to].what) == batches) ++to;
+      while (to < requests.size() && std::holds_alternative<bytes>(requests[to].what) == batches) ++to;
       result<std::vector<command_outcome>> outcomes = status(errc::io_error, "not decided");
       if (batches) {
         std::vector<std::span<const std::uint8_t>> spans;
-        for (std::size_t i = from; i < to; ++i) spans.emplace_back(std::get<bytes>(waiting[i].what));
+        for (std::size_t i = from; i < to; ++i) spans.emplace_back(std::get<bytes>(requests[i].what));
         outcomes = eng->submit_interval_batches(spans);
       } else {
         std::vector<command> commands;
-        for (std::size_t i = from; i < to; ++i) commands.push_back(std::get<command>(waiting[i].what));
+        for (std::size_t i = from; i < to; ++i) commands.push_back(std::get<command>(requests[i].what));
         outcomes = eng->submit(commands);
       }
       if (!outcomes) return outcomes.error();
@@ -226,14 +246,14 @@ struct server::impl {
         (o.what == command_outcome::kind::accepted ? stats.accepted
          : o.what == command_outcome::kind::duplicate ? stats.duplicates
                                                       : stats.refused) += 1;
-        const waiting_request& w = waiting[i];
+        const waiting_request& w = requests[i];
         connection& c = slots[w.slot];
         if (c.fd < 0 || c.generation != w.generation) continue;  // gone: the device resends
         queue_reply(w.slot, ack_reply(w.device, w.id, o));
       }
       from = to;
     }
-    waiting.clear();
+    requests.clear();
     return status::ok();
   }
 
