@@ -34,8 +34,10 @@ inline constexpr std::size_t record_batch_events_max = 4096;
 // three identifiers and FlatBuffers' framing fit well within).
 inline constexpr std::size_t interval_batch_readings_max = 4096;
 inline constexpr std::size_t interval_batch_bytes_max = 256u << 10;
-// Interval batches one engine::submit_interval_batches call takes.
+// Interval batches one engine::submit_interval_batches call takes, and their bytes in all (each
+// batch is copied before the first is decided).
 inline constexpr std::size_t interval_batches_per_call_max = 1u << 16;
+inline constexpr std::size_t interval_batches_bytes_per_call_max = 64u << 20;
 // Business time accepted: years 1970 to 9999.
 inline constexpr std::int64_t unix_seconds_max = 253402300799;
 

@@ -288,7 +288,8 @@ result<ingest_summary> engine::impl::sequence(const line_source_factory& open_li
   // Ids taken and not yet durable, or durable but maybe not yet seen by the reader's lookups.
   std::unordered_set<std::string> ids_in_flight;
   // Groups durable, whose ids stay in ids_in_flight until a line's lookup was made after them.
-  // Bounded by the groups that can complete while the reader's chunks wait (parse_ahead.hpp).
+  // Bounded by the groups that can complete while the reader's chunks wait (parse_ahead.hpp), or
+  // by the call's own lines when they were read before (prepared_lines).
   struct durable_ids {
     std::uint64_t group;
     std::vector<std::string> ids;
@@ -507,8 +508,14 @@ result<std::vector<command_outcome>> engine::submit_interval_batches(
     std::span<const std::span<const std::uint8_t>> batches) {
   static_assert(interval_batches_per_call_max == limits::interval_batches_per_call_max);
   static_assert(interval_batch_readings_max == limits::interval_batch_readings_max);
+  static_assert(interval_batches_bytes_per_call_max == limits::interval_batches_bytes_per_call_max);
   if (batches.size() > interval_batches_per_call_max)
     return status(errc::usage, "at most " + std::to_string(interval_batches_per_call_max) + " batches a call");
+  std::size_t total_bytes = 0;
+  for (const auto& b : batches) total_bytes += std::min(b.size(), limits::interval_batch_bytes_max + 1);
+  if (total_bytes > interval_batches_bytes_per_call_max)
+    return status(errc::usage,
+                  "at most " + std::to_string(interval_batches_bytes_per_call_max) + " bytes of batches a call");
   // Read on this thread, before the sequencer starts: verifying a batch is a bounds check per
   // field, far less than deciding its readings.
   std::vector<engine_detail::parsed_line> read;

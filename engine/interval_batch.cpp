@@ -16,8 +16,11 @@ std::vector<std::uint8_t> encode(const interval_batch& batch) {
     rows.emplace_back(r.start.time_since_epoch().count(), r.wh, r.register_wh.value_or(0),
                       fits ? static_cast<std::int32_t>(r.seconds) : 0, r.register_wh.has_value());
   }
-  const auto root = wire::CreateIntervalBatchDirect(fbb, batch.id.c_str(), batch.at.time_since_epoch().count(),
-                                                    batch.device.c_str(), batch.session.c_str(), &rows);
+  // Strings by their length: an identifier holding a NUL reaches the engine whole, to be refused.
+  const auto id = fbb.CreateString(batch.id), device = fbb.CreateString(batch.device),
+             session = fbb.CreateString(batch.session);
+  const auto root = wire::CreateIntervalBatch(fbb, id, batch.at.time_since_epoch().count(), device, session,
+                                              fbb.CreateVectorOfStructs(rows));
   wire::FinishIntervalBatchBuffer(fbb, root);
   return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
 }

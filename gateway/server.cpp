@@ -29,6 +29,8 @@ constexpr int listen_backlog = 128;
 constexpr std::int64_t wait_ms = 100;
 // After a stop: how long replies already decided may take to leave.
 constexpr int drain_turns_max = 20;
+// Interval batches held for the engine before it is called: well within one call's bound.
+constexpr std::size_t waiting_bytes_max = 16u << 20;
 
 enum class op : std::uint8_t { accept = 1, receive, send };
 
@@ -100,6 +102,7 @@ struct server::impl {
   std::vector<std::size_t> free_slots;
   std::uint64_t generations = 0;
   std::vector<waiting_request> waiting;
+  std::size_t waiting_bytes = 0;  // of interval batches among them
   server_stats stats;
 
   ~impl() {
@@ -187,9 +190,11 @@ struct server::impl {
         } else {
           const auto batch = std::get<interval_batch_bytes>(*request).bytes;
           w.what = bytes(batch.begin(), batch.end());
+          waiting_bytes += batch.size();
         }
         waiting.push_back(std::move(w));
-        if (waiting.size() >= options.requests_max) PEV_RETURN_IF_ERROR(decide_waiting());
+        if (waiting.size() >= options.requests_max || waiting_bytes >= waiting_bytes_max)
+          PEV_RETURN_IF_ERROR(decide_waiting());
       }
       if (error) {
         ++stats.frame_errors;
@@ -219,6 +224,7 @@ struct server::impl {
       (batch || behind[w.slot] ? rest : lane).push_back(std::move(w));
     }
     waiting.clear();
+    waiting_bytes = 0;
     PEV_RETURN_IF_ERROR(decide_in_order(lane));
     io_uring_submit(&ring);  // the lane's acks leave now, not after the batches
     return decide_in_order(rest);

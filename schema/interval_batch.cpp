@@ -17,13 +17,13 @@ status check_identifier_field(const flatbuffers::String* s, const char* name) {
 }
 
 status check_reading(const wire::IntervalRow& r, std::size_t i) {
-  const std::string at = "readings[" + std::to_string(i) + "]";
-  if (!is_business_time(unix_seconds(r.start())))
-    return invalid(at + ".start is outside 1970-01-03 to 9999-12-29");
-  if (r.seconds() < 1 || r.seconds() > 86400) return invalid(at + ".seconds must be 1 to 86400");
-  if (r.wh() < 0 || r.wh() > 1'000'000'000) return invalid(at + ".wh must be 0 to 1000000000");
+  // The field's path is written only for a refusal: most batches are valid.
+  auto bad = [&](const char* what) { return invalid("readings[" + std::to_string(i) + "]." + what); };
+  if (!is_business_time(unix_seconds(r.start()))) return bad("start is outside 1970-01-03 to 9999-12-29");
+  if (r.seconds() < 1 || r.seconds() > 86400) return bad("seconds must be 1 to 86400");
+  if (r.wh() < 0 || r.wh() > 1'000'000'000) return bad("wh must be 0 to 1000000000");
   if (r.has_register() && (r.register_wh() < 0 || r.register_wh() > 1'000'000'000'000'000))
-    return invalid(at + ".register_wh must be 0 to 1000000000000000");
+    return bad("register_wh must be 0 to 1000000000000000");
   return status::ok();
 }
 

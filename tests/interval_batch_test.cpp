@@ -14,6 +14,7 @@
 #include "base/time.hpp"
 #include "pevledger/engine.hpp"
 #include "pevledger/interval_batch.hpp"
+#include "schema/interval_batch_generated.h"
 #include "tests/test_support.hpp"
 
 namespace pevledger {
@@ -146,6 +147,37 @@ TEST(interval_batch, a_batch_is_applied_once_and_whole_or_not_at_all) {
   EXPECT_NE(bill_of(*e), billed);
 }
 
+// Readings that overlap each other in one batch, and a batch over readings recorded by lines: the
+// same anomalies, duplicates and bill as the lines of the same readings.
+TEST(interval_batch, overlaps_and_readings_recorded_by_lines_meet_the_rules_of_lines) {
+  testing::temp_dir dir;
+  auto by_lines = open_or_fail(dir.file("lines"));
+  auto by_batch = open_or_fail(dir.file("batch"));
+  for (engine* e : {by_lines.get(), by_batch.get()}) submit_or_fail(*e, a_plugged_session());
+  std::vector<interval_reading> readings = quarter_hours(6);
+  readings[3].seconds = 1800;  // overlaps the reading after it
+  auto line_of = [&](std::size_t i) {
+    const interval_reading& r = readings[i];
+    return command{"i" + std::to_string(i), at(5, 12h), cmd::meter_interval{"m1", "s1", r.start, r.seconds, r.wh, r.register_wh}};
+  };
+  std::vector<command> all, first_two;
+  for (std::size_t i = 0; i < readings.size(); ++i) all.push_back(line_of(i));
+  first_two = {line_of(0), line_of(1)};
+  submit_or_fail(*by_lines, all);
+  submit_or_fail(*by_batch, first_two);  // recorded by lines; the batch then repeats them
+  EXPECT_EQ(submit_one(*by_batch, encode(batch_of("b1", readings))).what, command_outcome::kind::accepted);
+  const json session = json::parse(by_batch->session("s1").value());
+  EXPECT_NE(session.dump().find("interval_overlap"), std::string::npos) << session.dump();
+  EXPECT_EQ(session["intervals"], 6);
+  EXPECT_EQ(session["duplicates"], 2);
+  // The lines' engine saw no repeats: the same session but for those two duplicates.
+  json lines_session = json::parse(by_lines->session("s1").value());
+  EXPECT_EQ(lines_session["duplicates"], 0);
+  lines_session["duplicates"] = 2;
+  EXPECT_EQ(session, lines_session);
+  EXPECT_EQ(bill_of(*by_batch), bill_of(*by_lines));
+}
+
 TEST(interval_batch, a_mixed_call_decides_each_batch_on_its_own) {
   testing::temp_dir dir;
   auto e = open_or_fail(dir.file("db"));
@@ -205,8 +237,30 @@ TEST(interval_batch, bad_bytes_and_broken_rules_are_refused_with_a_stable_code) 
   EXPECT_EQ(broken([](interval_batch& b) { b.readings[0].wh = 1'000'000'001; }), errc::invalid_field);
   EXPECT_EQ(broken([](interval_batch& b) { b.readings[0].register_wh = -5; }), errc::invalid_field);
   EXPECT_EQ(broken([](interval_batch& b) { b.session = "s9"; }), errc::unknown_session);
+  EXPECT_EQ(broken([](interval_batch& b) { b.id = std::string("b\0x", 3); }), errc::invalid_field)
+      << "an id holding a NUL is refused whole, never cut at the NUL";
+
+  // Fields left out: missing_field, naming the batch once its id is readable.
+  auto without = [&](bool id, bool device, bool session, bool readings) {
+    flatbuffers::FlatBufferBuilder fbb;
+    const std::vector<wire::IntervalRow> rows = {{at(4, 16h).time_since_epoch().count(), 100, 0, 900, false}};
+    const auto i = id ? fbb.CreateString("lacking") : flatbuffers::Offset<flatbuffers::String>();
+    const auto d = device ? fbb.CreateString("m1") : flatbuffers::Offset<flatbuffers::String>();
+    const auto s = session ? fbb.CreateString("s1") : flatbuffers::Offset<flatbuffers::String>();
+    const auto r = readings ? fbb.CreateVectorOfStructs(rows) : flatbuffers::Offset<flatbuffers::Vector<const wire::IntervalRow*>>();
+    wire::FinishIntervalBatchBuffer(fbb, wire::CreateIntervalBatch(fbb, i, at(5, 0h).time_since_epoch().count(), d, s, r));
+    return submit_batches(*e, {std::vector<std::uint8_t>(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize())})
+        .at(0);
+  };
+  EXPECT_EQ(without(false, true, true, true).refusal.code(), errc::missing_field);
+  const command_outcome no_readings = without(true, true, true, false);
+  EXPECT_EQ(no_readings.refusal.code(), errc::missing_field);
+  EXPECT_NE(no_readings.refusal.message().find("readings"), std::string::npos);
+  EXPECT_EQ(without(true, false, true, true).refusal.code(), errc::missing_field);
+  EXPECT_EQ(without(true, true, false, true).refusal.code(), errc::missing_field);
 
   EXPECT_EQ(e->session("s1").value(), before) << "nothing refused left a trace";
+  EXPECT_EQ(without(true, true, true, true).what, command_outcome::kind::accepted) << "the control: all there";
 
   // Random damage to a valid batch: refused with a code of the batch's rules, or decided; never a
   // crash, and the engine answers after it.
@@ -249,7 +303,8 @@ TEST(interval_batch, batches_are_durable_and_replay_verifies) {
 
 // A small fleet from the repository's generator: every run of consecutive interval lines of one
 // EUMD and session goes as one batch. Bills, balances and sessions come out as the lines give them,
-// also when the batches' engine keeps two entities resident and passivates them between readings.
+// also when the batches' engine keeps two entities resident (passivating at each group's end) and
+// closes a group every seven readings.
 TEST(interval_batch, a_fleet_through_batches_bills_as_through_lines) {
   testing::temp_dir dir;
   const std::string fleet = dir.file("fleet.jsonl");

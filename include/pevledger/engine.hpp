@@ -156,7 +156,10 @@ class engine {
   // commands, with no JSON on the way. A batch's readings weigh in a group commit as that many
   // lines. Returns, once every accepted batch is durable, what became of each; a batch that does
   // not verify or breaks a rule is refused (invalid_field, missing_field) and changes nothing.
+  // At most interval_batches_per_call_max batches and interval_batches_bytes_per_call_max bytes a
+  // call (usage otherwise): every batch is copied before the first is decided.
   static constexpr std::size_t interval_batches_per_call_max = 1u << 16;
+  static constexpr std::size_t interval_batches_bytes_per_call_max = 64u << 20;
   [[nodiscard]] result<std::vector<command_outcome>> submit_interval_batches(
       std::span<const std::span<const std::uint8_t>> batches);
 
