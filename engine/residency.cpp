@@ -386,28 +386,48 @@ void residency::passivate_over_bound(std::uint64_t group, storage::append_batch*
 
 void residency::end_group(std::uint64_t group, storage::append_batch& batch) {
   for (const std::string& stream : changed_) snapshot_if_due(stream, batch);
+  if (!since_checkpoint_overflowed_) {
+    since_checkpoint_.insert(changed_.begin(), changed_.end());
+    if (since_checkpoint_.size() > options_.resident_max) {
+      since_checkpoint_overflowed_ = true;
+      since_checkpoint_.clear();
+    }
+  }
   changed_.clear();
   passivate_over_bound(group, &batch);
 }
 
 void residency::checkpoint(storage::append_batch& batch) {
-  for_each_table(state_, [&](auto& table) {
-    for (auto& [id, slot] : table.resident_entities()) {
-      if (slot.meta.stream_seq - slot.meta.snapshot_seq <= passivation_tail_max) continue;
-      std::string bytes = core::encode_snapshot(slot.state);
-      slot.meta.snapshot_seq = slot.meta.stream_seq;
-      slot.meta.snapshot_bytes = static_cast<std::uint32_t>(std::min<std::size_t>(bytes.size(), UINT32_MAX));
-      batch.snapshots.push_back({core::stream_of(table.kind(), id), slot.meta.stream_seq, std::move(bytes)});
-    }
-  });
-  for (auto& [stream, meta] : pinned_meta_) {
-    if (meta.stream_seq - meta.snapshot_seq <= passivation_tail_max) continue;
-    const entity_name name = split(stream);
-    std::string bytes = name.kind == core::stream_kind::utility ? core::encode_snapshot(state_.utilities.at(name.id))
-                                               : core::encode_snapshot(state_.clearinghouse);
+  auto snapshot = [&](const std::string& stream, core::residency_meta& meta, auto encode) {
+    if (meta.stream_seq - meta.snapshot_seq <= passivation_tail_max) return;
+    std::string bytes = encode();
     meta.snapshot_seq = meta.stream_seq;
     meta.snapshot_bytes = static_cast<std::uint32_t>(std::min<std::size_t>(bytes.size(), UINT32_MAX));
     batch.snapshots.push_back({stream, meta.stream_seq, std::move(bytes)});
+  };
+  if (since_checkpoint_overflowed_) {
+    for_each_table(state_, [&](auto& table) {
+      for (auto& [id, slot] : table.resident_entities())
+        snapshot(core::stream_of(table.kind(), id), slot.meta, [&] { return core::encode_snapshot(slot.state); });
+    });
+  } else {
+    for (const std::string& stream : since_checkpoint_) {
+      const entity_name name = split(stream);
+      (void)with_table(state_, name.kind, [&](auto& table) {
+        // One passivated since was given a snapshot then if its tail was long (passivate_over_bound).
+        if (auto* slot = table.resident(std::string(name.id)))
+          snapshot(stream, slot->meta, [&] { return core::encode_snapshot(slot->state); });
+      });
+    }
+  }
+  since_checkpoint_.clear();
+  since_checkpoint_overflowed_ = false;
+  for (auto& [stream, meta] : pinned_meta_) {
+    const entity_name name = split(stream);
+    snapshot(stream, meta, [&] {
+      return name.kind == core::stream_kind::utility ? core::encode_snapshot(state_.utilities.at(name.id))
+                                                     : core::encode_snapshot(state_.clearinghouse);
+    });
   }
 }
 

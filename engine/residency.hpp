@@ -120,6 +120,12 @@ class residency final : public core::entity_pager {
   mutable std::set<std::string> misses_;        // streams missed by the current decide
   std::unordered_set<std::string> absent_;      // streams proven absent during the current command
   std::unordered_set<std::string> changed_;     // streams with events applied in the current group
+  // Streams with events applied since the last checkpoint, so that a checkpoint visits those
+  // rather than every resident entity (an engine called often, as the gateway calls it, would pay
+  // for all of them each call). Beyond resident_max of them, a checkpoint visits every resident
+  // entity instead and this is cleared.
+  std::unordered_set<std::string> since_checkpoint_;
+  bool since_checkpoint_overflowed_ = false;
   std::uint64_t activations_ = 0;
   std::uint64_t passivations_ = 0;
 };
