@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -73,7 +74,7 @@ struct connection {
   int fd = -1;
   std::uint64_t generation = 0;  // tells a request's connection from a later one in the same slot
   frame_splitter splitter;
-  bytes received = bytes(receive_bytes);
+  bytes received;  // receive_bytes while connected; nothing for a free slot
   std::deque<bytes> replies;
   std::size_t replies_bytes = 0;
   std::size_t sent = 0;  // of replies.front()
@@ -276,6 +277,7 @@ struct server::impl {
         ::setsockopt(cqe.res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // acks leave at once
         slots[s].fd = cqe.res;
         slots[s].generation = ++generations;
+        slots[s].received.resize(receive_bytes);
         ++stats.connections;
         arm_receive(s);
         arm_accept();
@@ -368,7 +370,12 @@ result<std::unique_ptr<server>> server::listen(engine& engine, server_options op
   socklen_t length = sizeof address;
   ::getsockname(p->listener, reinterpret_cast<sockaddr*>(&address), &length);
   p->bound_port = ntohs(address.sin_port);
-  if (const int r = io_uring_queue_init(ring_entries, &p->ring, 0); r < 0)
+  // Room for every completion that can be outstanding: a receive and a send per connection, and
+  // the accept (the kernel keeps overflow too, but need not).
+  io_uring_params params{};
+  params.flags = IORING_SETUP_CQSIZE;
+  params.cq_entries = static_cast<unsigned>(std::max<std::size_t>(2 * ring_entries, 2 * options.connections_max + 1));
+  if (const int r = io_uring_queue_init_params(ring_entries, &p->ring, &params); r < 0)
     return status(errc::io_error, std::string("io_uring: ") + std::strerror(-r));
   p->ring_ready = true;
   p->slots.resize(options.connections_max);
