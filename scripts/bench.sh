@@ -38,6 +38,7 @@ run replay "$bench/replay" --dir "$month" --keep --premises-per-utility "$premis
 rm -rf "$month"
 run latency "$bench/latency"
 run batch_path "$bench/batch_path"
+run gateway_load "$bench/gateway_load"
 run memory "$bench/memory" --pevs 1000000
 
 "$root/scripts/bench_summary.sh" "$out" "$(( $(date +%s) - started ))" "$premises" >/dev/null

@@ -40,6 +40,13 @@ latency_p99() { sed -n 's/^ *"p99_ms": \([0-9.]*\),\?$/\1/p' "$out/latency.json"
       "$(field batch_path batch_path_intervals_per_s)" "$(field batch_path json_lines_intervals_per_s)" \
       "$(field batch_path batch_over_json_lines)"
   fi
+  if [ -f "$out/gateway_load.json" ]; then
+    printf 'gateway, intervals/s in batched frames\t%s\t(%s frames/s of %s readings)\t\t>= 1000000\n' \
+      "$(field gateway_load intervals_per_s)" "$(field gateway_load frames_per_s)" "$(field gateway_load readings_per_frame)"
+    printf 'gateway, plug and bind ack p99 under that load, ms\t%s / %s\t\t\t<= 5\n' \
+      "$(sed -n '/"plug_ack_ms"/,/}/s/^ *"p99": \([0-9.]*\).*/\1/p' "$out/gateway_load.json")" \
+      "$(sed -n '/"bind_ack_ms"/,/}/s/^ *"p99": \([0-9.]*\).*/\1/p' "$out/gateway_load.json")"
+  fi
   printf 'replay --verify, events/s\t%s\traw iteration %s events/s\t%s\t>= 0.5\n' \
     "$(field replay replay_events_per_s)" "$(field replay raw_iteration_events_per_s)" "$(field replay ratio)"
   printf 'bill run, bills/s\t%s\t(%s s for %s accounts)\t\t\n' \
