@@ -1,5 +1,6 @@
 #pragma once
-// The checks of the fuzz targets and their drivers. A failed check prints what failed and aborts,
+// The checks of the fuzz targets, their drivers and the world generator (what it promises the
+// properties). A failed check prints what failed and aborts,
 // which libFuzzer reports as a crash and ctest as a failed test; it stays on in every build.
 
 #include <cstdio>

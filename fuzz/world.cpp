@@ -5,7 +5,7 @@
 
 #include <ctime>
 
-#include "base/assert.hpp"
+#include "fuzz/check.hpp"
 
 namespace pevledger::fuzzing {
 
@@ -29,7 +29,7 @@ namespace {
 // choices are drawn from the whole range at every size, and still shrink toward the minimum.
 // The instant of a timestamp this generator wrote ("YYYY-MM-DDTHH:MM:SSZ").
 unix_time parse_utc(const std::string& text) {
-  PEV_ASSERT(text.size() == 20 && text[10] == 'T' && text[19] == 'Z');
+  FUZZ_CHECK(text.size() == 20 && text[10] == 'T' && text[19] == 'Z');
   auto n = [&](std::size_t at, std::size_t len) { return std::stoi(text.substr(at, len)); };
   return utc(n(0, 4), n(5, 2), n(8, 2), n(11, 2), n(14, 2), n(17, 2));
 }
@@ -322,7 +322,7 @@ class builder {
       const std::string sid = "s" + std::to_string(i);
       int day = pick(session_days.size()), slot = pick(8);
       // At most 10 sessions in 8 slots on each session day: a free slot is always found.
-      PEV_ASSERT(taken.size() < session_days.size() * 8);
+      FUZZ_CHECK(taken.size() < session_days.size() * 8);
       while (taken.count({day, slot})) {
         if (++slot == 8) slot = 0, day = (day + 1) % static_cast<int>(session_days.size());
       }
@@ -486,7 +486,7 @@ class builder {
     for (const event& e : events_) {
       if (e.type != "meter.interval") continue;
       const auto at = e.body.find(R"("start":")");
-      PEV_ASSERT(at != std::string::npos);
+      FUZZ_CHECK(at != std::string::npos);
       const unix_time start = parse_utc(e.body.substr(at + 9, 20));
       auto [it, first] = intervals.try_emplace(e.session, start, start);
       it->second = {std::min(it->second.first, start), std::max(it->second.second, start)};
@@ -494,17 +494,17 @@ class builder {
     for (const session_plan& s : w_.sessions) {
       const auto named = std::find_if(w_.lines.begin(), w_.lines.end(),
                                       [&](const command_line& l) { return l.session == s.id; });
-      PEV_ASSERT(named != w_.lines.end());
+      FUZZ_CHECK(named != w_.lines.end());
       if (!s.deciding_id.empty()) {
         const auto deciding = std::find_if(w_.lines.begin(), w_.lines.end(),
                                            [&](const command_line& l) { return l.id == s.deciding_id; });
-        PEV_ASSERT(deciding != w_.lines.end() && deciding->session == s.id);
+        FUZZ_CHECK(deciding != w_.lines.end() && deciding->session == s.id);
       }
     }
     std::vector<std::pair<unix_time, unix_time>> spans;
     for (const auto& [session, span] : intervals) spans.push_back(span);
     std::sort(spans.begin(), spans.end());
-    for (std::size_t i = 1; i < spans.size(); ++i) PEV_ASSERT(spans[i - 1].second < spans[i].first);
+    for (std::size_t i = 1; i < spans.size(); ++i) FUZZ_CHECK(spans[i - 1].second < spans[i].first);
   }
 
   world w_;
