@@ -12,11 +12,7 @@
 //   gateway_load [--premises P] [--connections C] [--frames-per-premise F] [--readings K]
 //                [--window W] [--probes N] [--dir DIR]
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,6 +27,7 @@
 
 #include "bench/bench_info.hpp"
 #include "bench/vin_gen.hpp"
+#include "gateway/device_client.hpp"
 #include "gateway/frame.hpp"
 #include "pevledger/engine.hpp"
 #include "pevledger/interval_batch.hpp"
@@ -45,12 +42,7 @@ constexpr std::int64_t first_plug = 1709578800;  // 2024-03-04T19:00:00Z
 
 template <class Make>
 bytes frame(const std::string& device, const std::string& id, std::int64_t at, Make make) {
-  flatbuffers::FlatBufferBuilder fbb(512);
-  const auto [type, message] = make(fbb);
-  const auto d = fbb.CreateString(device);
-  const auto i = fbb.CreateString(id);
-  fbb.Finish(p::CreateEnvelope(fbb, pevledger::gateway::protocol_version, d, i, at, type, message));
-  return pevledger::gateway::encode_frame(std::span<const std::uint8_t>(fbb.GetBufferPointer(), fbb.GetSize()));
+  return pevledger::gateway::encode_frame(pevledger::gateway::build_envelope(device, id, at, make));
 }
 
 bytes plug_frame(const std::string& session, const std::string& premise, std::int64_t at) {
@@ -64,50 +56,26 @@ bytes bind_frame(const std::string& session, const std::string& premise, const s
   });
 }
 
-// A device's connection with blocking I/O: frames out, acknowledgements back in order.
+// A device's connection: frames out, acknowledgements back in order; anything else ends the run.
 class connection {
  public:
-  explicit connection(std::uint16_t port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    ::inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) throw std::runtime_error("connect failed");
-    const int one = 1;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  }
-  ~connection() { ::close(fd_); }
+  explicit connection(std::uint16_t port)
+      : client_(pevledger::gateway::device_client::connect("127.0.0.1", port, std::chrono::seconds(60)).value()) {}
   void send(const bytes& b) {
-    for (std::size_t at = 0; at < b.size();) {
-      const ssize_t n = ::send(fd_, b.data() + at, b.size() - at, MSG_NOSIGNAL);
-      if (n <= 0) throw std::runtime_error("send failed");
-      at += static_cast<std::size_t>(n);
-    }
+    if (!client_.send(b).is_ok()) throw std::runtime_error("send failed");
   }
-  // The next acknowledgement's outcome; throws on anything else.
   p::Outcome ack() {
-    std::optional<pevledger::gateway::frame_error> error;
-    for (;;) {
-      if (auto f = splitter_.next(error)) {
-        const auto opened = pevledger::gateway::open_frame(*f, [](std::string_view) { return std::optional<bytes>(); }, error);
-        if (!opened || opened->envelope->message_as_Ack() == nullptr) throw std::runtime_error("not an ack");
-        const auto* a = opened->envelope->message_as_Ack();
-        if (a->outcome() == p::Outcome::refused)
-          throw std::runtime_error("refused: " + a->id()->str() + " " + (a->message() ? a->message()->str() : ""));
-        return a->outcome();
-      }
-      if (error) throw std::runtime_error(error->message);
-      std::uint8_t chunk[16384];
-      const ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
-      if (n <= 0) throw std::runtime_error("connection closed");
-      (void)splitter_.feed(std::span(chunk, static_cast<std::size_t>(n)));
-    }
+    const auto env = client_.receive();
+    if (!env) throw std::runtime_error("no frame from the gateway");
+    const auto* a = flatbuffers::GetRoot<p::Envelope>(env->data())->message_as_Ack();
+    if (a == nullptr) throw std::runtime_error("not an ack");
+    if (a->outcome() == p::Outcome::refused)
+      throw std::runtime_error("refused: " + a->id()->str() + " " + (a->message() ? a->message()->str() : ""));
+    return a->outcome();
   }
 
  private:
-  int fd_ = -1;
-  pevledger::gateway::frame_splitter splitter_;
+  pevledger::gateway::device_client client_;
 };
 
 double percentile(std::vector<double> v, double q) {

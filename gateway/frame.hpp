@@ -87,6 +87,21 @@ using key_lookup = std::function<std::optional<std::vector<std::uint8_t>>(std::s
 [[nodiscard]] std::vector<std::uint8_t> encode_frame(std::span<const std::uint8_t> envelope,
                                                      std::optional<std::span<const std::uint8_t>> key = std::nullopt);
 
+// The bytes of an Envelope from, or to, `device` holding the message `make` builds: make(fbb)
+// returns the message's union type and offset. `id` is a device frame's idempotency key.
+template <class Make>
+[[nodiscard]] std::vector<std::uint8_t> build_envelope(std::string_view device, const std::optional<std::string>& id,
+                                                       std::int64_t at, Make make,
+                                                       std::uint16_t version = protocol_version) {
+  flatbuffers::FlatBufferBuilder fbb(512);
+  const auto [type, message] = make(fbb);
+  const auto d = fbb.CreateString(device.data(), device.size());
+  flatbuffers::Offset<flatbuffers::String> i;
+  if (id) i = fbb.CreateString(*id);
+  fbb.Finish(protocol::CreateEnvelope(fbb, version, d, i, at, type, message));
+  return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
+}
+
 // HMAC-SHA256 of `data` under `key`.
 [[nodiscard]] std::array<std::uint8_t, mac_bytes> mac_of(std::span<const std::uint8_t> key,
                                                          std::span<const std::uint8_t> data);

@@ -42,11 +42,7 @@ op op_of(std::uint64_t data) { return static_cast<op>(data & 0xff); }
 // A gateway frame to `device`: unsigned (devices do not hold a key of the gateway's).
 template <class Make>
 bytes reply(const std::string& device, Make make) {
-  flatbuffers::FlatBufferBuilder fbb(256);
-  const auto [type, message] = make(fbb);
-  const auto d = fbb.CreateString(device);
-  fbb.Finish(p::CreateEnvelope(fbb, protocol_version, d, 0, 0, type, message));
-  return encode_frame(std::span<const std::uint8_t>(fbb.GetBufferPointer(), fbb.GetSize()));
+  return encode_frame(build_envelope(device, std::nullopt, 0, make));
 }
 
 bytes error_reply(const frame_error& e) {

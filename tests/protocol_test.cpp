@@ -12,6 +12,7 @@
 #include "gateway/requests.hpp"
 #include "pevledger/engine.hpp"
 #include "pevledger/interval_batch.hpp"
+#include "tests/gateway_scenario.hpp"
 #include "tests/test_support.hpp"
 
 namespace pevledger::gateway {
@@ -23,17 +24,10 @@ using bytes = std::vector<std::uint8_t>;
 constexpr const char* vin = "1HGCM82633A004352";
 constexpr std::int64_t march_4_16h = 1709568000;  // 2024-03-04T16:00:00Z
 
-// An envelope from `device` holding the message `make` builds.
 template <class Make>
 bytes envelope(const std::string& device, const std::optional<std::string>& id, std::int64_t at, Make make,
                std::uint16_t version = protocol_version) {
-  flatbuffers::FlatBufferBuilder fbb;
-  const auto [type, message] = make(fbb);
-  const auto d = fbb.CreateString(device);
-  flatbuffers::Offset<flatbuffers::String> i;
-  if (id) i = fbb.CreateString(*id);
-  fbb.Finish(p::CreateEnvelope(fbb, version, d, i, at, type, message));
-  return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
+  return build_envelope(device, id, at, make, version);
 }
 
 auto plug(const std::string& session, const std::string& premise) {
@@ -220,23 +214,6 @@ TEST(request_of, each_device_message_becomes_the_command_spec_names) {
 // sent twice as a device resends until acknowledged, against the same session as command lines.
 TEST(request_of, a_session_through_frames_bills_as_its_command_lines) {
   testing::temp_dir dir;
-  const std::string setup =
-      R"({"type":"utility.register","id":"u1","at":"2024-03-01T00:00:00Z","utility":"u","timezone":"UTC"}
-{"type":"tariff.publish","id":"u2","at":"2024-03-01T00:00:00Z","utility":"u","tariff":"res","kind":"flat","price":200000}
-{"type":"tariff.publish","id":"u3","at":"2024-03-01T00:00:00Z","utility":"u","tariff":"ev","kind":"flat","price":120000}
-{"type":"account.open","id":"u4","at":"2024-03-01T00:00:00Z","utility":"u","account":"a1","customer":"Ada"}
-{"type":"premise.register","id":"u5","at":"2024-03-01T00:00:00Z","utility":"u","premise":"p1","account":"a1","default_tariff":"res"}
-{"type":"device.commission","id":"u6","at":"2024-03-01T00:00:00Z","premise":"p1","device":"m1","kind":"eumd"}
-{"type":"pev.enroll","id":"u7","at":"2024-03-01T00:00:00Z","account":"a1","pev":"1HGCM82633A004352","tariff":"ev","home_premise":"p1"}
-)";
-  const std::string lines =
-      R"({"type":"session.plug","id":"x1","at":"2024-03-04T16:00:00Z","session":"s1","premise":"p1"}
-{"type":"session.bind","id":"x2","at":"2024-03-04T16:00:00Z","session":"s1","pev":"1HGCM82633A004352"}
-{"type":"meter.interval","id":"x3","at":"2024-03-04T17:00:00Z","device":"m1","session":"s1","start":"2024-03-04T16:00:00Z","seconds":900,"wh":900}
-{"type":"meter.interval","id":"x4","at":"2024-03-04T17:00:00Z","device":"m1","session":"s1","start":"2024-03-04T16:15:00Z","seconds":900,"wh":1000}
-{"type":"meter.interval","id":"x5","at":"2024-03-04T17:30:00Z","device":"m1","session":"s1","start":"2024-03-04T16:30:00Z","seconds":900,"wh":1100}
-{"type":"session.unplug","id":"x6","at":"2024-03-04T18:00:00Z","session":"s1"}
-)";
   auto run_lines = [&](engine& e, const std::string& text) {
     std::istringstream in(text);
     auto s = e.ingest(in, {});
@@ -246,26 +223,9 @@ TEST(request_of, a_session_through_frames_bills_as_its_command_lines) {
   auto by_lines = engine::open(dir.file("lines"));
   auto by_frames = engine::open(dir.file("frames"));
   ASSERT_TRUE(by_lines && by_frames);
-  run_lines(*by_lines.value(), setup + lines);
-  run_lines(*by_frames.value(), setup);
-
-  auto at = [](int minutes) { return march_4_16h + 60 * minutes; };
-  auto reading = [&](int minutes, std::int64_t wh) {
-    return interval_reading{timestamp(std::chrono::seconds(at(minutes))), 900, wh, std::nullopt};
-  };
-  const std::vector<bytes> frames = {
-      encode_frame(envelope("esci-1", "f1", at(0), plug("s1", "p1"))),
-      encode_frame(envelope("esci-1", "f2", at(0), bind("s1"))),
-      encode_frame(envelope("m1", std::nullopt, at(60),
-                            intervals(encode(interval_batch{"m1/b1", timestamp(std::chrono::seconds(at(60))), "m1", "s1",
-                                                            {reading(0, 900), reading(15, 1000)}})))),
-      encode_frame(envelope("m1", std::nullopt, at(90),
-                            intervals(encode(interval_batch{"m1/b2", timestamp(std::chrono::seconds(at(90))), "m1", "s1",
-                                                            {reading(30, 1100)}})))),
-      encode_frame(envelope("esci-1", "f3", at(120), [](flatbuffers::FlatBufferBuilder& fbb) {
-        return std::pair{p::Message::Unplug, p::CreateUnplugDirect(fbb, "s1").Union()};
-      })),
-  };
+  run_lines(*by_lines.value(), std::string(scenario::setup_lines) + scenario::session_lines);
+  run_lines(*by_frames.value(), scenario::setup_lines);
+  const std::vector<bytes> frames = scenario::session_frames();
   std::size_t accepted = 0, duplicates = 0;
   for (const bytes& wire : frames) {
     for (int copy = 0; copy < 2; ++copy) {  // the resend of an unacknowledged frame

@@ -1,0 +1,44 @@
+#pragma once
+// A device's end of a connection to the gateway, with blocking I/O: frames out, the gateway's
+// frames back. For the tests and benchmarks that drive `pevledger serve` as devices do.
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/status.hpp"
+#include "gateway/frame.hpp"
+
+namespace pevledger::gateway {
+
+class device_client {
+ public:
+  // Connects to an IPv4 `host`:`port`; a receive waits at most `receive_timeout`.
+  [[nodiscard]] static result<device_client> connect(const std::string& host, std::uint16_t port,
+                                                     std::chrono::milliseconds receive_timeout);
+  device_client(device_client&& other) noexcept
+      : fd_(other.fd_), splitter_(std::move(other.splitter_)), unfed_(std::move(other.unfed_)) {
+    other.fd_ = -1;
+  }
+  device_client& operator=(device_client&&) = delete;
+  device_client(const device_client&) = delete;
+  ~device_client() { close(); }
+
+  // Sends all of `bytes` (one or more encoded frames, or any bytes at all).
+  [[nodiscard]] status send(std::span<const std::uint8_t> bytes);
+  // The next gateway frame's envelope bytes; nothing at the connection's end, after the receive
+  // timeout, or for bytes that are not a frame.
+  [[nodiscard]] std::optional<std::vector<std::uint8_t>> receive();
+  void close();
+
+ private:
+  explicit device_client(int fd) : fd_(fd) {}
+  int fd_ = -1;
+  frame_splitter splitter_;
+  std::vector<std::uint8_t> unfed_;  // read, not yet taken by the splitter
+};
+
+}  // namespace pevledger::gateway
