@@ -14,9 +14,6 @@
 //
 //   batch_path [--premises N] [--nights D] [--readings-per-batch K] [--dir DIR]
 
-#include <rocksdb/db.h>
-#include <rocksdb/write_batch.h>
-
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -24,6 +21,7 @@
 #include <sstream>
 
 #include "bench/bench_info.hpp"
+#include "bench/raw_baseline.hpp"
 #include "base/time.hpp"
 #include "bench/vin_gen.hpp"
 #include "pevledger/engine.hpp"
@@ -202,28 +200,9 @@ int main(int argc, char** argv) {
   // The limit, with the engine's default group commit as the batch size.
   const std::uint64_t group_lines = pevledger::engine_options{}.group_lines;
   const std::uint64_t intervals = batches->intervals;
-  double raw_s = 0;
-  {
-    rocksdb::Options options;
-    options.create_if_missing = true;
-    rocksdb::DB* raw = nullptr;
-    if (!rocksdb::DB::Open(options, dir + "/raw", &raw).ok()) return 2;
-    std::unique_ptr<rocksdb::DB> db(raw);
-    rocksdb::WriteOptions wo;
-    wo.sync = true;
-    const std::string value(raw_record_bytes, 'x');
-    const auto t0 = clock_type::now();
-    for (std::uint64_t first = 0; first < intervals; first += group_lines) {
-      rocksdb::WriteBatch batch;
-      for (std::uint64_t i = first; i < std::min<std::uint64_t>(intervals, first + group_lines); ++i) {
-        char key[8];
-        for (int b = 0; b < 8; ++b) key[b] = static_cast<char>((i >> (56 - 8 * b)) & 0xff);
-        if (!batch.Put(rocksdb::Slice(key, 8), value).ok()) return 2;
-      }
-      if (!db->Write(wo, &batch).ok()) return 2;
-    }
-    raw_s = pevledger::bench::seconds_since(t0);
-  }
+  const auto raw = pevledger::bench::raw_synced_writebatches_seconds(dir + "/raw", intervals, raw_record_bytes, group_lines);
+  if (!raw) return 2;
+  const double raw_s = *raw;
   std::filesystem::remove_all(dir);
 
   auto j = pevledger::bench::header("batch_path");

@@ -15,9 +15,6 @@
 // devices and accounts they touch) is about 8 entities per charging PEV. The peak resident memory
 // of the whole ingest is reported beside it.
 
-#include <rocksdb/db.h>
-#include <rocksdb/write_batch.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -27,6 +24,7 @@
 #include <string_view>
 
 #include "bench/bench_info.hpp"
+#include "bench/raw_baseline.hpp"
 #include "pevledger/engine.hpp"
 #include "storage/event_log.hpp"
 
@@ -122,29 +120,9 @@ int main(int argc, char** argv) {
   const std::size_t record_size = lone_interval_records != 0 ? lone_interval_bytes / lone_interval_records
                                   : sampled_records != 0     ? sampled_bytes / sampled_records
                                                              : 64;
-  double raw_s = 0;
-  {
-    rocksdb::Options options;
-    options.create_if_missing = true;
-    rocksdb::DB* raw = nullptr;
-    if (!rocksdb::DB::Open(options, dir + "/raw", &raw).ok()) return 2;
-    std::unique_ptr<rocksdb::DB> db(raw);
-    rocksdb::WriteOptions wo;
-    wo.sync = true;
-    const std::string value(record_size, 'x');
-    const auto t0 = std::chrono::steady_clock::now();
-    for (std::uint64_t first = 0; first < intervals; first += group_lines) {
-      rocksdb::WriteBatch batch;
-      for (std::uint64_t i = first; i < std::min<std::uint64_t>(intervals, first + group_lines); ++i) {
-        char key[8];
-        for (int b = 0; b < 8; ++b) key[b] = static_cast<char>((i >> (56 - 8 * b)) & 0xff);
-        if (!batch.Put(rocksdb::Slice(key, 8), value).ok()) return 2;
-      }
-      if (!db->Write(wo, &batch).ok()) return 2;
-    }
-    raw_s = pevledger::bench::seconds_since(t0);
-  }
-  std::filesystem::remove_all(dir + "/raw");
+  const auto raw = pevledger::bench::raw_synced_writebatches_seconds(dir + "/raw", intervals, record_size, group_lines);
+  if (!raw) return 2;
+  const double raw_s = *raw;
   if (!keep) std::filesystem::remove_all(dir);
 
   auto j = pevledger::bench::header("ingest");
