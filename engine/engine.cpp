@@ -504,6 +504,33 @@ result<std::vector<command_outcome>> engine::submit(std::span<const command> com
   });
 }
 
+result<std::vector<command_outcome>> engine::submit_lines(std::span<const std::string> lines) {
+  if (lines.size() > submit_commands_max)
+    return status(errc::usage, "at most " + std::to_string(submit_commands_max) + " lines a call");
+  // Only lines the reader sees as one command each are fed to it; the others are refused here.
+  std::vector<command_outcome> out(lines.size());
+  std::vector<std::size_t> fed;
+  std::string text;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    const std::string& line = lines[i];
+    if (line.find_first_of("\n") != std::string::npos || schema::command_parser::is_blank(line)) {
+      out[i] = {command_outcome::kind::refused,
+                status(errc::invalid_json, "a command line is one line of JSON, not blank and without a line break")};
+      continue;
+    }
+    fed.push_back(i);
+    text.append(line).push_back('\n');
+  }
+  std::istringstream in(std::move(text));
+  impl& m = *impl_;
+  auto decided = m.outcomes(fed.size(), [&](engine_detail::lookahead_source lookups) {
+    return std::make_unique<engine_detail::parse_ahead>(in, *m.parser, lookups);
+  });
+  if (!decided) return decided.error();
+  for (std::size_t k = 0; k < fed.size(); ++k) out[fed[k]] = std::move(decided.value()[k]);
+  return out;
+}
+
 result<std::vector<command_outcome>> engine::submit_interval_batches(
     std::span<const std::span<const std::uint8_t>> batches) {
   static_assert(interval_batches_per_call_max == limits::interval_batches_per_call_max);

@@ -176,6 +176,36 @@ TEST(embedding, refusals_and_duplicates_are_reported_per_command) {
   EXPECT_TRUE(o[4].refusal.is_ok());
 }
 
+TEST(embedding, command_lines_are_decided_one_by_one_and_a_line_that_is_not_one_is_refused) {
+  testing::temp_dir dir;
+  auto typed = open_or_fail(dir.file("typed"));
+  auto lines = open_or_fail(dir.file("lines"));
+  const auto world = a_small_world();
+  ASSERT_TRUE(typed->submit(world));
+  std::vector<std::string> text;
+  for (const command& c : world) text.push_back(to_json_line(c));
+  // Between the lines: a blank one, one with a line break inside (two lines in one), garbage, and
+  // a resend; each is refused or a duplicate on its own and the others are decided.
+  text.insert(text.begin() + 3, "   ");
+  text.insert(text.begin() + 5, to_json_line(world[3]) + "\n" + to_json_line(world[4]));
+  text.insert(text.begin() + 7, "{not json");
+  text.push_back(to_json_line(world[0]));
+  const auto outcomes = lines->submit_lines(text);
+  ASSERT_TRUE(outcomes);
+  ASSERT_EQ(outcomes->size(), text.size());
+  const auto& o = outcomes.value();
+  EXPECT_EQ(o[3].refusal.code(), errc::invalid_json);
+  EXPECT_EQ(o[5].refusal.code(), errc::invalid_json);
+  EXPECT_EQ(o[7].refusal.code(), errc::invalid_json);
+  EXPECT_EQ(o.back().what, command_outcome::kind::duplicate);
+  std::size_t accepted = 0;
+  for (const auto& outcome : o) accepted += outcome.what == command_outcome::kind::accepted;
+  EXPECT_EQ(accepted, world.size());
+  for (const char* account : {"a1", "b1"})
+    EXPECT_EQ(lines->bill(account, "2024-03").value(), typed->bill(account, "2024-03").value()) << account;
+  EXPECT_EQ(lines->settlement("2024-03").value(), typed->settlement("2024-03").value());
+}
+
 TEST(embedding, failures_are_values_and_reading_a_missing_value_throws_instead_of_aborting) {
   testing::temp_dir dir;
   engine_options reader;

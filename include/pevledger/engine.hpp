@@ -151,6 +151,13 @@ class engine {
   static constexpr std::size_t submit_commands_max = 1u << 20;
   [[nodiscard]] result<std::vector<command_outcome>> submit(std::span<const command> commands);
 
+  // Applies JSON command lines (SPEC section 6), one command each, in order, as `submit` applies
+  // typed commands, and says what became of each: the entry point for a channel that carries
+  // command lines one by one (the gateway's back-office commands). A line that is blank or holds a
+  // line break is refused (invalid_json) and the others are decided. At most submit_commands_max
+  // lines a call.
+  [[nodiscard]] result<std::vector<command_outcome>> submit_lines(std::span<const std::string> lines);
+
   // The binary batch path: interval batches (pevledger/interval_batch.hpp), each the bytes of one
   // IntervalBatch FlatBuffer as a device adapter received it, decided in order like `submit`'s
   // commands, with no JSON on the way. A batch's readings weigh in a group commit as that many
