@@ -23,7 +23,7 @@
 #include "bench/bench_info.hpp"
 #include "bench/raw_baseline.hpp"
 #include "base/time.hpp"
-#include "bench/vin_gen.hpp"
+#include "sim/vin.hpp"
 #include "pevledger/engine.hpp"
 #include "pevledger/interval_batch.hpp"
 

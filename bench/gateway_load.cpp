@@ -26,7 +26,7 @@
 #include <thread>
 
 #include "bench/bench_info.hpp"
-#include "bench/vin_gen.hpp"
+#include "sim/vin.hpp"
 #include "gateway/device_client.hpp"
 #include "gateway/frame.hpp"
 #include "pevledger/engine.hpp"

@@ -14,7 +14,7 @@
 #include <streambuf>
 
 #include "bench/bench_info.hpp"
-#include "bench/vin_gen.hpp"
+#include "sim/vin.hpp"
 #include "pevledger/engine.hpp"
 
 namespace {
