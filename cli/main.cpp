@@ -25,7 +25,9 @@
 
 #include "cli/progress.hpp"
 #include "cli/text_output.hpp"
+#include "gateway/keys.hpp"
 #include "gateway/server.hpp"
+#include "sim/simulator.hpp"
 #include "pevledger/engine.hpp"
 #include "replay/checkpoint.hpp"
 #include "replay/replay.hpp"
@@ -246,19 +248,26 @@ int run_ingest(const std::string& db, const std::string& file, const tuning_flag
 // The device gateway (docs/protocol.md) on `listen` (HOST:PORT, IPv4; port 0 picks a free one):
 // prints {"listening":"HOST:PORT"} once it accepts, serves until SIGINT or SIGTERM, then prints what
 // it served as one JSON object.
-int run_serve(const std::string& db, const std::string& listen, std::size_t connections_max) {
+int run_serve(const std::string& db, const std::string& listen, std::size_t connections_max,
+              const std::string& operator_key_file) {
   const auto colon = listen.rfind(':');
   unsigned long port = 0;
   if (colon == std::string::npos ||
       std::from_chars(listen.data() + colon + 1, listen.data() + listen.size(), port).ec != std::errc() ||
       port > 65535)
     return report_error(errc::usage, "--listen takes HOST:PORT, e.g. 127.0.0.1:7400");
-  auto engine = pevledger::engine::open(db);
-  if (!engine) return fail(engine.error());
   pevledger::gateway::server_options options;
   options.host = listen.substr(0, colon);
   options.port = static_cast<std::uint16_t>(port);
   options.connections_max = connections_max;
+  if (!operator_key_file.empty()) {
+    auto key = pevledger::gateway::read_key_file(operator_key_file);
+    if (!key) return report_error(errc::usage, key.error().message());
+    options.operator_device = pevledger::gateway::back_office_device;
+    options.operator_key = std::move(key.value());
+  }
+  auto engine = pevledger::engine::open(db);
+  if (!engine) return fail(engine.error());
   auto server = pevledger::gateway::server::listen(*engine.value(), options);
   if (!server) return fail(server.error());
   stop_on_signals();
@@ -276,6 +285,95 @@ int run_serve(const std::string& db, const std::string& listen, std::size_t conn
   j["refused"] = stats.refused;
   j["frame_errors"] = stats.frame_errors;
   std::cout << j.dump() << std::endl;
+  return exit_ok;
+}
+
+struct simulate_flags {
+  std::string connect, operator_key_file, record_file, month = "2024-03";
+  int premises = 600;
+  std::int64_t pevs = 0;
+  int days = 31;
+  std::uint64_t seed = 1;
+  std::size_t connections = pevledger::sim::simulation_options{}.connections;
+  bool no_faults = false;
+};
+
+// ESCI/EUMD simulators for a fleet against a running gateway (sim/simulator.hpp): progress on
+// standard error, what happened on standard output.
+int run_simulate(const simulate_flags& f, const std::string& format, const progress_flags& progress_flags) {
+  pevledger::sim::simulation_options o;
+  const auto colon = f.connect.rfind(':');
+  unsigned long port = 0;
+  if (colon == std::string::npos ||
+      std::from_chars(f.connect.data() + colon + 1, f.connect.data() + f.connect.size(), port).ec != std::errc() ||
+      port == 0 || port > 65535)
+    return report_error(errc::usage, "--connect takes HOST:PORT, e.g. 127.0.0.1:7400");
+  o.host = f.connect.substr(0, colon);
+  o.port = static_cast<std::uint16_t>(port);
+  auto month = pevledger::parse_month(f.month);
+  if (!month) return report_error(errc::usage, "--month takes YYYY-MM");
+  o.fleet = {f.seed, (f.premises + 2) / 3, f.pevs, month.value(), f.days};
+  if (auto why = pevledger::sim::check(o.fleet)) return report_error(errc::usage, *why);
+  auto key = pevledger::gateway::read_key_file(f.operator_key_file);
+  if (!key) return report_error(errc::usage, key.error().message());
+  o.operator_key = std::move(key.value());
+  o.connections = f.connections;
+  o.faults = !f.no_faults;
+  std::ofstream record;
+  if (!f.record_file.empty()) {
+    record.open(f.record_file, std::ios::binary | std::ios::trunc);
+    if (!record) return report_error(errc::usage, "cannot write '" + f.record_file + "'");
+    o.record = &record;
+  }
+  std::atomic<std::uint64_t> lines{0};
+  const auto mode = progress_flags.mode();
+  pevledger::cli::progress_meter meter(std::cerr, mode, "simulate", "lines");
+  progress_ticker ticker(meter, mode, [&] {
+    const std::uint64_t n = lines.load(std::memory_order_relaxed);
+    return progress_sample{n, n, 0};
+  });
+  o.on_progress = [&](const pevledger::sim::simulation_progress& p) { lines.store(p.lines, std::memory_order_relaxed); };
+  const auto summary = pevledger::sim::simulate(o);
+  ticker.finish();
+  if (!summary) return fail(summary.error());
+  const auto& r = summary.value();
+  const double seconds = static_cast<double>(std::max<std::uint64_t>(r.elapsed_ms, 1)) / 1000.0;
+  nlohmann::ordered_json j;
+  j["lines"] = r.lines;
+  j["frames"] = r.frames;
+  j["operator_frames"] = r.operator_frames;
+  j["command_frames"] = r.command_frames;
+  j["batch_frames"] = r.batch_frames;
+  j["intervals"] = r.intervals;
+  j["accepted"] = r.accepted;
+  j["duplicates"] = r.duplicates;
+  j["refused"] = r.refused;
+  j["faults"] = {{"resends", r.resends}, {"drops", r.drops}, {"restarts", r.restarts}, {"reconnects", r.reconnects}};
+  j["recorded"] = r.recorded;
+  j["seconds"] = static_cast<double>(r.elapsed_ms) / 1000.0;
+  j["frames_per_s"] = static_cast<std::uint64_t>(static_cast<double>(r.frames) / seconds);
+  j["intervals_per_s"] = static_cast<std::uint64_t>(static_cast<double>(r.intervals) / seconds);
+  j["command_ack_p50_us"] = r.command_ack_p50_us;
+  j["command_ack_p99_us"] = r.command_ack_p99_us;
+  if (format == "json") {
+    std::cout << j.dump() << std::endl;
+    return exit_ok;
+  }
+  using pevledger::cli::thousands_text;
+  std::cout << "simulated " << thousands_text(r.lines) << " command lines as " << thousands_text(r.frames)
+            << " frames in " << j["seconds"].get<double>() << " s (" << thousands_text(j["frames_per_s"].get<std::uint64_t>())
+            << " frames/s, " << thousands_text(j["intervals_per_s"].get<std::uint64_t>()) << " intervals/s)\n"
+            << "  back office " << thousands_text(r.operator_frames) << ", device commands "
+            << thousands_text(r.command_frames) << ", interval batches " << thousands_text(r.batch_frames) << " ("
+            << thousands_text(r.intervals) << " readings)\n"
+            << "  acks: " << thousands_text(r.accepted) << " accepted, " << thousands_text(r.duplicates)
+            << " duplicates, " << thousands_text(r.refused) << " refused\n"
+            << "  faults: " << r.resends << " resends, " << r.drops << " connections dropped before the ack, "
+            << r.restarts << " EUMD restarts, " << r.reconnects << " reconnects\n"
+            << "  device command ack latency: p50 " << r.command_ack_p50_us / 1000.0 << " ms, p99 "
+            << r.command_ack_p99_us / 1000.0 << " ms\n";
+  if (!f.record_file.empty()) std::cout << "  record: " << thousands_text(r.recorded) << " lines in " << f.record_file << "\n";
+  std::cout.flush();
   return exit_ok;
 }
 
@@ -533,6 +631,34 @@ int main(int argc, char** argv) {
   serve->add_option("--connections", connections_max, "connections at once; more wait to be accepted")
       ->check(CLI::Range(std::size_t{1}, std::size_t{65536}))
       ->capture_default_str();
+  std::string operator_key_file;
+  serve->add_option("--operator-key", operator_key_file,
+                    "file holding the back office's key in hex: frames signed with it as device 'back-office' "
+                    "carry command lines (tariffs, accounts, bill runs)");
+
+  simulate_flags sim;
+  auto* simulate = app.add_subcommand("simulate", "ESCI/EUMD simulators for a fleet: a month of charging sent to "
+                                                  "a running gateway (pevledger serve) as its devices would");
+  add_format(simulate, output_format);
+  add_progress(simulate);
+  simulate->add_option("--connect", sim.connect, "the gateway's HOST:PORT")->required();
+  simulate->add_option("--operator-key", sim.operator_key_file,
+                       "the gateway's --operator-key file: the back office signs its command lines with it")
+      ->required();
+  simulate->add_option("--premises", sim.premises, "residential premises, shared by three utilities")
+      ->check(CLI::Range(1, 3000000))
+      ->capture_default_str();
+  simulate->add_option("--pevs", sim.pevs, "PEVs in all (0: one or two a premise)")->capture_default_str();
+  simulate->add_option("--days", sim.days, "days of the month simulated (4 to 31)")->capture_default_str();
+  simulate->add_option("--month", sim.month, "the month, YYYY-MM")->capture_default_str();
+  simulate->add_option("--seed", sim.seed, "the same seed gives the same fleet, month and faults")->capture_default_str();
+  simulate->add_option("--connections", sim.connections, "device connections (1 to 256); the back office has one more")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{256}))
+      ->capture_default_str();
+  simulate->add_flag("--no-faults", sim.no_faults, "no resends, dropped connections, restarts or reconnects");
+  simulate->add_option("--record", sim.record_file,
+                       "write every command the simulation caused, as JSON lines in the order the gateway decided "
+                       "them (for pevledger ingest)");
 
   auto* stats = app.add_subcommand("stats", "records, streams, size on disk and RocksDB's figures");
   add_db(stats);
@@ -558,7 +684,8 @@ int main(int argc, char** argv) {
   errors_as_json = format == "json";
 
   if (*ingest) return run_ingest(db, file, tuning, progress);
-  if (*serve) return run_serve(db, listen, connections_max);
+  if (*serve) return run_serve(db, listen, connections_max, operator_key_file);
+  if (*simulate) return run_simulate(sim, format, progress);
   if (*bill)
     return run_query(db, format, [&](pevledger::engine& e) { return e.bill(account, period); },
                      pevledger::cli::bill_text);

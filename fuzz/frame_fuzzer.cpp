@@ -54,7 +54,7 @@ void check_frame(std::span<const std::uint8_t> frame) {
                std::memcmp(f->mac()->data(), expected.data(), mac_bytes) == 0);
   }
   std::optional<frame_error> request_error;
-  const auto request = request_of(e, request_error);
+  const auto request = request_of(e, false, request_error);
   if (!request) {
     FUZZ_CHECK(request_error && request_error->code == frame_errc::unexpected_message);
     return;

@@ -64,6 +64,35 @@ std::optional<std::vector<std::uint8_t>> device_client::receive() {
   }
 }
 
+status device_client::receive_ready(std::vector<std::vector<std::uint8_t>>& out, std::size_t frames_max) {
+  std::optional<frame_error> error;
+  const key_lookup no_keys = [](std::string_view) { return std::optional<std::vector<std::uint8_t>>(); };
+  // Bounded by frames_max and by what the socket holds: each pass hands out a frame, feeds what
+  // waits, or reads once.
+  for (std::size_t taken = 0; taken < frames_max;) {
+    if (!unfed_.empty()) {
+      const std::size_t took = splitter_.feed(unfed_);
+      unfed_.erase(unfed_.begin(), unfed_.begin() + static_cast<std::ptrdiff_t>(took));
+    }
+    if (auto frame = splitter_.next(error)) {
+      const auto opened = open_frame(*frame, no_keys, error);
+      if (!opened) return status(errc::io_error, "the gateway sent a frame that does not open: " + error->message);
+      out.emplace_back(opened->envelope_bytes.begin(), opened->envelope_bytes.end());
+      ++taken;
+      continue;
+    }
+    if (error) return status(errc::io_error, "the gateway sent bytes that are not a frame: " + error->message);
+    if (!unfed_.empty()) continue;
+    unfed_.resize(16384);
+    const ssize_t n = ::recv(fd_, unfed_.data(), unfed_.size(), MSG_DONTWAIT);
+    unfed_.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return status::ok();
+    if (n == 0) return status(errc::io_error, "the gateway closed the connection");
+    if (n < 0) return status(errc::io_error, std::string("recv: ") + std::strerror(errno));
+  }
+  return status::ok();
+}
+
 void device_client::close() {
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;

@@ -32,6 +32,11 @@ class device_client {
   // The next gateway frame's envelope bytes; nothing at the connection's end, after the receive
   // timeout, or for bytes that are not a frame.
   [[nodiscard]] std::optional<std::vector<std::uint8_t>> receive();
+  // Without waiting: appends to `out` the envelopes of the gateway frames that have arrived (at
+  // most frames_max). io_error when the connection closed or sent bytes that are not a frame.
+  [[nodiscard]] status receive_ready(std::vector<std::vector<std::uint8_t>>& out, std::size_t frames_max);
+  // The socket, for poll(2); -1 once closed.
+  [[nodiscard]] int native_handle() const { return fd_; }
   void close();
 
  private:

@@ -48,7 +48,17 @@ std::optional<command::body_type> body_of(const p::Envelope& e) {
 
 }  // namespace
 
-std::optional<device_request> request_of(const protocol::Envelope& envelope, std::optional<frame_error>& error) {
+std::optional<device_request> request_of(const protocol::Envelope& envelope, bool from_operator,
+                                         std::optional<frame_error>& error) {
+  const bool operator_message = envelope.message_type() == p::Message::OperatorCommand;
+  if (operator_message != from_operator) {
+    error = frame_error{frame_errc::unexpected_message,
+                        from_operator ? std::string("the back office sends only OperatorCommand, not ") +
+                                            p::EnumNameMessage(envelope.message_type())
+                                      : std::string("OperatorCommand comes only from the back office")};
+    return std::nullopt;
+  }
+  if (operator_message) return operator_line{envelope.message_as_OperatorCommand()->line()->string_view()};
   if (envelope.message_type() == p::Message::Intervals) {
     const auto* batch = envelope.message_as_Intervals()->batch();
     return interval_batch_bytes{{batch->data(), batch->size()}};

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string_view>
 #include <variant>
 
 #include "gateway/frame.hpp"
@@ -19,10 +20,17 @@ struct interval_batch_bytes {
   std::span<const std::uint8_t> bytes;
 };
 
-using device_request = std::variant<command, interval_batch_bytes>;
+// A back-office command line (a view into the frame).
+struct operator_line {
+  std::string_view line;
+};
 
-// The request of an opened device frame, or nullopt and `error` (unexpected_message).
-[[nodiscard]] std::optional<device_request> request_of(const protocol::Envelope& envelope,
+using device_request = std::variant<command, interval_batch_bytes, operator_line>;
+
+// The request of an opened frame, or nullopt and `error` (unexpected_message). `from_operator`:
+// the frame came from the back office, whose MAC was checked under the operator key; only it may
+// send an OperatorCommand, and it sends nothing else.
+[[nodiscard]] std::optional<device_request> request_of(const protocol::Envelope& envelope, bool from_operator,
                                                        std::optional<frame_error>& error);
 
 }  // namespace pevledger::gateway

@@ -52,14 +52,14 @@ bytes error_reply(const frame_error& e) {
   });
 }
 
-bytes ack_reply(const std::string& device, const std::string& id, const command_outcome& o) {
+bytes ack_reply(const std::string& device, const std::string& id, const command_outcome& o, std::uint64_t decided) {
   return reply(device, [&](flatbuffers::FlatBufferBuilder& fbb) {
     const p::Outcome outcome = o.what == command_outcome::kind::accepted    ? p::Outcome::accepted
                                : o.what == command_outcome::kind::duplicate ? p::Outcome::duplicate
                                                                             : p::Outcome::refused;
     const std::string code = o.refusal.is_ok() ? std::string() : std::string(to_string(o.refusal.code()));
     return std::pair{p::Message::Ack,
-                     p::CreateAckDirect(fbb, id.c_str(), outcome, code.c_str(), o.refusal.message().c_str()).Union()};
+                     p::CreateAckDirect(fbb, id.c_str(), outcome, code.c_str(), o.refusal.message().c_str(), decided).Union()};
   });
 }
 
@@ -78,12 +78,18 @@ struct connection {
   bool closing = false;  // no more reading; closes once its replies are sent
 };
 
-// A frame's request, waiting for the engine with what its acknowledgement needs.
+// A back-office command line, copied out of its frame.
+struct back_office_line {
+  std::string line;
+};
+
+// A frame's request, waiting for the engine with what its acknowledgement needs. The frame is
+// reused once read, so a batch's bytes and a line are copies.
 struct waiting_request {
   std::size_t slot;
   std::uint64_t generation;
   std::string device, id;
-  std::variant<command, bytes> what;  // a command, or an interval batch's bytes (copied: the frame is reused)
+  std::variant<command, bytes, back_office_line> what;
 };
 
 struct server::impl {
@@ -100,6 +106,7 @@ struct server::impl {
   std::uint64_t generations = 0;
   std::vector<waiting_request> waiting;
   std::size_t waiting_bytes = 0;  // of interval batches among them
+  std::uint64_t decided = 0;      // requests handed to the engine so far, in that order
   server_stats stats;
 
   ~impl() {
@@ -167,6 +174,12 @@ struct server::impl {
     arm_accept();
   }
 
+  // The operator key for the back office; no device holds a key yet (keys at setup are not issued).
+  std::optional<bytes> key_of(std::string_view device) const {
+    if (!options.operator_device.empty() && device == options.operator_device) return options.operator_key;
+    return std::nullopt;
+  }
+
   // A connection's bytes: whole frames become waiting requests; a frame that cannot be read ends it.
   status take_bytes(std::size_t slot, std::span<const std::uint8_t> in) {
     connection& c = slots[slot];
@@ -176,14 +189,17 @@ struct server::impl {
       std::optional<frame_error> error;
       while (auto frame = c.splitter.next(error)) {
         ++stats.frames;
-        const auto opened = open_frame(*frame, [](std::string_view) { return std::optional<bytes>(); }, error);
+        const auto opened = open_frame(*frame, [&](std::string_view device) { return key_of(device); }, error);
         if (!opened) break;
-        const auto request = request_of(*opened->envelope, error);
-        if (!request) break;
         const p::Envelope& e = *opened->envelope;
+        const bool from_operator = !options.operator_device.empty() && e.device()->string_view() == options.operator_device;
+        const auto request = request_of(e, from_operator, error);
+        if (!request) break;
         waiting_request w{slot, c.generation, e.device()->str(), e.id() == nullptr ? std::string() : e.id()->str(), bytes()};
         if (const auto* cmd = std::get_if<command>(&*request)) {
           w.what = *cmd;
+        } else if (const auto* line = std::get_if<operator_line>(&*request)) {
+          w.what = back_office_line{std::string(line->line)};
         } else {
           const auto batch = std::get<interval_batch_bytes>(*request).bytes;
           w.what = bytes(batch.begin(), batch.end());
@@ -214,11 +230,11 @@ struct server::impl {
   // their order.
   status decide_waiting() {
     std::vector<waiting_request> lane, rest;
-    std::vector<bool> behind(slots.size(), false);  // a connection whose batch came before
+    std::vector<bool> behind(slots.size(), false);  // a connection whose batch or back-office line came before
     for (waiting_request& w : waiting) {
-      const bool batch = std::holds_alternative<bytes>(w.what);
-      if (batch) behind[w.slot] = true;
-      (batch || behind[w.slot] ? rest : lane).push_back(std::move(w));
+      const bool device_command = std::holds_alternative<command>(w.what);
+      if (!device_command) behind[w.slot] = true;
+      (!device_command || behind[w.slot] ? rest : lane).push_back(std::move(w));
     }
     waiting.clear();
     waiting_bytes = 0;
@@ -230,14 +246,18 @@ struct server::impl {
   status decide_in_order(std::vector<waiting_request>& requests) {
     std::size_t from = 0;
     while (from < requests.size()) {
-      const bool batches = std::holds_alternative<bytes>(requests[from].what);
+      const std::size_t kind = requests[from].what.index();
       std::size_t to = from;
-      while (to < requests.size() && std::holds_alternative<bytes>(requests[to].what) == batches) ++to;
+      while (to < requests.size() && requests[to].what.index() == kind) ++to;
       result<std::vector<command_outcome>> outcomes = status(errc::io_error, "not decided");
-      if (batches) {
+      if (kind == 1) {
         std::vector<std::span<const std::uint8_t>> spans;
         for (std::size_t i = from; i < to; ++i) spans.emplace_back(std::get<bytes>(requests[i].what));
         outcomes = eng->submit_interval_batches(spans);
+      } else if (kind == 2) {
+        std::vector<std::string> lines;
+        for (std::size_t i = from; i < to; ++i) lines.push_back(std::move(std::get<back_office_line>(requests[i].what).line));
+        outcomes = eng->submit_lines(lines);
       } else {
         std::vector<command> commands;
         for (std::size_t i = from; i < to; ++i) commands.push_back(std::get<command>(requests[i].what));
@@ -250,9 +270,10 @@ struct server::impl {
          : o.what == command_outcome::kind::duplicate ? stats.duplicates
                                                       : stats.refused) += 1;
         const waiting_request& w = requests[i];
+        ++decided;
         connection& c = slots[w.slot];
         if (c.fd < 0 || c.generation != w.generation) continue;  // gone: the device resends
-        queue_reply(w.slot, ack_reply(w.device, w.id, o));
+        queue_reply(w.slot, ack_reply(w.device, w.id, o, decided));
       }
       from = to;
     }
@@ -347,6 +368,8 @@ result<std::unique_ptr<server>> server::listen(engine& engine, server_options op
   if (options.connections_max < 1 || options.connections_max > 65536)
     return status(errc::usage, "connections_max must be 1 to 65536");
   if (options.requests_max < 1) return status(errc::usage, "requests_max must be at least 1");
+  if (!options.operator_device.empty() && options.operator_key.empty())
+    return status(errc::usage, "a back office needs its key");
   auto p = std::make_unique<impl>();
   p->eng = &engine;
   p->options = options;

@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/status.hpp"
 #include "pevledger/engine.hpp"
@@ -29,6 +30,10 @@ struct server_options {
   std::size_t connections_max = 1024;
   std::size_t requests_max = 4096;
   std::size_t replies_bytes_max = 1u << 20;
+  // The back office: frames from this device carry OperatorCommand lines and must be signed under
+  // operator_key. Empty: no back office (every OperatorCommand is unexpected_message).
+  std::string operator_device;
+  std::vector<std::uint8_t> operator_key;
 };
 
 struct server_stats {

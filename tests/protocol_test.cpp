@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "gateway/frame.hpp"
+#include "gateway/keys.hpp"
 #include "gateway/requests.hpp"
 #include "pevledger/engine.hpp"
 #include "pevledger/interval_batch.hpp"
@@ -169,7 +170,7 @@ TEST(request_of, each_device_message_becomes_the_command_spec_names) {
   auto line_of = [](const bytes& env) {
     const auto& e = *flatbuffers::GetRoot<p::Envelope>(env.data());
     std::optional<frame_error> error;
-    const auto r = request_of(e, error);
+    const auto r = request_of(e, false, error);
     if (!r) return "error " + std::string(to_string(error->code));
     if (const auto* c = std::get_if<command>(&*r)) return to_json_line(*c);
     return std::string("batch");
@@ -210,6 +211,37 @@ TEST(request_of, each_device_message_becomes_the_command_spec_names) {
   EXPECT_EQ(line_of(envelope("e", std::nullopt, t, plug("s1", "p1"))), "error unexpected_message");
 }
 
+// The back office sends command lines, and only those; devices never do.
+TEST(request_of, only_the_back_office_sends_command_lines) {
+  auto request = [](const bytes& env, bool from_operator) {
+    const auto& e = *flatbuffers::GetRoot<p::Envelope>(env.data());
+    std::optional<frame_error> error;
+    const auto r = request_of(e, from_operator, error);
+    if (!r) return "error " + std::string(to_string(error->code));
+    if (const auto* line = std::get_if<operator_line>(&*r)) return "line " + std::string(line->line);
+    return std::string("device request");
+  };
+  const std::string topup = R"({"type":"account.topup","id":"t1","at":"2024-03-04T16:00:00Z","account":"a1","amount":5})";
+  const bytes line_envelope = envelope("back-office", "t1", march_4_16h, [&](flatbuffers::FlatBufferBuilder& fbb) {
+    return std::pair{p::Message::OperatorCommand, p::CreateOperatorCommandDirect(fbb, topup.c_str()).Union()};
+  });
+  EXPECT_EQ(request(line_envelope, true), "line " + topup);
+  EXPECT_EQ(request(line_envelope, false), "error unexpected_message");
+  EXPECT_EQ(request(envelope("back-office", "p", march_4_16h, plug("s1", "p1")), true), "error unexpected_message");
+  EXPECT_EQ(request(envelope("e", "p", march_4_16h, plug("s1", "p1")), false), "device request");
+}
+
+TEST(key_from_hex, a_key_is_16_to_64_bytes_of_hex) {
+  const auto key = key_from_hex("  000102030405060708090a0b0c0d0e0F\n");
+  ASSERT_TRUE(key);
+  EXPECT_EQ(key->size(), 16u);
+  EXPECT_EQ(key->back(), 0x0f);
+  for (const std::string& bad : std::vector<std::string>{"", "00", std::string(30, 'a'), std::string(33, 'a'), std::string(130, 'a'),
+                                std::string(31, 'a') + "g", "00112233445566778899aabbccddeeff 00"})
+    EXPECT_EQ(key_from_hex(bad).error().code(), errc::invalid_field) << bad;
+  EXPECT_EQ(read_key_file("/nonexistent/key").error().code(), errc::io_error);
+}
+
 // One residential session through frames (plug, bind, two interval batches, unplug), each frame
 // sent twice as a device resends until acknowledged, against the same session as command lines.
 TEST(request_of, a_session_through_frames_bills_as_its_command_lines) {
@@ -237,7 +269,7 @@ TEST(request_of, a_session_through_frames_bills_as_its_command_lines) {
       const bytes copy_of_frame(frame->begin(), frame->end());
       const auto opened = open_frame(copy_of_frame, no_keys, error);
       ASSERT_TRUE(opened) << error->message;
-      const auto request = request_of(*opened->envelope, error);
+      const auto request = request_of(*opened->envelope, false, error);
       ASSERT_TRUE(request);
       command_outcome outcome;
       if (const auto* c = std::get_if<command>(&*request)) {

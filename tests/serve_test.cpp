@@ -18,6 +18,7 @@
 #include "pevledger/engine.hpp"
 #include "pevledger/interval_batch.hpp"
 #include "tests/gateway_scenario.hpp"
+#include "tests/served.hpp"
 #include "tests/test_support.hpp"
 
 namespace pevledger::gateway {
@@ -26,6 +27,7 @@ namespace {
 namespace p = pevledger::protocol;
 using bytes = std::vector<std::uint8_t>;
 using json = nlohmann::json;
+using testing::served;
 
 using scenario::plugged_at;
 
@@ -36,53 +38,6 @@ bytes frame_of(const std::string& device, const std::string& id, std::int64_t at
   if (key) return encode_frame(envelope, std::span<const std::uint8_t>(*key));
   return encode_frame(envelope);
 }
-
-// A running `pevledger serve` and the port it listens on.
-class served {
- public:
-  explicit served(const std::string& db) {
-    int out[2];
-    if (::pipe(out) != 0) throw std::runtime_error("pipe");
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::dup2(out[1], STDOUT_FILENO);
-      ::close(out[0]);
-      ::execl(PEVLEDGER_BIN, PEVLEDGER_BIN, "serve", "--db", db.c_str(), "--listen", "127.0.0.1:0", nullptr);
-      ::_exit(127);
-    }
-    ::close(out[1]);
-    out_ = ::fdopen(out[0], "r");
-    const std::string first = line();
-    port_ = static_cast<std::uint16_t>(std::stoi(json::parse(first)["listening"].get<std::string>().substr(10)));
-  }
-  ~served() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    if (out_ != nullptr) ::fclose(out_);
-  }
-  [[nodiscard]] std::uint16_t port() const { return port_; }
-  // SIGTERM, then the exit code and the summary it printed.
-  std::pair<int, json> stop() {
-    ::kill(pid_, SIGTERM);
-    int raw = 0;
-    ::waitpid(pid_, &raw, 0);
-    pid_ = -1;
-    const std::string summary = line();
-    return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, json::parse(summary, nullptr, false)};
-  }
-
- private:
-  std::string line() {
-    char buffer[4096];
-    if (::fgets(buffer, sizeof buffer, out_) == nullptr) return "";
-    return buffer;
-  }
-  pid_t pid_ = -1;
-  FILE* out_ = nullptr;
-  std::uint16_t port_ = 0;
-};
 
 // A device's connection, reading the gateway's frames as "ID OUTCOME[ CODE]" or "error CODE".
 class device {
@@ -96,15 +51,20 @@ class device {
     const auto env = client_.receive();
     if (!env) return "(none)";
     const auto& e = *flatbuffers::GetRoot<p::Envelope>(env->data());
-    if (const auto* a = e.message_as_Ack())
+    if (const auto* a = e.message_as_Ack()) {
+      decided_ = a->decided();
       return a->id()->str() + " " + p::EnumNameOutcome(a->outcome()) +
              (a->code() != nullptr && a->code()->size() > 0 ? " " + a->code()->str() : "");
+    }
     if (const auto* x = e.message_as_Error()) return "error " + x->code()->str();
     return "(other)";
   }
+  // The last ack's place in the gateway's order of decision.
+  [[nodiscard]] std::uint64_t decided() const { return decided_; }
 
  private:
   device_client client_;
+  std::uint64_t decided_ = 0;
 };
 
 TEST(serve, devices_are_acknowledged_once_durable_and_billed_once) {
@@ -179,6 +139,83 @@ TEST(serve, devices_are_acknowledged_once_durable_and_billed_once) {
   }
   const auto replay = testing::run_pevledger("replay --verify --db " + db);
   EXPECT_EQ(replay.exit_code, 0) << replay.out << replay.err;
+}
+
+// The back office signs command lines with the operator key; its frames are decided in order with
+// the devices', and each ack says where.
+TEST(serve, the_back_office_sends_command_lines_signed_with_its_key) {
+  testing::temp_dir dir;
+  const std::string db = dir.file("served");
+  const std::string key_file = dir.file("operator.key");
+  const bytes key(32, 0x5a);
+  std::string hex;  // the file holds the key in hex
+  for (int i = 0; i < 32; ++i) hex += "5a";
+  testing::write_file(key_file, hex + "\n");
+  testing::write_file(dir.file("short.key"), "5a5a\n");
+  const auto refused = testing::run_pevledger("serve --db " + db + " --listen 127.0.0.1:0 --operator-key " + dir.file("short.key"));
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_NE(refused.err.find("hex digits"), std::string::npos) << refused.err;
+
+  served server(db, {"--operator-key", key_file});
+  auto line_frame = [&](const std::string& device, const std::string& id, const std::string& line,
+                        std::optional<bytes> signed_with) {
+    return frame_of(device, id, plugged_at, [&](flatbuffers::FlatBufferBuilder& fbb) {
+      return std::pair{p::Message::OperatorCommand, p::CreateOperatorCommandDirect(fbb, line.c_str()).Union()};
+    }, signed_with);
+  };
+  auto error_of = [&](const bytes& b) {
+    device d(server.port());
+    d.send(b);
+    return d.ack();
+  };
+  const std::string first_line = R"({"type":"utility.register","id":"u1","at":"2024-03-01T00:00:00Z","utility":"u","timezone":"UTC"})";
+  EXPECT_EQ(error_of(line_frame("back-office", "u1", first_line, std::nullopt)), "error missing_mac");
+  EXPECT_EQ(error_of(line_frame("back-office", "u1", first_line, bytes(32, 0x5b))), "error bad_mac");
+  EXPECT_EQ(error_of(line_frame("esci-1", "u1", first_line, std::nullopt)), "error unexpected_message");
+  EXPECT_EQ(error_of(frame_of("back-office", "f1", plugged_at, [](auto& fbb) {
+              return std::pair{p::Message::Plug, p::CreatePlugDirect(fbb, "s1", "p1").Union()};
+            }, key)),
+            "error unexpected_message");
+
+  // The set-up lines, one signed frame each, in one write; then a line that is not one line.
+  device office(server.port());
+  std::istringstream setup(scenario::setup_lines);
+  bytes all;
+  std::vector<std::string> ids;
+  for (std::string line; std::getline(setup, line);) {
+    ids.push_back(json::parse(line)["id"].get<std::string>());
+    const bytes f = line_frame("back-office", ids.back(), line, key);
+    all.insert(all.end(), f.begin(), f.end());
+  }
+  office.send(all);
+  std::uint64_t last = 0;
+  for (const std::string& id : ids) {
+    EXPECT_EQ(office.ack(), id + " accepted");
+    EXPECT_GT(office.decided(), last);
+    last = office.decided();
+  }
+  office.send(line_frame("back-office", "u9", first_line + "\n" + first_line, key));
+  EXPECT_EQ(office.ack(), "u9 refused invalid_json");
+  office.send(line_frame("back-office", "u1", first_line, key));
+  EXPECT_EQ(office.ack(), "u1 duplicate");
+
+  // The devices' session on the premise the back office set up, decided after it.
+  device esci(server.port());
+  for (const bytes& f : scenario::session_frames()) {
+    esci.send(f);
+    EXPECT_NE(esci.ack().find(" accepted"), std::string::npos);
+    EXPECT_GT(esci.decided(), last);
+    last = esci.decided();
+  }
+  const auto [code, summary] = server.stop();
+  EXPECT_EQ(code, 0);
+  const std::string lines_db = dir.file("lines");
+  ASSERT_EQ(testing::run_pevledger("ingest --db " + lines_db + " -",
+                                   std::string(scenario::setup_lines) + scenario::session_lines)
+                .exit_code,
+            0);
+  const std::string bill = "bill --format json --account a1 --period 2024-03 --db ";
+  EXPECT_EQ(testing::run_pevledger(bill + db).out, testing::run_pevledger(bill + lines_db).out);
 }
 
 }  // namespace

@@ -1,0 +1,88 @@
+#pragma once
+// ESCI/EUMD simulators for a fleet (`pevledger simulate`): the month of sim/fleet.hpp driven
+// through a running device gateway (`pevledger serve`, docs/protocol.md) as its devices and the
+// utility's back office would send it.
+//
+// - The back office (tariffs, accounts, premises, enrolments, prices, events, bill and settlement
+//   runs) sends its command lines as OperatorCommand frames signed with the operator key, on a
+//   connection of its own.
+// - Each premise's ESCI sends plug, bind, setup, energy request, PEV total and unplug; a public
+//   station sends card sessions; each EUMD gathers its readings of a session into Intervals
+//   batches (sent after `batch_window_s` of business time, before its session's next command, or
+//   at 256 readings). A premise's devices share one of `connections` device connections.
+// - Each connection keeps at most `window` frames unacknowledged; a device command waits until
+//   the back office's earlier lines are acknowledged, and bill and settlement runs wait for every
+//   frame sent before them.
+// - Faults, drawn from the seed: frames resent before their ack; connections dropped right after
+//   a frame, before its ack, then the frame resent on a new connection (the other connections
+//   quiet meanwhile, so the record's order stays the order of decision); EUMD restarts with their
+//   register intact, resending their last acknowledged readings under a new id; reconnects.
+//   The fleet itself brings late and reordered readings, late binds and unknown PEVs.
+//
+// The record (`record`): every command the simulation caused, as SPEC section 6 lines, in the
+// order the gateway decided them (its acks' `decided`): a device command as the line it means,
+// a batch as the `meter.interval` lines of its readings, each once however often it was sent
+// (a restarted EUMD's readings sent again under a new batch id are written again, each line's id
+// prefixed with that batch id: new lines for intervals already recorded).
+// A batch the gateway refused is not written: its readings as lines could be taken one by one.
+// Memory: the record is held until the end, ordered, then written.
+
+#include <cstdint>
+#include <functional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "base/status.hpp"
+#include "sim/fleet.hpp"
+
+namespace pevledger::sim {
+
+// How often each fault happens, per million frames (restarts: per million interval batches).
+struct fault_rates {
+  std::uint32_t resend = 10'000;
+  std::uint32_t drop_before_ack = 1'000;
+  std::uint32_t restart = 2'000;
+  std::uint32_t reconnect = 1'000;
+};
+
+struct simulation_progress {
+  std::uint64_t lines = 0;   // of the fleet, taken so far
+  std::uint64_t frames = 0;  // sent
+  std::uint64_t intervals = 0;
+  std::uint64_t elapsed_ms = 0;
+};
+
+struct simulation_options {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 0;
+  fleet_options fleet;
+  std::vector<std::uint8_t> operator_key;  // the gateway's `--operator-key`
+  std::size_t connections = 8;              // device connections, 1 to 256; the back office has its own
+  std::size_t window = 64;                  // unacknowledged frames a connection, 1 to 1,024
+  std::int64_t batch_window_s = 3600;       // business time an EUMD gathers readings before it sends them
+  bool faults = true;
+  fault_rates rates;
+  std::ostream* record = nullptr;           // where the record goes; none when null
+  std::function<void(const simulation_progress&)> on_progress;  // every 2,048 lines
+};
+
+struct simulation_summary {
+  std::uint64_t lines = 0;  // the fleet's command lines
+  std::uint64_t frames = 0;  // sent, resends included
+  std::uint64_t operator_frames = 0, command_frames = 0, batch_frames = 0;
+  std::uint64_t intervals = 0;  // readings sent in batches, resends included
+  std::uint64_t accepted = 0, duplicates = 0, refused = 0;  // the gateway's acks
+  std::uint64_t resends = 0, drops = 0, restarts = 0, reconnects = 0;
+  std::uint64_t recorded = 0;  // lines written to the record
+  std::uint64_t elapsed_ms = 0;
+  // From a device command's send to its ack (plug, bind, energy request, ...), microseconds.
+  std::uint64_t command_ack_p50_us = 0, command_ack_p99_us = 0;
+};
+
+// Runs the fleet's month against the gateway at host:port. Fails (io_error) when the gateway
+// cannot be reached, closes a connection, answers with an Error frame or acknowledges nothing
+// for 60 s; usage for options out of bounds.
+[[nodiscard]] result<simulation_summary> simulate(const simulation_options& options);
+
+}  // namespace pevledger::sim

@@ -1,0 +1,140 @@
+// `pevledger simulate` against `pevledger serve`: a fleet's month through the device gateway, with
+// resends, connections dropped before their ack, EUMD restarts and reconnects, gives the same
+// bills, balances, sessions, settlement and report as its `--record` file fed to `pevledger
+// ingest`; and the record holds every line of the fleet, each decided once.
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "pevledger/engine.hpp"
+#include "tests/served.hpp"
+#include "tests/test_support.hpp"
+
+namespace pevledger {
+namespace {
+
+using json = nlohmann::json;
+
+std::unique_ptr<engine> reader(const std::string& db) {
+  engine_options options;
+  options.read_only = true;
+  auto e = engine::open(db, options);
+  if (!e) throw std::runtime_error(e.error().describe());
+  return std::move(e.value());
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+TEST(simulate, a_fleet_through_the_gateway_bills_as_its_record_through_ingest) {
+  testing::temp_dir dir;
+  const std::string served_db = dir.file("served"), ingested_db = dir.file("ingested");
+  const std::string key = dir.file("operator.key"), record = dir.file("record.jsonl");
+  testing::write_file(key, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n");
+  const std::string fleet = "--seed 11 --days 10";
+
+  testing::served server(served_db, {"--operator-key", key});
+  const auto simulated = testing::run_pevledger("simulate --format json --connect 127.0.0.1:" +
+                                                std::to_string(server.port()) + " --operator-key " + key +
+                                                " --premises 90 --connections 4 --record " + record + " " + fleet);
+  ASSERT_EQ(simulated.exit_code, 0) << simulated.err;
+  const json summary = json::parse(simulated.out);
+  const auto [code, served_summary] = server.stop();
+  ASSERT_EQ(code, 0);
+  EXPECT_EQ(served_summary["frame_errors"], 0);
+
+  // The faults happened, and the gateway answered every frame a connection kept.
+  EXPECT_GT(summary["faults"]["resends"].get<int>(), 0) << summary;
+  EXPECT_GT(summary["faults"]["drops"].get<int>(), 0) << summary;
+  EXPECT_GT(summary["faults"]["restarts"].get<int>(), 0) << summary;
+  EXPECT_GT(summary["batch_frames"].get<int>(), 0);
+  EXPECT_EQ(summary["accepted"].get<int>() + summary["duplicates"].get<int>() + summary["refused"].get<int>(),
+            summary["frames"].get<int>() - summary["faults"]["drops"].get<int>());
+  EXPECT_EQ(served_summary["accepted"].get<int>() + served_summary["duplicates"].get<int>() +
+                served_summary["refused"].get<int>(),
+            summary["frames"].get<int>());
+
+  // The record holds each line of the fleet, and nothing else (lines resent by a restarted EUMD
+  // are there again, as duplicates).
+  const std::vector<std::string> recorded = lines_of(testing::detail::slurp(record));
+  EXPECT_EQ(recorded.size(), summary["recorded"].get<std::size_t>());
+  std::set<std::string> fleet_lines;
+  {
+    const std::string out = dir.file("fleet.jsonl");
+    ASSERT_EQ(std::system((std::string(PEVLEDGER_FLEET_GEN) + " --premises-per-utility 30 " + fleet + " > " + out).c_str()),
+              0);
+    for (const std::string& line : lines_of(testing::detail::slurp(out))) fleet_lines.insert(line);
+  }
+  std::set<std::string> first_sent;
+  std::size_t sent_again = 0;
+  for (const std::string& line : recorded) {
+    nlohmann::ordered_json j = nlohmann::ordered_json::parse(line);
+    const std::string id = j["id"];
+    if (id[0] == 'r') {  // a restarted EUMD's resend: "r<n>-<batch id>.<line id>", a fleet line under a new id
+      ++sent_again;
+      j["id"] = id.substr(id.find('.') + 1);
+      EXPECT_EQ(fleet_lines.count(j.dump()), 1u) << line;
+    } else {
+      first_sent.insert(line);
+    }
+  }
+  EXPECT_GT(sent_again, 0u);
+  EXPECT_EQ(first_sent, fleet_lines);
+
+  const auto ingested = testing::run_pevledger("ingest --db " + ingested_db + " " + record);
+  ASSERT_TRUE(ingested.exit_code == 0 || ingested.exit_code == 3) << ingested.err;
+
+  auto served_engine = reader(served_db);
+  auto ingested_engine = reader(ingested_db);
+  std::size_t accounts = 0, sessions = 0;
+  for (const std::string& line : fleet_lines) {
+    const json j = json::parse(line);
+    const std::string type = j["type"];
+    if (type == "account.open") {
+      const std::string account = j["account"];
+      ++accounts;
+      EXPECT_EQ(served_engine->bill(account, "2024-03").value(), ingested_engine->bill(account, "2024-03").value())
+          << account;
+      EXPECT_EQ(served_engine->balance(account).value(), ingested_engine->balance(account).value()) << account;
+    } else if (type == "session.plug" || type == "session.start") {
+      const std::string session = j["session"];
+      ++sessions;
+      const auto s = served_engine->session(session);
+      ASSERT_TRUE(s) << session;
+      EXPECT_EQ(s.value(), ingested_engine->session(session).value()) << session;
+    }
+  }
+  EXPECT_GT(accounts, 90u);
+  EXPECT_GT(sessions, 100u);
+  EXPECT_EQ(served_engine->settlement("2024-03").value(), ingested_engine->settlement("2024-03").value());
+  EXPECT_EQ(served_engine->period_report("2024-03").value(), ingested_engine->period_report("2024-03").value());
+  const json report = json::parse(served_engine->period_report("2024-03").value());
+  for (const json& u : report["utilities"]) EXPECT_EQ(u["status"], "issued") << "the bill runs came through the back office";
+
+  const auto replay = testing::run_pevledger("replay --verify --db " + served_db);
+  EXPECT_EQ(replay.exit_code, 0) << replay.out << replay.err;
+}
+
+// Without the operator key, or without a gateway, simulate stops with a clear error.
+TEST(simulate, a_missing_key_or_gateway_is_a_clear_error) {
+  testing::temp_dir dir;
+  const auto no_key = testing::run_pevledger("simulate --connect 127.0.0.1:1 --operator-key " + dir.file("none"));
+  EXPECT_EQ(no_key.exit_code, 2);
+  EXPECT_NE(no_key.err.find("cannot read the key file"), std::string::npos) << no_key.err;
+  testing::write_file(dir.file("k"), std::string(64, 'a'));
+  const auto no_gateway = testing::run_pevledger("simulate --format json --connect 127.0.0.1:1 --operator-key " + dir.file("k"));
+  EXPECT_EQ(no_gateway.exit_code, 2);
+  EXPECT_NE(no_gateway.err.find("io_error"), std::string::npos) << no_gateway.err;
+}
+
+}  // namespace
+}  // namespace pevledger
