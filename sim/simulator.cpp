@@ -356,7 +356,24 @@ class driver {
 
   status write(std::size_t l, const sent_frame& f) {
     ++summary_.frames;
-    return links_[l].client->send(f.frame);
+    const status sent = links_[l].client->send(f.frame);
+    if (sent.is_ok()) return sent;
+    // The gateway closed the connection: the Error frame it sent first says why.
+    std::vector<bytes> envelopes;
+    (void)links_[l].client->receive_ready(envelopes, acks_per_read_max);
+    for (const bytes& e : envelopes)
+      if (const auto* error = flatbuffers::GetRoot<p::Envelope>(e.data())->message_as_Error()) return refusal_of(*error);
+    return sent;
+  }
+
+  static status refusal_of(const p::Error& error) {
+    const std::string code = error.code()->str();
+    // Only the back office signs its frames: a MAC refused is about the operator key.
+    const std::string hint = code == "unexpected_mac" ? " (does the gateway run with --operator-key?)"
+                             : code == "bad_mac"       ? " (is the key the gateway's --operator-key?)"
+                                                       : "";
+    return status(errc::io_error, "the gateway refused a frame: " + code + ": " +
+                                      (error.message() ? error.message()->str() : std::string()) + hint);
   }
 
   // Closes link `l` once its frames are acknowledged, and opens it again.
@@ -398,9 +415,7 @@ class driver {
     PEV_RETURN_IF_ERROR(links_[l].client->receive_ready(envelopes, acks_per_read_max));
     for (const bytes& e : envelopes) {
       const auto& envelope = *flatbuffers::GetRoot<p::Envelope>(e.data());  // open_frame verified it
-      if (const auto* error = envelope.message_as_Error())
-        return status(errc::io_error, "the gateway refused a frame: " + error->code()->str() + ": " +
-                                          (error->message() ? error->message()->str() : std::string()));
+      if (const auto* error = envelope.message_as_Error()) return refusal_of(*error);
       const auto* ack = envelope.message_as_Ack();
       if (ack == nullptr) continue;  // nothing else is asked of these devices yet
       std::deque<sent_frame>& in_flight = links_[l].in_flight;

@@ -124,7 +124,7 @@ TEST(simulate, a_fleet_through_the_gateway_bills_as_its_record_through_ingest) {
   EXPECT_EQ(replay.exit_code, 0) << replay.out << replay.err;
 }
 
-// Without the operator key, or without a gateway, simulate stops with a clear error.
+// Without the operator key, a gateway, or a back office at the gateway, simulate stops with a clear error.
 TEST(simulate, a_missing_key_or_gateway_is_a_clear_error) {
   testing::temp_dir dir;
   const auto no_key = testing::run_pevledger("simulate --connect 127.0.0.1:1 --operator-key " + dir.file("none"));
@@ -134,6 +134,12 @@ TEST(simulate, a_missing_key_or_gateway_is_a_clear_error) {
   const auto no_gateway = testing::run_pevledger("simulate --format json --connect 127.0.0.1:1 --operator-key " + dir.file("k"));
   EXPECT_EQ(no_gateway.exit_code, 2);
   EXPECT_NE(no_gateway.err.find("io_error"), std::string::npos) << no_gateway.err;
+  // A gateway without a back office refuses the first signed line, and simulate says so.
+  testing::served server(dir.file("db"));
+  const auto no_back_office = testing::run_pevledger("simulate --premises 3 --days 4 --connect 127.0.0.1:" +
+                                                     std::to_string(server.port()) + " --operator-key " + dir.file("k"));
+  EXPECT_EQ(no_back_office.exit_code, 2);
+  EXPECT_NE(no_back_office.err.find("unexpected_mac"), std::string::npos) << no_back_office.err;
 }
 
 }  // namespace
