@@ -54,15 +54,22 @@ void check_frame(std::span<const std::uint8_t> frame) {
                std::memcmp(f->mac()->data(), expected.data(), mac_bytes) == 0);
   }
   std::optional<frame_error> request_error;
-  const auto request = request_of(e, false, request_error);
+  // The keyed device plays the back office: it alone may send command lines, and only those.
+  const bool from_operator = opened->signed_by_key;
+  const auto request = request_of(e, from_operator, request_error);
   if (!request) {
     FUZZ_CHECK(request_error && request_error->code == frame_errc::unexpected_message);
     return;
   }
   if (const auto* c = std::get_if<command>(&*request)) {
+    FUZZ_CHECK(!from_operator);
     FUZZ_CHECK(e.id() != nullptr && c->id == e.id()->str());
     FUZZ_CHECK(c->at.time_since_epoch().count() == e.at());
+  } else if (const auto* line = std::get_if<operator_line>(&*request)) {
+    FUZZ_CHECK(from_operator && e.message_type() == protocol::Message::OperatorCommand);
+    FUZZ_CHECK(line->line == e.message_as_OperatorCommand()->line()->string_view());
   } else {
+    FUZZ_CHECK(!from_operator);
     FUZZ_CHECK(e.message_type() == protocol::Message::Intervals);
     const auto bytes = std::get<interval_batch_bytes>(*request).bytes;
     FUZZ_CHECK(bytes.data() == e.message_as_Intervals()->batch()->data());
