@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   pevledger::sim::generate_fleet(options, [](std::string_view line) {
     std::cout.write(line.data(), static_cast<std::streamsize>(line.size()));
     std::cout.put('\n');
+    return true;
   });
   return 0;
 }

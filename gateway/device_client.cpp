@@ -28,6 +28,7 @@ result<device_client> device_client::connect(const std::string& host, std::uint1
   const auto ms = receive_timeout.count();
   timeval timeout{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
   return client;
 }
 
@@ -90,6 +91,26 @@ status device_client::receive_ready(std::vector<std::vector<std::uint8_t>>& out,
     if (n == 0) return status(errc::io_error, "the gateway closed the connection");
     if (n < 0) return status(errc::io_error, std::string("recv: ") + std::strerror(errno));
   }
+  return status::ok();
+}
+
+status device_client::close_unheard() {
+  constexpr std::size_t discard_bytes_max = 16u << 20;
+  ::shutdown(fd_, SHUT_WR);
+  std::vector<std::uint8_t> discard(16384);
+  for (std::size_t read = 0; read <= discard_bytes_max;) {
+    const ssize_t n = ::recv(fd_, discard.data(), discard.size(), 0);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int e = errno;
+      close();
+      if (e == ECONNRESET) return status::ok();
+      return status(errc::io_error, std::string("waiting for the gateway to close: ") + std::strerror(e));
+    }
+    read += static_cast<std::size_t>(n);
+  }
+  close();
   return status::ok();
 }
 

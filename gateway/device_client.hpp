@@ -16,7 +16,8 @@ namespace pevledger::gateway {
 
 class device_client {
  public:
-  // Connects to an IPv4 `host`:`port`; a receive waits at most `receive_timeout`.
+  // Connects to an IPv4 `host`:`port`; a receive, and a send the gateway does not read, wait at
+  // most `receive_timeout`.
   [[nodiscard]] static result<device_client> connect(const std::string& host, std::uint16_t port,
                                                      std::chrono::milliseconds receive_timeout);
   device_client(device_client&& other) noexcept
@@ -38,6 +39,11 @@ class device_client {
   // The socket, for poll(2); -1 once closed.
   [[nodiscard]] int native_handle() const { return fd_; }
   void close();
+  // Stops sending and closes once the gateway has closed its side, discarding whatever it sent:
+  // a device that went away before its acks (the gateway has then decided everything it read).
+  // At most 16 MiB are read; io_error when the gateway neither closes nor answers within the
+  // receive timeout.
+  [[nodiscard]] status close_unheard();
 
  private:
   explicit device_client(int fd) : fd_(fd) {}

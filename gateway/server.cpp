@@ -30,7 +30,8 @@ constexpr int listen_backlog = 128;
 constexpr std::int64_t wait_ms = 100;
 // After a stop: how long replies already decided may take to leave.
 constexpr int drain_turns_max = 20;
-// Interval batches held for the engine before it is called: well within one call's bound.
+// Interval batches and back-office lines held for the engine before it is called: well within
+// one call's bound.
 constexpr std::size_t waiting_bytes_max = 16u << 20;
 
 enum class op : std::uint8_t { accept = 1, receive, send };
@@ -105,7 +106,7 @@ struct server::impl {
   std::vector<std::size_t> free_slots;
   std::uint64_t generations = 0;
   std::vector<waiting_request> waiting;
-  std::size_t waiting_bytes = 0;  // of interval batches among them
+  std::size_t waiting_bytes = 0;  // of interval batches and back-office lines among them
   std::uint64_t decided = 0;      // requests handed to the engine so far, in that order
   server_stats stats;
 
@@ -200,6 +201,7 @@ struct server::impl {
           w.what = *cmd;
         } else if (const auto* line = std::get_if<operator_line>(&*request)) {
           w.what = back_office_line{std::string(line->line)};
+          waiting_bytes += line->line.size();
         } else {
           const auto batch = std::get<interval_batch_bytes>(*request).bytes;
           w.what = bytes(batch.begin(), batch.end());
@@ -250,11 +252,11 @@ struct server::impl {
       std::size_t to = from;
       while (to < requests.size() && requests[to].what.index() == kind) ++to;
       result<std::vector<command_outcome>> outcomes = status(errc::io_error, "not decided");
-      if (kind == 1) {
+      if (std::holds_alternative<bytes>(requests[from].what)) {
         std::vector<std::span<const std::uint8_t>> spans;
         for (std::size_t i = from; i < to; ++i) spans.emplace_back(std::get<bytes>(requests[i].what));
         outcomes = eng->submit_interval_batches(spans);
-      } else if (kind == 2) {
+      } else if (std::holds_alternative<back_office_line>(requests[from].what)) {
         std::vector<std::string> lines;
         for (std::size_t i = from; i < to; ++i) lines.push_back(std::move(std::get<back_office_line>(requests[i].what).line));
         outcomes = eng->submit_lines(lines);

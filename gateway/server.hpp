@@ -11,7 +11,8 @@
 // Bounds: connections_max connections (more wait in the listen backlog); per connection one
 // frame_splitter (one largest frame), one receive buffer, and unsent replies up to
 // replies_bytes_max (beyond it the connection is not read until they drain); requests_max
-// requests, and 16 MiB of interval batches, held for the engine before it is called.
+// requests, and 16 MiB of interval batches and back-office lines, held for the engine before it
+// is called.
 
 #include <cstdint>
 #include <functional>

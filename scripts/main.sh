@@ -16,7 +16,7 @@ work="$root/build/main-job"
 mkdir -p "$work"
 key="$work/operator.key"
 # The back office's key: 32 random bytes in hex, made once.
-[ -s "$key" ] || od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$key"
+[ -s "$key" ] || (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$key")
 
 serve_out="$work/serve.out"
 "$bin" serve --db "$db" --listen 127.0.0.1:0 --operator-key "$key" >"$serve_out" &

@@ -80,7 +80,7 @@ class generator {
     month_start_ = pevledger::days_from_civil({month_.year, month_.month, 1}) * 86400;
   }
 
-  void run(const std::function<void(std::string_view)>& out) {
+  void run(const std::function<bool(std::string_view)>& out) {
     setup();
     for (std::size_t i = 0; i < pev_plans_.size(); ++i) charge(i);
     station_sessions();
@@ -92,7 +92,8 @@ class generator {
     emit(month_end + 3 * 86400, R"("type":"settlement.run","period":")" + month_.to_string() + "\"");
     std::stable_sort(lines_.begin(), lines_.end(),
                      [](const line& a, const line& b) { return a.at != b.at ? a.at < b.at : a.order < b.order; });
-    for (const auto& l : lines_) out(std::string_view(blocks_[l.block].data() + l.offset, l.size));
+    for (const auto& l : lines_)
+      if (!out(std::string_view(blocks_[l.block].data() + l.offset, l.size))) return;
   }
 
  private:
@@ -356,7 +357,7 @@ std::optional<std::string> check(const fleet_options& o) {
   return std::nullopt;
 }
 
-void generate_fleet(const fleet_options& options, const std::function<void(std::string_view line)>& out) {
+void generate_fleet(const fleet_options& options, const std::function<bool(std::string_view line)>& out) {
   PEV_ASSERT(!check(options));
   generator(options).run(out);
 }

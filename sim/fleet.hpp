@@ -35,8 +35,9 @@ struct fleet_options {
 // Why the options cannot make a fleet, or nullopt.
 [[nodiscard]] std::optional<std::string> check(const fleet_options& options);
 
-// Calls `out` with each line (without its line break), in order. The options must pass check().
-// Memory: the month's lines are held, in 64 MiB text blocks, until they are sorted.
-void generate_fleet(const fleet_options& options, const std::function<void(std::string_view line)>& out);
+// Calls `out` with each line (without its line break), in order, until it returns false. The
+// options must pass check(). Memory: the month's lines are held, in 64 MiB text blocks, until
+// they are sorted.
+void generate_fleet(const fleet_options& options, const std::function<bool(std::string_view line)>& out);
 
 }  // namespace pevledger::sim

@@ -10,6 +10,7 @@
 #include <optional>
 #include <random>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "base/assert.hpp"
 #include "base/time.hpp"
@@ -35,8 +36,7 @@ constexpr std::uint64_t progress_every_lines = 2048;
 struct sent_frame {
   std::string id;
   bytes frame;                     // sent again after a drop
-  std::vector<std::string> lines;  // what it means, for the record; empty for a resend's copy
-  bool records = false;
+  std::vector<std::string> lines;  // what it means, for the record
   bool is_batch = false;
   bool is_command = false;  // a device command: its ack's latency is sampled
   clock_type::time_point sent_at;
@@ -94,9 +94,10 @@ class driver {
     return status::ok();
   }
 
-  void take(std::string_view line) {
-    if (!failed_.is_ok()) return;  // the generator cannot be stopped; the rest is not sent
+  // False once a line failed: the rest is not generated.
+  bool take(std::string_view line) {
     failed_ = take_line(line);
+    return failed_.is_ok();
   }
 
   result<simulation_summary> finish() {
@@ -163,7 +164,7 @@ class driver {
         return std::pair{p::Message::OperatorCommand, p::CreateOperatorCommandDirect(fbb, std::string(text).c_str()).Union()};
       });
       return send(back_office(), sent_frame{id, gateway::encode_frame(envelope, std::span(o_.operator_key)),
-                                            {std::string(text)}, true, false, false, {}});
+                                            {std::string(text)}, false, false, {}});
     }
 
     // A device command: the back office's earlier lines (the premise, the PEV, a price) first.
@@ -215,7 +216,7 @@ class driver {
                                                                s("esci").c_str(), s("eumd").c_str())
                                               .Union()};
     });
-    return send(link_of(premise), sent_frame{id, gateway::encode_frame(envelope), {std::string(text)}, true, false, true, {}});
+    return send(link_of(premise), sent_frame{id, gateway::encode_frame(envelope), {std::string(text)}, false, true, {}});
   }
 
   // A reading joins its session's pending batch, which is sent first if it cannot take it.
@@ -317,10 +318,11 @@ class driver {
                                                      return std::pair{p::Message::Intervals,
                                                                       p::CreateIntervals(fbb, fbb.CreateVector(body)).Union()};
                                                    });
-    return send(l, sent_frame{b.batch.id, gateway::encode_frame(envelope), b.lines, true, true, false, {}});
+    return send(l, sent_frame{b.batch.id, gateway::encode_frame(envelope), b.lines, true, false, {}});
   }
 
-  // Sends a frame on link `l` once it has room, with the faults the seed draws.
+  // Sends a frame on link `l` once it has room (a resend's copy may make it window + 1), with the
+  // faults the seed draws.
   status send(std::size_t l, sent_frame f) {
     while (links_[l].in_flight.size() >= o_.window) PEV_RETURN_IF_ERROR(wait_for_acks());
     if (draw(o_.rates.drop_before_ack)) {
@@ -329,7 +331,10 @@ class driver {
       ++summary_.drops;
       PEV_RETURN_IF_ERROR(drain_all());
       PEV_RETURN_IF_ERROR(write(l, f));
-      PEV_RETURN_IF_ERROR(connect(l));  // the old connection closes unread
+      // The device stops sending and hears nothing more: whatever the gateway answers is lost.
+      // Reading to the connection's end makes sure the gateway decided the frame before its resend.
+      PEV_RETURN_IF_ERROR(links_[l].client->close_unheard());
+      PEV_RETURN_IF_ERROR(connect(l));
       f.sent_at = clock_type::now();
       PEV_RETURN_IF_ERROR(write(l, f));
       links_[l].in_flight.push_back(std::move(f));
@@ -340,7 +345,7 @@ class driver {
     const bool resend = draw(o_.rates.resend);
     if (resend) {
       ++summary_.resends;
-      sent_frame copy{f.id, {}, {}, false, f.is_batch, false, f.sent_at};
+      sent_frame copy{f.id, {}, f.lines, f.is_batch, false, f.sent_at};
       PEV_RETURN_IF_ERROR(write(l, f));
       links_[l].in_flight.push_back(std::move(f));
       links_[l].in_flight.push_back(std::move(copy));
@@ -412,7 +417,8 @@ class driver {
 
   status take_acks(std::size_t l) {
     std::vector<bytes> envelopes;
-    PEV_RETURN_IF_ERROR(links_[l].client->receive_ready(envelopes, acks_per_read_max));
+    // Frames read before a close are taken first: an Error frame says why the gateway closed.
+    const status received = links_[l].client->receive_ready(envelopes, acks_per_read_max);
     for (const bytes& e : envelopes) {
       const auto& envelope = *flatbuffers::GetRoot<p::Envelope>(e.data());  // open_frame verified it
       if (const auto* error = envelope.message_as_Error()) return refusal_of(*error);
@@ -428,9 +434,20 @@ class driver {
       if (f.is_command && latencies_.size() < latency_samples_max)
         latencies_.push_back(static_cast<std::uint64_t>(
             std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - f.sent_at).count()));
-      if (f.records && !(refused && f.is_batch)) record_.push_back({ack->decided(), std::move(f.lines)});
+      if (ack->decided() == 0) return status(errc::io_error, "the gateway's acks do not say the order of decision");
+      if (recorded(f, ack->outcome())) record_.push_back({ack->decided(), std::move(f.lines)});
     }
-    return status::ok();
+    return received;
+  }
+
+  // Whether an ack puts its frame's lines in the record: each time the gateway applied them or
+  // refused a command (a refused id stays free, so a later copy may be applied), and for a
+  // duplicate only when no ack of the same id was applied before (its first copy was decided on a
+  // connection dropped before the ack, or its readings were recorded under other ids). A refused
+  // batch is not written: its readings as lines could be taken one by one.
+  bool recorded(const sent_frame& f, p::Outcome outcome) {
+    if (outcome == p::Outcome::refused) return !f.is_batch;
+    return applied_ids_.insert(f.id).second;
   }
 
   simulation_progress progress() const {
@@ -447,6 +464,7 @@ class driver {
   std::deque<std::pair<std::int64_t, std::string>> ageing_;  // pending batches by when they began
   std::unordered_map<std::string, sent_batch> last_batch_;   // by EUMD
   std::vector<decided_lines> record_;
+  std::unordered_set<std::string> applied_ids_;  // frames whose ack said applied: at most one a fleet line
   std::vector<std::uint64_t> latencies_;
   simulation_summary summary_;
   clock_type::time_point started_;
@@ -464,7 +482,7 @@ result<simulation_summary> simulate(const simulation_options& options) {
     return status(errc::usage, "the back office needs the gateway's operator key");
   driver d(options);
   PEV_RETURN_IF_ERROR(d.open());
-  generate_fleet(options.fleet, [&](std::string_view line) { d.take(line); });
+  generate_fleet(options.fleet, [&](std::string_view line) { return d.take(line); });
   return d.finish();
 }
 

@@ -10,20 +10,25 @@
 //   station sends card sessions; each EUMD gathers its readings of a session into Intervals
 //   batches (sent after `batch_window_s` of business time, before its session's next command, or
 //   at 256 readings). A premise's devices share one of `connections` device connections.
-// - Each connection keeps at most `window` frames unacknowledged; a device command waits until
+// - Each connection keeps at most `window` frames unacknowledged (one more while a resend's copy
+//   is in flight); a device command waits until
 //   the back office's earlier lines are acknowledged, and bill and settlement runs wait for every
 //   frame sent before them.
 // - Faults, drawn from the seed: frames resent before their ack; connections dropped right after
-//   a frame, before its ack, then the frame resent on a new connection (the other connections
-//   quiet meanwhile, so the record's order stays the order of decision); EUMD restarts with their
-//   register intact, resending their last acknowledged readings under a new id; reconnects.
+//   a frame, before its ack (read unheard until the gateway closes, so it decided the frame), then
+//   the frame resent on a new connection (the other connections quiet meanwhile, so the record's
+//   order stays the order of decision); EUMD restarts with their register intact, resending the
+//   last batch they sent under a new id; reconnects.
 //   The fleet itself brings late and reordered readings, late binds and unknown PEVs.
 //
 // The record (`record`): every command the simulation caused, as SPEC section 6 lines, in the
 // order the gateway decided them (its acks' `decided`): a device command as the line it means,
-// a batch as the `meter.interval` lines of its readings, each once however often it was sent
-// (a restarted EUMD's readings sent again under a new batch id are written again, each line's id
-// prefixed with that batch id: new lines for intervals already recorded).
+// a batch as the `meter.interval` lines of its readings. Written at each ack that applied them or
+// refused a command (its id stays free: a later copy may apply it), and at a duplicate's ack only
+// when no earlier ack of that id applied them; so what a frame applied is written once, where the
+// gateway applied it, however often it was sent (a restarted EUMD's readings sent again under a
+// new batch id are written again, each line's id prefixed with that batch id: new lines for
+// intervals already recorded).
 // A batch the gateway refused is not written: its readings as lines could be taken one by one.
 // Memory: the record is held until the end, ordered, then written.
 

@@ -39,6 +39,12 @@ class served {
     ::close(out[1]);
     out_ = ::fdopen(out[0], "r");
     const std::string first = line();
+    if (first.find("listening") == std::string::npos) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+      pid_ = -1;
+      throw std::runtime_error("pevledger serve did not start: '" + first + "'");
+    }
     port_ = static_cast<std::uint16_t>(std::stoi(json::parse(first)["listening"].get<std::string>().substr(10)));
   }
   ~served() {
