@@ -2,6 +2,7 @@
 // the fleet of sim/fleet.hpp.
 //
 //   fleet_gen [--seed N] [--premises-per-utility N] [--pevs N] [--month YYYY-MM] [--days N]
+//             [--charging-profiles on|off]   (off: the month fleet_gen has always made for a seed)
 
 #include <iostream>
 #include <string>
@@ -19,9 +20,11 @@ int main(int argc, char** argv) {
       else if (flag == "--pevs") options.pevs = std::stoll(argv[i + 1]);
       else if (flag == "--month") month = argv[i + 1];
       else if (flag == "--days") options.days = std::stoi(argv[i + 1]);
+      else if (flag == "--charging-profiles") options.charging_profiles = std::string(argv[i + 1]) == "on";
       else throw std::invalid_argument(flag);
     } catch (const std::exception&) {
-      std::cerr << "usage: fleet_gen [--seed N] [--premises-per-utility N] [--pevs N] [--month YYYY-MM] [--days N]\n";
+      std::cerr << "usage: fleet_gen [--seed N] [--premises-per-utility N] [--pevs N] [--month YYYY-MM] [--days N] "
+                   "[--charging-profiles on|off]\n";
       return 2;
     }
   }

@@ -289,7 +289,7 @@ int run_serve(const std::string& db, const std::string& listen, std::size_t conn
 }
 
 struct simulate_flags {
-  std::string connect, operator_key_file, record_file, month = "2024-03";
+  std::string connect, operator_key_file, record_file, month = "2024-03", charging_profiles = "on";
   int premises = 600;
   std::int64_t pevs = 0;
   int days = 31;
@@ -312,7 +312,7 @@ int run_simulate(const simulate_flags& f, const std::string& format, const progr
   o.port = static_cast<std::uint16_t>(port);
   auto month = pevledger::parse_month(f.month);
   if (!month) return report_error(errc::usage, "--month takes YYYY-MM");
-  o.fleet = {f.seed, (f.premises + 2) / 3, f.pevs, month.value(), f.days};
+  o.fleet = {f.seed, (f.premises + 2) / 3, f.pevs, month.value(), f.days, f.charging_profiles == "on"};
   if (auto why = pevledger::sim::check(o.fleet)) return report_error(errc::usage, *why);
   auto key = pevledger::gateway::read_key_file(f.operator_key_file);
   if (!key) return report_error(errc::usage, key.error().message());
@@ -654,6 +654,11 @@ int main(int argc, char** argv) {
   simulate->add_option("--seed", sim.seed, "the same seed gives the same fleet, month and faults")->capture_default_str();
   simulate->add_option("--connections", sim.connections, "device connections (1 to 256); the back office has one more")
       ->check(CLI::Range(std::size_t{1}, std::size_t{256}))
+      ->capture_default_str();
+  simulate->add_option("--charging-profiles", sim.charging_profiles,
+                       "on: 120 V and 240 V chargers, time-of-use PEVs waiting for the night; off: fleet_gen's "
+                       "default month")
+      ->check(CLI::IsMember({"on", "off"}))
       ->capture_default_str();
   simulate->add_flag("--no-faults", sim.no_faults, "no resends, dropped connections, restarts or reconnects");
   simulate->add_option("--record", sim.record_file,

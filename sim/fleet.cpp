@@ -67,16 +67,30 @@ struct metered_interval {
   std::int64_t again;      // 0: delivered once
 };
 
+// How a PEV charges, with charging profiles on: on a 120 V outlet (about 1.4 kW) or a 240 V
+// charger (about 7 kW), and on a time-of-use program deferred to the off-peak night.
+struct charging_profile {
+  int wh_min = 300, wh_max = 1900;  // a quarter hour's energy
+  int intervals_min = 3, intervals_max = 24;
+  bool deferred = false;  // starts at the next local midnight
+};
+
 struct pev_plan {
   std::string vin;
   std::size_t home;  // index into premises
   bool allow_roaming;
+  charging_profile profile;
 };
 
 class generator {
  public:
   explicit generator(const fleet_options& o)
-      : rng_(o.seed), premises_per_utility_(o.premises_per_utility), pevs_(o.pevs), month_(o.month), days_(o.days) {
+      : rng_(o.seed),
+        premises_per_utility_(o.premises_per_utility),
+        pevs_(o.pevs),
+        profiles_(o.charging_profiles),
+        month_(o.month),
+        days_(o.days) {
     month_start_ = pevledger::days_from_civil({month_.year, month_.month, 1}) * 86400;
   }
 
@@ -201,12 +215,13 @@ class generator {
       const std::string v = vin();
       const bool roams = chance(0.9);
       static const char* tariffs[] = {"ev_tou", "ev_flat", "ev_rtp"};
+      const char* tariff = tariffs[uniform(0, 2)];
       emit(t++, R"("type":"pev.enroll","account":)" + q(payer) + R"(,"pev":)" + q(v) + R"(,"tariff":)" +
-                    q(tariffs[uniform(0, 2)]) + R"(,"home_premise":)" + q(base) + R"(,"allow_roaming":)" +
+                    q(tariff) + R"(,"home_premise":)" + q(base) + R"(,"allow_roaming":)" +
                     (roams ? "true" : "false"));
       emit(t++, R"("type":"pev.setup","pev":)" + q(v) + R"(,"premise":)" + q(base) + R"(,"esci":)" +
                     q(base + "-esci") + R"(,"eumd":)" + q(base + "-eumd"));
-      pev_plans_.push_back({v, premises_.size() - 1, roams});
+      pev_plans_.push_back({v, premises_.size() - 1, roams, profile_of(tariff)});
     }
     if (chance(0.3)) {
       const std::string card = u.id + "-card" + std::to_string(p);
@@ -224,13 +239,20 @@ class generator {
     return static_cast<int>((g + 1) * pevs_ / premises - g * pevs_ / premises);
   }
 
-  // Intervals of one session, delivered like devices deliver them.
-  void meter(const std::string& eumd, const std::string& session, std::int64_t plug, int intervals,
-             std::int64_t& unplug) {
-    std::int64_t start = plug - plug % 900 + 900;
+  // Without profiles every PEV charges alike (and draws nothing here, so the month stays the same).
+  charging_profile profile_of(std::string_view tariff) {
+    if (!profiles_) return {};
+    if (chance(0.3)) return {300, 360, 16, 40, false};  // 120 V: slow, through the night, at once
+    return {1400, 1900, 3, 24, tariff == "ev_tou"};     // 240 V: a time-of-use program waits for night
+  }
+
+  // Intervals of one session from `first_start`, delivered like devices deliver them.
+  void meter(const std::string& eumd, const std::string& session, std::int64_t first_start, int intervals,
+             std::int64_t& unplug, const charging_profile& profile = {}) {
+    std::int64_t start = first_start;
     std::int64_t total = 0;
     for (int i = 0; i < intervals; ++i, start += 900) {
-      const int wh = uniform(300, 1900);
+      const int wh = uniform(profile.wh_min, profile.wh_max);
       total += wh;
       std::int64_t delivered = start + 900 + uniform(1, 120);
       if (chance(0.03)) delivered += uniform(1, 6) * 3600;        // a link that was down
@@ -281,8 +303,14 @@ class generator {
       premise_plan& at = premises_[where];
       const std::int64_t evening = month_start_ + static_cast<std::int64_t>(day) * 86400 +
                                    ((uniform(17, 23) - u.utc_offset_h + 24) % 24) * 3600 + uniform(0, 3599);
-      const int intervals = uniform(3, 24);
-      const std::int64_t until = evening + (intervals + 2) * 900;
+      const int intervals = uniform(pev.profile.intervals_min, pev.profile.intervals_max);
+      // Charging begins at the next quarter hour, or for a deferred PEV at the local midnight.
+      std::int64_t first_start = evening - evening % 900 + 900;
+      if (pev.profile.deferred) {
+        const std::int64_t local = evening + static_cast<std::int64_t>(u.utc_offset_h) * 3600;
+        first_start = (local / 86400 + 1) * 86400 - static_cast<std::int64_t>(u.utc_offset_h) * 3600;
+      }
+      const std::int64_t until = (pev.profile.deferred ? first_start : evening) + (intervals + 2) * 900;
       const bool taken = std::any_of(at.busy.begin(), at.busy.end(),
                                      [&](const auto& b) { return evening < b.second && b.first < until; });
       if (taken) continue;  // the charger is in use: this PEV charges another day
@@ -297,7 +325,7 @@ class generator {
                                          std::to_string(uniform(5, 40) * 1000) + R"(,"depart":)" +
                                          q(format_timestamp(unix_seconds(evening + 12 * 3600))));
       std::int64_t unplug = 0;
-      meter(at.eumd, session, evening, intervals, unplug);
+      meter(at.eumd, session, first_start, intervals, unplug, pev.profile);
       const std::int64_t reported = chance(0.97) ? last_total_ : last_total_ + uniform(200, 2000);
       emit(unplug - 5, R"("type":"pev.total","session":)" + q(session) + R"(,"wh":)" + std::to_string(reported));
       emit(unplug, R"("type":"session.unplug","session":)" + q(session));
@@ -322,7 +350,7 @@ class generator {
         emit(start, R"("type":"session.start","session":)" + q(session) + R"(,"premise":)" + q(station->id) +
                         R"(,"card":)" + q(card) + R"(,"online":)" + (chance(0.8) ? "true" : "false"));
         std::int64_t unplug = 0;
-        meter(station->eumd, session, start, intervals, unplug);
+        meter(station->eumd, session, start - start % 900 + 900, intervals, unplug);
         emit(unplug, R"("type":"session.unplug","session":)" + q(session));
       }
     }
@@ -331,6 +359,7 @@ class generator {
   std::mt19937_64 rng_;
   int premises_per_utility_;
   std::int64_t pevs_;
+  bool profiles_;
   pevledger::month_period month_;
   int days_;
   std::int64_t month_start_ = 0;

@@ -30,6 +30,11 @@ struct fleet_options {
   std::int64_t pevs = 0;
   month_period month{2024, 3};
   int days = 31;  // of the month, from its first
+  // Charging profiles: three PEVs in ten charge slowly on a 120 V outlet (about 1.4 kW, through the
+  // night), the others on a 240 V charger (about 7 kW), and those on the time-of-use program wait
+  // for the off-peak night (local midnight) to start. Off: every PEV draws 0.3 to 1.9 kWh a
+  // quarter hour from plug-in (the month fleet_gen has always made for a seed).
+  bool charging_profiles = false;
 };
 
 // Why the options cannot make a fleet, or nullopt.

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -70,7 +71,7 @@ TEST(simulate, a_fleet_through_the_gateway_bills_as_its_record_through_ingest) {
   std::set<std::string> fleet_lines;
   {
     const std::string out = dir.file("fleet.jsonl");
-    ASSERT_EQ(std::system((std::string(PEVLEDGER_FLEET_GEN) + " --premises-per-utility 30 " + fleet + " > " + out).c_str()),
+    ASSERT_EQ(std::system((std::string(PEVLEDGER_FLEET_GEN) + " --premises-per-utility 30 --charging-profiles on " + fleet + " > " + out).c_str()),
               0);
     for (const std::string& line : lines_of(testing::detail::slurp(out))) fleet_lines.insert(line);
   }
@@ -122,6 +123,37 @@ TEST(simulate, a_fleet_through_the_gateway_bills_as_its_record_through_ingest) {
 
   const auto replay = testing::run_pevledger("replay --verify --db " + served_db);
   EXPECT_EQ(replay.exit_code, 0) << replay.out << replay.err;
+}
+
+// The fleet's charging profiles: every quarter hour a 120 V outlet's (300 to 360 Wh) or a 240 V
+// charger's (1,400 to 1,900 Wh), and time-of-use PEVs starting at their utility's local midnight.
+TEST(fleet, charging_profiles_give_120_v_and_240_v_sessions_and_night_starts) {
+  testing::temp_dir dir;
+  const std::string out = dir.file("fleet.jsonl");
+  ASSERT_EQ(std::system((std::string(PEVLEDGER_FLEET_GEN) + " --seed 3 --premises-per-utility 20 --days 10 "
+                                                            "--charging-profiles on > " + out).c_str()),
+            0);
+  std::map<std::string, std::string> first_start;  // session -> its earliest interval's start
+  std::size_t slow = 0, fast = 0;
+  for (const std::string& line : lines_of(testing::detail::slurp(out))) {
+    const json j = json::parse(line);
+    if (j["type"] != "meter.interval") continue;
+    const std::int64_t wh = j["wh"];
+    if (j["device"].get<std::string>().find("-st0") != std::string::npos) continue;  // stations charge as before
+    EXPECT_TRUE((wh >= 300 && wh <= 360) || (wh >= 1400 && wh <= 1900)) << line;
+    (wh <= 360 ? slow : fast) += 1;
+    auto& first = first_start[j["session"]];
+    if (first.empty() || j["start"].get<std::string>() < first) first = j["start"];
+  }
+  EXPECT_GT(slow, 0u);
+  EXPECT_GT(fast, slow / 4);
+  // Local midnight in UTC: Los Angeles (UTC-8 in the generator's plan) 08:00, Helsinki 22:00, Tokyo 15:00.
+  std::size_t at_midnight = 0;
+  for (const auto& [session, start] : first_start) {
+    const std::string clock = start.substr(11, 8);
+    at_midnight += clock == "08:00:00" || clock == "22:00:00" || clock == "15:00:00";
+  }
+  EXPECT_GT(at_midnight, first_start.size() / 10);
 }
 
 // Without the operator key, a gateway, or a back office at the gateway, simulate stops with a clear error.
