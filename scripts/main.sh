@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The main job: a month of charging for a fleet of three utilities (600 premises, about 750 PEVs)
+# The main job: a month of charging for a fleet of three utilities (600 premises, about 750 PEVs
+# on 120 V outlets and 240 V chargers, time-of-use ones waiting for the night)
 # run live. `pevledger serve` is the device gateway on the embedded default database
 # ./pevledger.db; `pevledger simulate` is the fleet's ESCIs and EUMDs and the utilities' back
 # office, sending the month over TCP as frames (with resends, dropped connections, EUMD restarts),
