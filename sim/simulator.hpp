@@ -30,7 +30,8 @@
 // new batch id are written again, each line's id prefixed with that batch id: new lines for
 // intervals already recorded).
 // A batch the gateway refused is not written: its readings as lines could be taken one by one.
-// Memory: the record is held until the end, ordered, then written.
+// Memory: the record is held until the end, ordered, then written; beside it the simulators keep
+// a few bytes per session, EUMD and applied frame id, all bounded by the fleet's lines.
 
 #include <cstdint>
 #include <functional>
