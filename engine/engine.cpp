@@ -167,6 +167,8 @@ struct engine::impl {
                                   const std::function<void(std::uint64_t)>& on_durable);
   // What became of each of `count` lines `open_lines` hands over (engine::submit and the batches).
   result<std::vector<command_outcome>> outcomes(std::size_t count, const line_source_factory& open_lines);
+  // The outcomes of `count` command lines, each ended by a line break, in `text`.
+  result<std::vector<command_outcome>> outcomes_of_lines(std::size_t count, std::string text);
 
   // An account made resident for a query, or nullptr when there is none.
   result<const core::account_state*> account_for_query(const std::string& id) {
@@ -497,10 +499,13 @@ result<std::vector<command_outcome>> engine::submit(std::span<const command> com
   // Each command becomes the line that spells it, so that it meets the same schema checks.
   std::string lines;
   for (const command& c : commands) lines.append(to_json_line(c)).push_back('\n');
-  std::istringstream in(std::move(lines));
-  impl& m = *impl_;
-  return m.outcomes(commands.size(), [&](engine_detail::lookahead_source lookups) {
-    return std::make_unique<engine_detail::parse_ahead>(in, *m.parser, lookups);
+  return impl_->outcomes_of_lines(commands.size(), std::move(lines));
+}
+
+result<std::vector<command_outcome>> engine::impl::outcomes_of_lines(std::size_t count, std::string text) {
+  std::istringstream in(std::move(text));
+  return outcomes(count, [&](engine_detail::lookahead_source lookups) {
+    return std::make_unique<engine_detail::parse_ahead>(in, *parser, lookups);
   });
 }
 
@@ -513,7 +518,7 @@ result<std::vector<command_outcome>> engine::submit_lines(std::span<const std::s
   std::string text;
   for (std::size_t i = 0; i < lines.size(); ++i) {
     const std::string& line = lines[i];
-    if (line.find_first_of("\n") != std::string::npos || schema::command_parser::is_blank(line)) {
+    if (line.find('\n') != std::string::npos || schema::command_parser::is_blank(line)) {
       out[i] = {command_outcome::kind::refused,
                 status(errc::invalid_json, "a command line is one line of JSON, not blank and without a line break")};
       continue;
@@ -521,11 +526,7 @@ result<std::vector<command_outcome>> engine::submit_lines(std::span<const std::s
     fed.push_back(i);
     text.append(line).push_back('\n');
   }
-  std::istringstream in(std::move(text));
-  impl& m = *impl_;
-  auto decided = m.outcomes(fed.size(), [&](engine_detail::lookahead_source lookups) {
-    return std::make_unique<engine_detail::parse_ahead>(in, *m.parser, lookups);
-  });
+  auto decided = impl_->outcomes_of_lines(fed.size(), std::move(text));
   if (!decided) return decided.error();
   for (std::size_t k = 0; k < fed.size(); ++k) out[fed[k]] = std::move(decided.value()[k]);
   return out;
