@@ -576,6 +576,7 @@ status session_plug(context& c) {
     c.sink.emit(stream_of(stream_kind::device, eumd), Event::DeviceSessionOpened,
                 [&](auto& fbb) { return fb::CreateDeviceSessionOpenedDirect(fbb, eumd.c_str(), sid.c_str()); });
   }
+  c.out.answer.bind_deadline = unix_seconds(c.cmd.at.value() + c.state.utilities.at(p->utility).comm_timeout_s);
   return status::ok();
 }
 
@@ -696,6 +697,7 @@ status energy_request(context& c) {
   c.sink.emit(stream_of(stream_kind::session, sid), Event::EnergyGranted, [&](auto& fbb) {
     return fb::CreateEnergyGrantedDirect(fbb, sid.c_str(), m->wh(), ts(m->depart()).value(), start.value(), price_now);
   });
+  c.out.answer.grant = device_answer::energy_grant{m->wh(), start, ts(m->depart()), price_now};
   return status::ok();
 }
 
@@ -836,6 +838,23 @@ status pev_total(context& c) {
               [&](auto& fbb) { return fb::CreatePevTotalReportedDirect(fbb, sid.c_str(), m->wh()); });
   // Reported after unplug: reconciled on arrival, since unplug had nothing to compare.
   if (ss->unplugged) reconcile(c.sink, sid, m->wh(), ss->eumd_wh);
+  return status::ok();
+}
+
+// The gateway's timer (not in SPEC section 6): no bind came within the communication timeout, so
+// the session falls back now, not at its unplug or a run (SPEC section 3's bind_timeout row).
+status session_timeout(context& c) {
+  const std::string sid = s(c.cmd.as<fb::SessionTimeout>()->session());
+  const session_state* ss = find(c.state.sessions, sid);
+  if (ss == nullptr) return refuse(errc::unknown_session, "unknown session '" + sid + "'");
+  if (ss->is_public) return refuse(errc::not_residential, "session '" + sid + "' is at a public station");
+  if (ss->decision) return refuse(errc::invalid_state, "session '" + sid + "' is decided already");
+  const std::int64_t timeout = c.state.utilities.at(ss->utility).comm_timeout_s;
+  if (c.cmd.at.value() - ss->began.value() <= timeout)
+    return refuse(errc::invalid_state, "the communication timeout of session '" + sid + "' passes after " +
+                                           format_timestamp(unix_seconds(ss->began.value() + timeout)));
+  booking b{c.state, c.sink};
+  decide_and_book(b, sid, *ss, decide_unbound(c.state, *ss, c.cmd.at));
   return status::ok();
 }
 
@@ -1050,6 +1069,7 @@ status dispatch(context& c) {
     case k::meter_interval: return meter_interval(c);
     case k::pev_total: return pev_total(c);
     case k::session_unplug: return session_unplug(c);
+    case k::session_timeout: return session_timeout(c);
     case k::card_assign: return card_assign(c);
     case k::card_revoke: return card_revoke(c);
     case k::phone_assign: return phone_assign(c);

@@ -4,6 +4,7 @@
 // the state; the engine appends the events and then applies them (core/apply.hpp). On a paged
 // state everything it reads is resident first: core/prefetch.hpp states what that is.
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,19 @@ struct event_out {
   std::vector<std::uint8_t> body;  // a finished EventBody FlatBuffer
 };
 
+// What a device waits to hear, beside its acknowledgement, for an accepted command.
+struct device_answer {
+  struct energy_grant {
+    std::int64_t wh = 0;
+    unix_seconds start, depart;
+    std::optional<std::int64_t> price_micro_per_kwh;
+  };
+  // session.plug at a residential premise: past this time with no bind, the session falls back
+  // (the gateway's timer then sends session.timeout).
+  std::optional<unix_seconds> bind_deadline;
+  std::optional<energy_grant> grant;  // energy.request
+};
+
 struct decision {
   // ok: the command is accepted and `events` record it. Otherwise the command is refused and
   // `events` holds only audit records the refusal leaves behind (an interval conflict's anomaly).
@@ -26,6 +40,7 @@ struct decision {
   // Accepted, but a repeat of something already recorded (same interval again, a period billed or
   // settled again): counted as a duplicate, never applied twice.
   bool duplicate = false;
+  device_answer answer;  // only for an accepted command
 };
 
 [[nodiscard]] decision decide(const ledger_state& state, const schema::command& command);

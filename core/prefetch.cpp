@@ -164,6 +164,11 @@ void prefetch(const ledger_state& state, const schema::command& cmd) {
       if (ss != nullptr && !ss->unplugged) r.session_outcome(*ss);
       return;
     }
+    case k::session_timeout: {
+      const session_state* ss = state.sessions.find(s(cmd.as<fb::SessionTimeout>()->session()));
+      if (ss != nullptr && !ss->decision) r.session_outcome(*ss);
+      return;
+    }
     case k::card_assign: {
       const auto* m = cmd.as<fb::CardAssign>();
       r.account(s(m->account()));

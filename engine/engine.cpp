@@ -82,7 +82,8 @@ struct engine::impl {
   }
 
   // What became of each line of an ingest, when a caller (submit) wants to know line by line.
-  std::function<void(std::uint64_t line, command_outcome::kind)> on_outcome;
+  // A line's outcome, and for an accepted one what a device waits to hear.
+  std::function<void(std::uint64_t line, command_outcome::kind, const core::device_answer*)> on_outcome;
 
   void start_actors() {
     actor_config = std::make_unique<caf::actor_system_config>();
@@ -412,7 +413,7 @@ result<ingest_summary> engine::impl::sequence(const line_source_factory& open_li
       }
       if (seen) {
         ++summary.duplicates;
-        if (m.on_outcome) m.on_outcome(line_no, command_outcome::kind::duplicate);
+        if (m.on_outcome) m.on_outcome(line_no, command_outcome::kind::duplicate, nullptr);
         continue;
       }
       if (ahead.interval_looked_up && ahead.durable_groups >= intervals_forgotten_through) {
@@ -442,7 +443,8 @@ result<ingest_summary> engine::impl::sequence(const line_source_factory& open_li
       if (d.refusal.is_ok()) {
         d.duplicate ? ++summary.duplicates : ++summary.accepted;
         if (m.on_outcome)
-          m.on_outcome(line_no, d.duplicate ? command_outcome::kind::duplicate : command_outcome::kind::accepted);
+          m.on_outcome(line_no, d.duplicate ? command_outcome::kind::duplicate : command_outcome::kind::accepted,
+                       d.duplicate ? nullptr : &d.answer);
         ids_in_flight.insert(cmd->id);
         batch_ids.push_back(cmd->id);
       } else {
@@ -479,9 +481,15 @@ result<ingest_summary> engine::impl::sequence(const line_source_factory& open_li
 result<std::vector<command_outcome>> engine::impl::outcomes(
     std::size_t count, const line_source_factory& open_lines) {
   std::vector<command_outcome> out(count);
-  on_outcome = [&](std::uint64_t line, command_outcome::kind what) {
+  on_outcome = [&](std::uint64_t line, command_outcome::kind what, const core::device_answer* answer) {
     PEV_ASSERT(line >= 1 && line <= out.size());
-    out[line - 1].what = what;
+    command_outcome& o = out[line - 1];
+    o.what = what;
+    if (answer == nullptr) return;
+    if (answer->bind_deadline) o.bind_deadline = timestamp(std::chrono::seconds(answer->bind_deadline->value()));
+    if (const auto& g = answer->grant)
+      o.grant = energy_grant{g->wh, timestamp(std::chrono::seconds(g->start.value())),
+                             timestamp(std::chrono::seconds(g->depart.value())), g->price_micro_per_kwh};
   };
   auto summary = sequence(open_lines, [&](const line_refusal& r) {
     PEV_ASSERT(r.line >= 1 && r.line <= out.size());

@@ -126,6 +126,7 @@ class body_writer {
   }
   void operator()(const commands::pev_total& c) { type("pev.total").text("session", c.session).number("wh", c.wh); }
   void operator()(const commands::session_unplug& c) { type("session.unplug").text("session", c.session); }
+  void operator()(const commands::session_timeout& c) { type("session.timeout").text("session", c.session); }
   void operator()(const commands::card_assign& c) {
     type("card.assign").text("card", c.card).text("account", c.account);
   }

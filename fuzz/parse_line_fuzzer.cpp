@@ -49,7 +49,8 @@ using command_table_types =
     table_list<UtilityRegister, TariffPublish, PricePublish, CppDeclare, DlcDeclare, AccountOpen, AccountTopup,
                PremiseRegister, StationBoot, StationActivate, DeviceCommission, DeviceConfigure, PevEnroll, PevSetup,
                SessionPlug, SessionBind, SessionStart, EnergyRequest, MeterInterval, PevTotal, SessionUnplug,
-               CardAssign, CardRevoke, WhitelistPush, BillRun, SettlementRun, PhoneAssign, PhoneRevoke>;
+               CardAssign, CardRevoke, WhitelistPush, BillRun, SettlementRun, PhoneAssign, PhoneRevoke,
+               SessionTimeout>;
 
 template <class... Tables>
 bool verifies_as(table_list<Tables...>, command_kind kind, const std::vector<std::uint8_t>& table) {

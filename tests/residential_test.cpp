@@ -227,6 +227,35 @@ TEST(who_pays, never_bound_session_is_decided_by_a_bill_run_past_its_deadline) {
   EXPECT_TRUE(s.bill("owner", "2024-04")["lines"].empty());
 }
 
+// session.timeout is not in SPEC section 6: it is what the gateway's timer sends when a plug-in's
+// communication timeout passes with no bind. It decides then what an unplug or a run would.
+TEST(who_pays, a_session_timeout_past_the_deadline_falls_back_at_once_and_a_late_bind_changes_nothing) {
+  scenario s;
+  base(s);
+  s.cmd("session.plug", "2024-03-05T20:00:00Z", R"("session":"s1","premise":"home")");
+  interval(s, "e_home", "s1", "2024-03-05T20:00:00Z", 700);
+  s.run_ok();
+  // In time means bind.at - plug.at <= 60: at 20:01:00 the timeout has not passed.
+  s.cmd("session.timeout", "2024-03-05T20:01:00Z", R"("session":"s1")");
+  s.run_refused(errc::invalid_state);
+  EXPECT_TRUE(s.session("s1")["payer"].is_null());
+  s.cmd("session.timeout", "2024-03-05T20:01:01Z", R"("session":"s1")");
+  s.run_ok();
+  const json report = s.session("s1");
+  EXPECT_EQ(report["payer"], "main_meter");
+  EXPECT_EQ(report["reason"], "bind_timeout");
+  EXPECT_EQ(wh_of(s.bill("host", "2024-03"), "main_meter"), 700);
+  // Decided: a second timeout is refused, a bind is accepted and changes nothing.
+  s.cmd("session.timeout", "2024-03-05T20:02:00Z", R"("session":"s1")");
+  s.run_refused(errc::invalid_state);
+  s.cmd("session.bind", "2024-03-05T20:02:01Z", R"("session":"s1","pev":")" + std::string(vin1) + "\"");
+  s.run_ok();
+  EXPECT_EQ(s.session("s1")["payer"], "main_meter");
+  EXPECT_TRUE(s.bill("owner", "2024-03")["lines"].empty());
+  s.cmd("session.timeout", "2024-03-05T20:02:00Z", R"("session":"nope")");
+  s.run_refused(errc::unknown_session);
+}
+
 TEST(who_pays, second_bind_is_refused_already_bound) {
   scenario s;
   base(s);

@@ -117,6 +117,12 @@ struct energy_request {
   std::int64_t wh = 0;
   timestamp depart;
 };
+// Not in SPEC section 6: the communication timeout of a plug-in passed with no bind (`at` past
+// plug-in + comm_timeout_s), so the session falls back to the main meter now. What the gateway's
+// timer sends; refused (invalid_state) before the timeout or once the session is decided.
+struct session_timeout {
+  std::string session;
+};
 struct meter_interval {
   std::string device, session;
   timestamp start;
@@ -169,10 +175,20 @@ struct command {
                    commands::pev_setup, commands::session_plug, commands::session_bind, commands::session_start,
                    commands::energy_request, commands::meter_interval, commands::pev_total,
                    commands::session_unplug, commands::card_assign, commands::card_revoke, commands::phone_assign,
-                   commands::phone_revoke, commands::whitelist_push, commands::bill_run, commands::settlement_run>;
+                   commands::phone_revoke, commands::whitelist_push, commands::bill_run, commands::settlement_run,
+                   commands::session_timeout>;
   std::string id;
   timestamp at;
   body_type body;
+};
+
+// The answer to an energy request (SPEC section 5): `wh` as requested, charging from `start`
+// (deferred past the direct-load-control events of the premise's utility in force) until
+// `depart`, and the price now for a decided session.
+struct energy_grant {
+  std::int64_t wh = 0;
+  timestamp start, depart;
+  std::optional<std::int64_t> price_micro_per_kwh;
 };
 
 // What became of one submitted command.
@@ -180,6 +196,11 @@ struct command_outcome {
   enum class kind { accepted, duplicate, refused };
   kind what = kind::accepted;
   status refusal;  // ok unless refused: a stable code of SPEC section 7 and a message
+  // What a device waits to hear, for an accepted (not a duplicate) command:
+  // session.plug at a residential premise: the business time past which, with no bind, the
+  // session falls back to the main meter (plug-in + comm_timeout_s); see commands::session_timeout.
+  std::optional<timestamp> bind_deadline;
+  std::optional<energy_grant> grant;  // energy.request
 };
 
 // A bill line (SPEC section 7): one per session, kind, tariff and window.
