@@ -249,7 +249,7 @@ int run_ingest(const std::string& db, const std::string& file, const tuning_flag
 // prints {"listening":"HOST:PORT"} once it accepts, serves until SIGINT or SIGTERM, then prints what
 // it served as one JSON object.
 int run_serve(const std::string& db, const std::string& listen, std::size_t connections_max,
-              const std::string& operator_key_file) {
+              const std::string& operator_key_file, const std::string& clock) {
   const auto colon = listen.rfind(':');
   unsigned long port = 0;
   if (colon == std::string::npos ||
@@ -260,6 +260,10 @@ int run_serve(const std::string& db, const std::string& listen, std::size_t conn
   options.host = listen.substr(0, colon);
   options.port = static_cast<std::uint16_t>(port);
   options.connections_max = connections_max;
+  using business_clock = pevledger::gateway::server_options::business_clock;
+  options.clock = clock == "back-office" ? business_clock::back_office : business_clock::wall;
+  if (options.clock == business_clock::back_office && operator_key_file.empty())
+    return report_error(errc::usage, "--clock back-office needs a back office: --operator-key FILE");
   if (!operator_key_file.empty()) {
     auto key = pevledger::gateway::read_key_file(operator_key_file);
     if (!key) return report_error(errc::usage, key.error().message());
@@ -284,6 +288,9 @@ int run_serve(const std::string& db, const std::string& listen, std::size_t conn
   j["duplicates"] = stats.duplicates;
   j["refused"] = stats.refused;
   j["frame_errors"] = stats.frame_errors;
+  j["timeouts"] = stats.timeouts;
+  j["grants"] = stats.grants;
+  j["timers_not_armed"] = stats.timers_not_armed;
   std::cout << j.dump() << std::endl;
   return exit_ok;
 }
@@ -349,6 +356,9 @@ int run_simulate(const simulate_flags& f, const std::string& format, const progr
   j["duplicates"] = r.duplicates;
   j["refused"] = r.refused;
   j["faults"] = {{"resends", r.resends}, {"drops", r.drops}, {"restarts", r.restarts}, {"reconnects", r.reconnects}};
+  j["clock_frames"] = r.clock_frames;
+  j["timeouts"] = r.timeouts;
+  j["grants"] = r.grants;
   j["recorded"] = r.recorded;
   j["seconds"] = static_cast<double>(r.elapsed_ms) / 1000.0;
   j["frames_per_s"] = static_cast<std::uint64_t>(static_cast<double>(r.frames) / seconds);
@@ -370,6 +380,8 @@ int run_simulate(const simulate_flags& f, const std::string& format, const progr
             << " duplicates, " << thousands_text(r.refused) << " refused\n"
             << "  faults: " << r.resends << " resends, " << r.drops << " connections dropped before the ack, "
             << r.restarts << " EUMD restarts, " << r.reconnects << " reconnects\n"
+            << "  bind timeouts decided by the gateway's timer: " << thousands_text(r.timeouts) << " (clock moved "
+            << thousands_text(r.clock_frames) << " times); energy grants: " << thousands_text(r.grants) << "\n"
             << "  device command ack latency: p50 " << r.command_ack_p50_us / 1000.0 << " ms, p99 "
             << r.command_ack_p99_us / 1000.0 << " ms\n";
   if (!f.record_file.empty()) std::cout << "  record: " << thousands_text(r.recorded) << " lines in " << f.record_file << "\n";
@@ -635,6 +647,12 @@ int main(int argc, char** argv) {
   serve->add_option("--operator-key", operator_key_file,
                     "file holding the back office's key in hex: frames signed with it as device 'back-office' "
                     "carry command lines (tariffs, accounts, bill runs)");
+  std::string clock = "wall";
+  serve->add_option("--clock", clock,
+                    "business clock of the communication-timeout timers: wall (the host's), or back-office (the "
+                    "time the back office's Clock frames say: simulations, months played again)")
+      ->check(CLI::IsMember({"wall", "back-office"}))
+      ->capture_default_str();
 
   simulate_flags sim;
   auto* simulate = app.add_subcommand("simulate", "ESCI/EUMD simulators for a fleet: a month of charging sent to "
@@ -689,7 +707,7 @@ int main(int argc, char** argv) {
   errors_as_json = format == "json";
 
   if (*ingest) return run_ingest(db, file, tuning, progress);
-  if (*serve) return run_serve(db, listen, connections_max, operator_key_file);
+  if (*serve) return run_serve(db, listen, connections_max, operator_key_file, clock);
   if (*simulate) return run_simulate(sim, format, progress);
   if (*bill)
     return run_query(db, format, [&](pevledger::engine& e) { return e.bill(account, period); },

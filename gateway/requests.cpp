@@ -50,13 +50,22 @@ std::optional<command::body_type> body_of(const p::Envelope& e) {
 
 std::optional<device_request> request_of(const protocol::Envelope& envelope, bool from_operator,
                                          std::optional<frame_error>& error) {
-  const bool operator_message = envelope.message_type() == p::Message::OperatorCommand;
+  const bool operator_message = envelope.message_type() == p::Message::OperatorCommand ||
+                                envelope.message_type() == p::Message::Clock;
   if (operator_message != from_operator) {
     error = frame_error{frame_errc::unexpected_message,
-                        from_operator ? std::string("the back office sends only OperatorCommand, not ") +
+                        from_operator ? std::string("the back office sends only OperatorCommand and Clock, not ") +
                                             p::EnumNameMessage(envelope.message_type())
-                                      : std::string("OperatorCommand comes only from the back office")};
+                                      : std::string(p::EnumNameMessage(envelope.message_type())) +
+                                            " comes only from the back office"};
     return std::nullopt;
+  }
+  if (envelope.message_type() == p::Message::Clock) {
+    if (envelope.id() == nullptr) {
+      error = frame_error{frame_errc::unexpected_message, "Clock needs the envelope's id"};
+      return std::nullopt;
+    }
+    return clock_tick{envelope.at()};
   }
   if (operator_message) return operator_line{envelope.message_as_OperatorCommand()->line()->string_view()};
   if (envelope.message_type() == p::Message::Intervals) {

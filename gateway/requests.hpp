@@ -25,11 +25,16 @@ struct operator_line {
   std::string_view line;
 };
 
-using device_request = std::variant<command, interval_batch_bytes, operator_line>;
+// The back office sets the gateway's business clock (for a gateway whose clock it is).
+struct clock_tick {
+  std::int64_t at = 0;  // UTC seconds
+};
+
+using device_request = std::variant<command, interval_batch_bytes, operator_line, clock_tick>;
 
 // The request of an opened frame, or nullopt and `error` (unexpected_message). `from_operator`:
 // the frame came from the back office, whose MAC was checked under the operator key; only it may
-// send an OperatorCommand, and it sends nothing else.
+// send an OperatorCommand or a Clock, and it sends nothing else.
 [[nodiscard]] std::optional<device_request> request_of(const protocol::Envelope& envelope, bool from_operator,
                                                        std::optional<frame_error>& error);
 

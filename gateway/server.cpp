@@ -9,8 +9,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <deque>
+#include <limits>
+#include <queue>
+#include <unordered_map>
 #include <variant>
 #include <vector>
 
@@ -53,6 +57,45 @@ bytes error_reply(const frame_error& e) {
   });
 }
 
+std::int64_t seconds_of(timestamp t) { return t.time_since_epoch().count(); }
+
+bytes grant_reply(const std::string& device, const std::string& session, const energy_grant& g) {
+  return reply(device, [&](flatbuffers::FlatBufferBuilder& fbb) {
+    const std::int64_t start = seconds_of(g.start), depart = seconds_of(g.depart);
+    return std::pair{p::Message::EnergyGrant,
+                     p::CreateEnergyGrantDirect(fbb, session.c_str(), g.wh, start, depart, g.price_micro_per_kwh,
+                                                std::max<std::int64_t>(0, depart - start))
+                         .Union()};
+  });
+}
+
+bytes timed_out_notice(const std::string& device, const command& timeout, std::uint64_t decided) {
+  return reply(device, [&](flatbuffers::FlatBufferBuilder& fbb) {
+    const auto& session = std::get<commands::session_timeout>(timeout.body).session;
+    return std::pair{p::Message::SessionTimedOut,
+                     p::CreateSessionTimedOutDirect(fbb, session.c_str(), timeout.id.c_str(), seconds_of(timeout.at),
+                                                    decided)
+                         .Union()};
+  });
+}
+
+// The id of the session.timeout the timer sends: one per session, so that a second is a duplicate.
+std::string timeout_id(const std::string& session) {
+  if (session.size() + 8 <= limits::identifier_bytes_max) return "timeout:" + session;
+  std::uint64_t h = 14695981039346656037ull;  // FNV-1a: a session id too long to prefix
+  for (const unsigned char ch : session) h = (h ^ ch) * 1099511628211ull;
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return "timeout#" + std::string(hex);
+}
+
+// A communication-timeout timer: when its plug-in's session times out, in business seconds.
+struct timer {
+  std::int64_t fires_after = 0;
+  std::string session;
+  bool operator>(const timer& o) const { return fires_after > o.fires_after; }
+};
+
 bytes ack_reply(const std::string& device, const std::string& id, const command_outcome& o, std::uint64_t decided) {
   return reply(device, [&](flatbuffers::FlatBufferBuilder& fbb) {
     const p::Outcome outcome = o.what == command_outcome::kind::accepted    ? p::Outcome::accepted
@@ -90,7 +133,7 @@ struct waiting_request {
   std::size_t slot;
   std::uint64_t generation;
   std::string device, id;
-  std::variant<command, bytes, back_office_line> what;
+  std::variant<command, bytes, back_office_line, clock_tick> what;
 };
 
 struct server::impl {
@@ -109,6 +152,13 @@ struct server::impl {
   std::size_t waiting_bytes = 0;  // of interval batches and back-office lines among them
   std::uint64_t decided = 0;      // requests handed to the engine so far, in that order
   server_stats stats;
+  // The communication-timeout timers (at most options.timers_max), and the deadline each armed
+  // session's timer has: a timer whose session is no longer armed (bound, unplugged) is skipped.
+  std::priority_queue<timer, std::vector<timer>, std::greater<>> timers;
+  std::unordered_map<std::string, std::int64_t> armed;
+  std::int64_t back_office_now = std::numeric_limits<std::int64_t>::min();  // the last Clock's time
+  // The connection the back office spoke on last: where SessionTimedOut goes.
+  std::optional<std::pair<std::size_t, std::uint64_t>> back_office_connection;
 
   ~impl() {
     for (connection& c : slots)
@@ -196,9 +246,12 @@ struct server::impl {
         const bool from_operator = !options.operator_device.empty() && e.device()->string_view() == options.operator_device;
         const auto request = request_of(e, from_operator, error);
         if (!request) break;
+        if (from_operator) back_office_connection = std::pair{slot, c.generation};
         waiting_request w{slot, c.generation, e.device()->str(), e.id() == nullptr ? std::string() : e.id()->str(), bytes()};
         if (const auto* cmd = std::get_if<command>(&*request)) {
           w.what = *cmd;
+        } else if (const auto* tick = std::get_if<clock_tick>(&*request)) {
+          w.what = *tick;
         } else if (const auto* line = std::get_if<operator_line>(&*request)) {
           w.what = back_office_line{std::string(line->line)};
           waiting_bytes += line->line.size();
@@ -251,6 +304,11 @@ struct server::impl {
       const std::size_t kind = requests[from].what.index();
       std::size_t to = from;
       while (to < requests.size() && requests[to].what.index() == kind) ++to;
+      if (std::holds_alternative<clock_tick>(requests[from].what)) {
+        for (std::size_t i = from; i < to; ++i) PEV_RETURN_IF_ERROR(set_clock(requests[i]));
+        from = to;
+        continue;
+      }
       result<std::vector<command_outcome>> outcomes = status(errc::io_error, "not decided");
       if (std::holds_alternative<bytes>(requests[from].what)) {
         std::vector<std::span<const std::uint8_t>> spans;
@@ -273,13 +331,102 @@ struct server::impl {
                                                       : stats.refused) += 1;
         const waiting_request& w = requests[i];
         ++decided;
-        connection& c = slots[w.slot];
-        if (c.fd < 0 || c.generation != w.generation) continue;  // gone: the device resends
+        if (const auto* cmd = std::get_if<command>(&w.what)) follow_timers(*cmd, o);
+        if (!connected(w.slot, w.generation)) continue;  // gone: the device resends
         queue_reply(w.slot, ack_reply(w.device, w.id, o, decided));
+        if (o.grant) {
+          ++stats.grants;
+          queue_reply(w.slot, grant_reply(w.device, std::get<commands::energy_request>(std::get<command>(w.what).body).session,
+                                          *o.grant));
+        }
       }
       from = to;
     }
     requests.clear();
+    return status::ok();
+  }
+
+  bool connected(std::size_t slot, std::uint64_t generation) const {
+    return slots[slot].fd >= 0 && slots[slot].generation == generation;
+  }
+
+  // An accepted plug-in arms its session's timer; an accepted bind or unplug disarms it.
+  // On the wall clock, a plug-in that arrives late (its link was down) still gets the timeout's
+  // length for its bind to arrive; on the back office's clock the deadline is exact.
+  void follow_timers(const command& cmd, const command_outcome& o) {
+    if (o.what != command_outcome::kind::accepted) return;
+    if (o.bind_deadline) {
+      const auto& session = std::get<commands::session_plug>(cmd.body).session;
+      if (timers.size() >= options.timers_max) {
+        ++stats.timers_not_armed;
+        return;
+      }
+      std::int64_t fires_after = seconds_of(*o.bind_deadline);
+      if (options.clock == server_options::business_clock::wall)
+        fires_after = std::max(fires_after, *business_now() + (fires_after - seconds_of(cmd.at)));
+      timers.push({fires_after, session});
+      armed[session] = fires_after;
+    } else if (const auto* bind = std::get_if<commands::session_bind>(&cmd.body)) {
+      armed.erase(bind->session);
+    } else if (const auto* unplug = std::get_if<commands::session_unplug>(&cmd.body)) {
+      armed.erase(unplug->session);
+    }
+  }
+
+  // Business time now, or nullopt before the back office said it (a back-office clock).
+  std::optional<std::int64_t> business_now() const {
+    if (options.clock == server_options::business_clock::wall)
+      return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    if (back_office_now == std::numeric_limits<std::int64_t>::min()) return std::nullopt;
+    return back_office_now;
+  }
+
+  // A Clock from the back office: the time moves on (never back), the timeouts it passes are
+  // decided, then the Clock is acknowledged, so its ack comes after their notices.
+  status set_clock(const waiting_request& w) {
+    command_outcome o;
+    if (options.clock != server_options::business_clock::back_office) {
+      o = {command_outcome::kind::refused,
+           status(errc::invalid_state, "this gateway's clock is the wall clock (serve --clock back-office)")};
+      ++stats.refused;
+    } else {
+      back_office_now = std::max(back_office_now, std::get<clock_tick>(w.what).at);
+      PEV_RETURN_IF_ERROR(decide_due_timeouts());
+      ++stats.accepted;
+    }
+    ++decided;
+    if (connected(w.slot, w.generation)) queue_reply(w.slot, ack_reply(w.device, w.id, o, decided));
+    return status::ok();
+  }
+
+  // Sends the engine a session.timeout for every armed timer the business clock passed (in time
+  // means at most comm_timeout_s after plug-in), requests_max a call.
+  status decide_due_timeouts() {
+    const std::optional<std::int64_t> now = business_now();
+    if (!now) return status::ok();
+    while (!timers.empty() && timers.top().fires_after < *now) {
+      std::vector<command> due;
+      while (!timers.empty() && timers.top().fires_after < *now && due.size() < options.requests_max) {
+        timer t = timers.top();
+        timers.pop();
+        const auto found = armed.find(t.session);
+        if (found == armed.end() || found->second != t.fires_after) continue;  // bound, unplugged or armed again
+        armed.erase(found);
+        due.push_back(command{timeout_id(t.session), timestamp(std::chrono::seconds(*now)),
+                              commands::session_timeout{std::move(t.session)}});
+      }
+      if (due.empty()) continue;
+      auto outcomes = eng->submit(due);
+      if (!outcomes) return outcomes.error();
+      for (std::size_t i = 0; i < due.size(); ++i) {
+        ++decided;
+        // Refused: decided some other way meanwhile (a bill run, a bind of another gateway).
+        if (outcomes.value()[i].what != command_outcome::kind::accepted) continue;
+        ++stats.timeouts;
+        if (back_office_connection && connected(back_office_connection->first, back_office_connection->second))
+          queue_reply(back_office_connection->first, timed_out_notice(options.operator_device, due[i], decided));
+      }
+    }
     return status::ok();
   }
 
@@ -359,6 +506,8 @@ struct server::impl {
     }
     io_uring_cq_advance(&ring, seen);
     if (!waiting.empty()) PEV_RETURN_IF_ERROR(decide_waiting());
+    // The wall clock moves on its own: a timeout is decided within a turn (wait_ms) of its passing.
+    if (options.clock == server_options::business_clock::wall) PEV_RETURN_IF_ERROR(decide_due_timeouts());
     return status::ok();
   }
 };

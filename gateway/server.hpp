@@ -12,7 +12,12 @@
 // frame_splitter (one largest frame), one receive buffer, and unsent replies up to
 // replies_bytes_max (beyond it the connection is not read until they drain); requests_max
 // requests, and 16 MiB of interval batches and back-office lines, held for the engine before it
-// is called.
+// is called; timers_max communication-timeout timers.
+//
+// Timers: an accepted plug-in arms a timer at its bind deadline (plug-in + the utility's
+// comm_timeout_s); a bind or an unplug disarms it. When the business clock passes the deadline the
+// gateway sends the engine session.timeout, and tells the back office (SessionTimedOut). Timers are
+// not kept across a restart: a session plugged before it falls back at its unplug or a run.
 
 #include <cstdint>
 #include <functional>
@@ -35,6 +40,14 @@ struct server_options {
   // operator_key. Empty: no back office (every OperatorCommand is unexpected_message).
   std::string operator_device;
   std::vector<std::uint8_t> operator_key;
+  // The business clock of the communication-timeout timers: the host's wall clock, or the time the
+  // back office's Clock frames say (simulations and months played again, whose business time is
+  // not today's).
+  enum class business_clock { wall, back_office };
+  business_clock clock = business_clock::wall;
+  // Timers armed at once (one per plug-in waiting for its bind); beyond it a plug-in gets none, and
+  // its session falls back at its unplug or a run, as SPEC section 3 says.
+  std::size_t timers_max = 1u << 20;
 };
 
 struct server_stats {
@@ -42,6 +55,9 @@ struct server_stats {
   std::uint64_t frames = 0;       // read whole
   std::uint64_t accepted = 0, duplicates = 0, refused = 0;
   std::uint64_t frame_errors = 0;  // connections closed for a frame that could not be read
+  std::uint64_t timeouts = 0;      // sessions the timer decided (session.timeout accepted)
+  std::uint64_t grants = 0;        // EnergyGrant frames sent
+  std::uint64_t timers_not_armed = 0;  // plug-ins beyond timers_max
 };
 
 class server {

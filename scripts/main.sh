@@ -20,7 +20,7 @@ key="$work/operator.key"
 [ -s "$key" ] || (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$key")
 
 serve_out="$work/serve.out"
-"$bin" serve --db "$db" --listen 127.0.0.1:0 --operator-key "$key" >"$serve_out" &
+"$bin" serve --db "$db" --listen 127.0.0.1:0 --operator-key "$key" --clock back-office >"$serve_out" &
 serve_pid=$!
 trap 'kill -TERM "$serve_pid" 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
+#include <set>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -40,6 +41,7 @@ struct sent_frame {
   bool is_batch = false;
   bool is_command = false;  // a device command: its ack's latency is sampled
   clock_type::time_point sent_at;
+  bool is_clock = false;  // the back office setting the gateway's business clock
 };
 
 // One connection to the gateway and what waits on it.
@@ -150,7 +152,9 @@ class driver {
     const auto at_parsed = parse_timestamp(j.at("at").get<std::string>());
     PEV_ASSERT(at_parsed.has_value());
     const std::int64_t at = at_parsed.value().value();
+    PEV_RETURN_IF_ERROR(set_clock_before(at));
     PEV_RETURN_IF_ERROR(flush_older_than(at));
+    follow_deadlines(j, type, at);
     if (summary_.lines % progress_every_lines == 0 && o_.on_progress) o_.on_progress(progress());
 
     if (type == "meter.interval") return gather(j, std::string(text), at);
@@ -217,6 +221,55 @@ class driver {
                                               .Union()};
     });
     return send(link_of(premise), sent_frame{id, gateway::encode_frame(envelope), {std::string(text)}, false, true, {}});
+  }
+
+  // What the simulators know of bind deadlines: each utility's comm_timeout_s, each premise's
+  // utility, and the plug-ins still waiting for a bind. Only to know when to move the clock: the
+  // gateway decides the timeouts.
+  void follow_deadlines(const nlohmann::json& j, const std::string& type, std::int64_t at) {
+    if (type == "utility.register") {
+      comm_timeout_s_[j.at("utility").get<std::string>()] = j.value("comm_timeout_s", std::int64_t{60});
+    } else if (type == "premise.register") {
+      utility_of_premise_[j.at("premise").get<std::string>()] = j.at("utility").get<std::string>();
+    } else if (type == "session.plug") {
+      const auto utility = utility_of_premise_.find(j.at("premise").get<std::string>());
+      if (utility == utility_of_premise_.end()) return;  // refused: nothing to wait for
+      const auto timeout = comm_timeout_s_.find(utility->second);
+      const std::int64_t deadline = at + (timeout == comm_timeout_s_.end() ? 60 : timeout->second);
+      const std::string session = j.at("session").get<std::string>();
+      if (deadline_of_.emplace(session, deadline).second) awaiting_bind_.emplace(deadline, session);
+    } else if (type == "session.bind" || type == "session.unplug") {
+      const std::string session = j.at("session").get<std::string>();
+      if (const auto found = deadline_of_.find(session); found != deadline_of_.end()) {
+        awaiting_bind_.erase({found->second, session});
+        deadline_of_.erase(found);
+      }
+    }
+  }
+
+  // The gateway's business clock is the back office's: before a line at `at` passes a plug-in's bind
+  // deadline, everything sent is acknowledged and a Clock frame says the time, so that the timeout
+  // is decided where it falls in business time (a bind sent before it is decided before it). The
+  // first line checks that the gateway runs on this clock.
+  status set_clock_before(std::int64_t at) {
+    if (clock_checked_ && (awaiting_bind_.empty() || awaiting_bind_.begin()->first >= at)) return status::ok();
+    PEV_RETURN_IF_ERROR(drain_all());
+    const std::string id = "clock-" + std::to_string(++summary_.clock_frames);
+    const auto envelope = gateway::build_envelope(gateway::back_office_device, id, at, [&](auto& fbb) {
+      return std::pair{p::Message::Clock, p::CreateClock(fbb).Union()};
+    });
+    sent_frame f{id, gateway::encode_frame(envelope, std::span(o_.operator_key)), {}, false, false, {}, true};
+    // No faults: the timeouts' notices must reach the connection that reads them.
+    f.sent_at = clock_type::now();
+    PEV_RETURN_IF_ERROR(write(back_office(), f));
+    links_[back_office()].in_flight.push_back(std::move(f));
+    PEV_RETURN_IF_ERROR(drain(back_office()));
+    clock_checked_ = true;
+    while (!awaiting_bind_.empty() && awaiting_bind_.begin()->first < at) {
+      deadline_of_.erase(awaiting_bind_.begin()->second);
+      awaiting_bind_.erase(awaiting_bind_.begin());
+    }
+    return status::ok();
   }
 
   // A reading joins its session's pending batch, which is sent first if it cannot take it.
@@ -422,8 +475,20 @@ class driver {
     for (const bytes& e : envelopes) {
       const auto& envelope = *flatbuffers::GetRoot<p::Envelope>(e.data());  // open_frame verified it
       if (const auto* error = envelope.message_as_Error()) return refusal_of(*error);
+      if (const auto* timed_out = envelope.message_as_SessionTimedOut()) {
+        // The gateway's own decision, in its place in the order of decision.
+        ++summary_.timeouts;
+        nlohmann::ordered_json line;
+        line["id"] = timed_out->id()->str();
+        line["at"] = format_timestamp(unix_seconds(timed_out->at()));
+        line["type"] = "session.timeout";
+        line["session"] = timed_out->session()->str();
+        record_.push_back({timed_out->decided(), {line.dump()}});
+        continue;
+      }
+      if (envelope.message_type() == p::Message::EnergyGrant) ++summary_.grants;
       const auto* ack = envelope.message_as_Ack();
-      if (ack == nullptr) continue;  // nothing else is asked of these devices yet
+      if (ack == nullptr) continue;
       std::deque<sent_frame>& in_flight = links_[l].in_flight;
       if (in_flight.empty() || in_flight.front().id != ack->id()->string_view())
         return status(errc::io_error, "an ack for '" + ack->id()->str() + "' came out of order");
@@ -431,6 +496,13 @@ class driver {
       in_flight.pop_front();
       const bool refused = ack->outcome() == p::Outcome::refused;
       (ack->outcome() == p::Outcome::accepted ? summary_.accepted : refused ? summary_.refused : summary_.duplicates) += 1;
+      if (f.is_clock) {
+        if (refused)
+          return status(errc::io_error, "the gateway refused the back office's Clock (" +
+                                            (ack->message() ? ack->message()->str() : std::string()) +
+                                            "): a simulation needs `serve --clock back-office`");
+        continue;
+      }
       if (f.is_command && latencies_.size() < latency_samples_max)
         latencies_.push_back(static_cast<std::uint64_t>(
             std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - f.sent_at).count()));
@@ -465,6 +537,11 @@ class driver {
   std::unordered_map<std::string, sent_batch> last_batch_;   // by EUMD
   std::vector<decided_lines> record_;
   std::unordered_set<std::string> applied_ids_;  // frames whose ack said applied: at most one a fleet line
+  std::unordered_map<std::string, std::int64_t> comm_timeout_s_;        // by utility
+  std::unordered_map<std::string, std::string> utility_of_premise_;
+  std::set<std::pair<std::int64_t, std::string>> awaiting_bind_;       // (bind deadline, session)
+  std::unordered_map<std::string, std::int64_t> deadline_of_;           // of the sessions in awaiting_bind_
+  bool clock_checked_ = false;
   std::vector<std::uint64_t> latencies_;
   simulation_summary summary_;
   clock_type::time_point started_;

@@ -20,6 +20,10 @@
 //   order stays the order of decision); EUMD restarts with their register intact, resending the
 //   last batch they sent under a new id; reconnects.
 //   The fleet itself brings late and reordered readings, late binds and unknown PEVs.
+// - The gateway runs on the back office's clock (`serve --clock back-office`): before a line passes
+//   the bind deadline of a plug-in still waiting for its bind, every frame sent is acknowledged and
+//   the back office sends a Clock frame with that line's time, so the gateway's timer decides the
+//   timeout (SessionTimedOut to the back office) where it falls in business time.
 //
 // The record (`record`): every command the simulation caused, as SPEC section 6 lines, in the
 // order the gateway decided them (its acks' `decided`): a device command as the line it means,
@@ -30,6 +34,7 @@
 // new batch id are written again, each line's id prefixed with that batch id: new lines for
 // intervals already recorded).
 // A batch the gateway refused is not written: its readings as lines could be taken one by one.
+// A timeout the gateway's timer decided is written as the session.timeout line it sent the engine.
 // Memory: the record is held until the end, ordered, then written; beside it the simulators keep
 // a few bytes per session, EUMD and applied frame id, all bounded by the fleet's lines.
 
@@ -81,6 +86,9 @@ struct simulation_summary {
   std::uint64_t accepted = 0, duplicates = 0, refused = 0;  // the gateway's acks
   std::uint64_t resends = 0, drops = 0, restarts = 0, reconnects = 0;
   std::uint64_t recorded = 0;  // lines written to the record
+  std::uint64_t clock_frames = 0;  // Clock frames the back office sent (before bind deadlines)
+  std::uint64_t timeouts = 0;      // sessions the gateway's timer decided (SessionTimedOut)
+  std::uint64_t grants = 0;        // EnergyGrant frames received
   std::uint64_t elapsed_ms = 0;
   // From a device command's send to its ack (plug, bind, energy request, ...), microseconds.
   std::uint64_t command_ack_p50_us = 0, command_ack_p99_us = 0;

@@ -84,6 +84,28 @@ TEST(embedding, typed_commands_are_applied_and_answered_as_their_json_lines_are)
     for (std::size_t i = 0; i < world.size(); ++i)
       EXPECT_EQ(outcomes.value()[i].what, command_outcome::kind::accepted)
           << world[i].id << ": " << outcomes.value()[i].refusal.describe();
+    // What a device waits to hear: a plug-in's bind deadline (u_a's comm_timeout_s is 60), and
+    // nothing for other commands.
+    EXPECT_EQ(outcomes.value()[13].bind_deadline, at(4, 17h) + 60s);
+    EXPECT_EQ(outcomes.value()[18].bind_deadline, at(9, 10h) + 60s);
+    EXPECT_FALSE(outcomes.value()[14].bind_deadline);
+    EXPECT_FALSE(outcomes.value()[14].grant);
+    // An energy request on the decided session: its grant, priced now (ev: flat 0.12/kWh).
+    const std::vector<command> request = {{"c30", at(20, 17h), cmd::session_plug{"s3", "pa", {}}},
+                                          {"c31", at(20, 17h, 1min), cmd::session_bind{"s3", vin}},
+                                          {"c32", at(20, 17h, 5min), cmd::energy_request{"s3", 9000, at(21, 7h)}}};
+    auto granted = typed->submit(request);
+    ASSERT_TRUE(granted);
+    ASSERT_TRUE(granted.value()[2].grant) << granted.value()[2].refusal.describe();
+    EXPECT_EQ(granted.value()[2].grant->wh, 9000);
+    EXPECT_EQ(granted.value()[2].grant->start, at(20, 17h, 5min));
+    EXPECT_EQ(granted.value()[2].grant->depart, at(21, 7h));
+    EXPECT_EQ(granted.value()[2].grant->price_micro_per_kwh, 120'000);
+    // Sent again: a duplicate, with no answer.
+    auto again = typed->submit(std::span(request).last(1));
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again.value()[0].what, command_outcome::kind::duplicate);
+    EXPECT_FALSE(again.value()[0].grant);
   }
   {
     auto text = open_or_fail(dir.file("text"));

@@ -57,6 +57,14 @@ class device {
              (a->code() != nullptr && a->code()->size() > 0 ? " " + a->code()->str() : "");
     }
     if (const auto* x = e.message_as_Error()) return "error " + x->code()->str();
+    if (const auto* t = e.message_as_SessionTimedOut()) {
+      decided_ = t->decided();
+      return "timed out " + t->session()->str() + " " + t->id()->str() + " at " + std::to_string(t->at());
+    }
+    if (const auto* g = e.message_as_EnergyGrant())
+      return "grant " + g->session()->str() + " " + std::to_string(g->wh()) + " Wh from " + std::to_string(g->start()) +
+             " to " + std::to_string(g->depart()) + " (" + std::to_string(g->window_s()) + " s) price " +
+             (g->price_micro_per_kwh() ? std::to_string(*g->price_micro_per_kwh()) : std::string("none"));
     return "(other)";
   }
   // The last ack's place in the gateway's order of decision.
@@ -216,6 +224,153 @@ TEST(serve, the_back_office_sends_command_lines_signed_with_its_key) {
             0);
   const std::string bill = "bill --format json --account a1 --period 2024-03 --db ";
   EXPECT_EQ(testing::run_pevledger(bill + db).out, testing::run_pevledger(bill + lines_db).out);
+}
+
+// The back office's key, written as the file `serve --operator-key` reads.
+bytes office_key(const testing::temp_dir& dir, const std::string& file) {
+  std::string hex;
+  for (int i = 0; i < 32; ++i) hex += "5a";
+  testing::write_file(dir.file(file), hex + "\n");
+  return bytes(32, 0x5a);
+}
+
+bytes signed_line(const std::string& id, const std::string& line, const bytes& key) {
+  return frame_of("back-office", id, plugged_at, [&](flatbuffers::FlatBufferBuilder& fbb) {
+    return std::pair{p::Message::OperatorCommand, p::CreateOperatorCommandDirect(fbb, line.c_str()).Union()};
+  }, key);
+}
+
+bytes clock_frame(const std::string& id, std::int64_t at, const bytes& key) {
+  return frame_of("back-office", id, at, [](auto& fbb) { return std::pair{p::Message::Clock, p::CreateClock(fbb).Union()}; },
+                  key);
+}
+
+bytes plug_frame(const std::string& id, std::int64_t at, const std::string& session) {
+  return frame_of("esci-1", id, at, [&](auto& fbb) {
+    return std::pair{p::Message::Plug, p::CreatePlugDirect(fbb, session.c_str(), "p1").Union()};
+  });
+}
+
+bytes bind_frame(const std::string& id, std::int64_t at, const std::string& session) {
+  return frame_of("esci-1", id, at, [&](auto& fbb) {
+    return std::pair{p::Message::Bind, p::CreateBindDirect(fbb, session.c_str(), scenario::vin).Union()};
+  });
+}
+
+// The back office sends the scenario's set-up lines, the utility's with `utility_extra` fields.
+void set_up(device& office, const bytes& key, const std::string& utility_extra = "") {
+  std::istringstream setup(scenario::setup_lines);
+  for (std::string line; std::getline(setup, line);) {
+    json j = json::parse(line);
+    if (j["type"] == "utility.register" && !utility_extra.empty()) j.update(json::parse(utility_extra));
+    office.send(signed_line(j["id"], j.dump(), key));
+    EXPECT_EQ(office.ack(), j["id"].get<std::string>() + " accepted");
+  }
+}
+
+json session_report(const std::string& db, const std::string& session) {
+  const auto r = testing::run_pevledger("session --format json --db " + db + " --session " + session);
+  return r.exit_code == 0 ? json::parse(r.out) : json();
+}
+
+// On the wall clock, a plug-in whose bind never comes is decided when its timeout passes, with no
+// later frame at all; a bound one is not.
+TEST(serve, the_timer_decides_an_unbound_plug_in_when_its_timeout_passes_with_no_later_frame) {
+  testing::temp_dir dir;
+  const std::string db = dir.file("served");
+  const bytes key = office_key(dir, "operator.key");
+  served server(db, {"--operator-key", dir.file("operator.key")});
+  device office(server.port());
+  set_up(office, key, R"({"comm_timeout_s":1})");
+  office.send(clock_frame("c1", plugged_at, key));
+  EXPECT_EQ(office.ack(), "c1 refused invalid_state") << "a wall-clock gateway keeps its own time";
+
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                               std::chrono::system_clock::now().time_since_epoch()).count();
+  device esci(server.port());
+  esci.send(plug_frame("f1", now, "s_unbound"));
+  EXPECT_EQ(esci.ack(), "f1 accepted");
+  const auto plugged = std::chrono::steady_clock::now();
+  esci.send(plug_frame("f2", now, "s_bound"));
+  EXPECT_EQ(esci.ack(), "f2 accepted");
+  esci.send(bind_frame("f3", now, "s_bound"));
+  EXPECT_EQ(esci.ack(), "f3 accepted");
+
+  // Nothing more is sent: the back office hears of the timeout, and the session is decided.
+  const std::string notice = office.ack();
+  const auto waited = std::chrono::steady_clock::now() - plugged;
+  EXPECT_EQ(notice.substr(0, notice.find(" at ")), "timed out s_unbound timeout:s_unbound");
+  EXPECT_GE(waited, std::chrono::seconds(1));
+  EXPECT_LT(waited, std::chrono::seconds(10));
+  const json unbound = session_report(db, "s_unbound");
+  EXPECT_EQ(unbound["payer"], "main_meter");
+  EXPECT_EQ(unbound["reason"], "bind_timeout");
+  EXPECT_EQ(session_report(db, "s_bound")["payer"], "a1");
+  const auto [code, summary] = server.stop();
+  EXPECT_EQ(code, 0);
+  EXPECT_EQ(summary["timeouts"], 1);
+}
+
+// On the back office's clock a timeout falls exactly past its deadline, before the Clock's ack; a
+// bind that arrives after it changes nothing. An energy request is answered with its grant:
+// deferred past load control, up to the departure.
+TEST(serve, on_the_back_office_clock_the_timeout_falls_at_its_deadline_and_grants_respect_departure) {
+  testing::temp_dir dir;
+  const std::string db = dir.file("served");
+  const bytes key = office_key(dir, "operator.key");
+  served server(db, {"--operator-key", dir.file("operator.key"), "--clock", "back-office"});
+  device office(server.port());
+  set_up(office, key);
+  // Load control 16:00 to 18:00 on the day of the plug-in.
+  office.send(signed_line("d1", R"({"type":"dlc.declare","id":"d1","at":"2024-03-04T12:00:00Z","utility":"u",)"
+                                R"("start":"2024-03-04T16:00:00Z","end":"2024-03-04T18:00:00Z"})", key));
+  EXPECT_EQ(office.ack(), "d1 accepted");
+
+  device esci(server.port());
+  esci.send(plug_frame("f1", plugged_at, "s1"));
+  EXPECT_EQ(esci.ack(), "f1 accepted");
+  auto request = [&](const std::string& id, std::int64_t depart) {
+    return frame_of("esci-1", id, plugged_at + 10, [&](auto& fbb) {
+      return std::pair{p::Message::EnergyRequest, p::CreateEnergyRequestDirect(fbb, "s1", 12000, depart).Union()};
+    });
+  };
+  const std::int64_t load_control_end = plugged_at + 2 * 3600;
+  // Departing at 17:00, inside the load control: no time to charge before departure.
+  esci.send(request("f2", plugged_at + 3600));
+  EXPECT_EQ(esci.ack(), "f2 accepted");
+  EXPECT_EQ(esci.ack(), "grant s1 12000 Wh from " + std::to_string(load_control_end) + " to " +
+                            std::to_string(plugged_at + 3600) + " (0 s) price none");
+  // Departing at 20:00: two hours after the load control.
+  esci.send(request("f3", plugged_at + 4 * 3600));
+  EXPECT_EQ(esci.ack(), "f3 accepted");
+  EXPECT_EQ(esci.ack(), "grant s1 12000 Wh from " + std::to_string(load_control_end) + " to " +
+                            std::to_string(plugged_at + 4 * 3600) + " (7200 s) price none");
+
+  // In time means at most 60 s after plug-in: at +60 nothing falls, at +61 the timeout does.
+  office.send(clock_frame("c1", plugged_at + 60, key));
+  EXPECT_EQ(office.ack(), "c1 accepted");
+  EXPECT_TRUE(session_report(db, "s1")["payer"].is_null());
+  office.send(clock_frame("c2", plugged_at + 61, key));
+  EXPECT_EQ(office.ack(), "timed out s1 timeout:s1 at " + std::to_string(plugged_at + 61));
+  const std::uint64_t timed_out = office.decided();
+  EXPECT_EQ(office.ack(), "c2 accepted");
+  EXPECT_GT(office.decided(), timed_out);
+  // The bind was sent in business time (+30 s), but arrives after the timer decided the session.
+  esci.send(bind_frame("f4", plugged_at + 30, "s1"));
+  EXPECT_EQ(esci.ack(), "f4 accepted");
+  const json s1 = session_report(db, "s1");
+  EXPECT_EQ(s1["payer"], "main_meter");
+  EXPECT_EQ(s1["reason"], "bind_timeout");
+  ASSERT_EQ(s1["grants"].size(), 2u);
+  EXPECT_EQ(s1["grants"][1]["start"], "2024-03-04T18:00:00Z");
+  // A device may not set the clock.
+  device other(server.port());
+  other.send(frame_of("esci-1", "x", plugged_at, [](auto& fbb) { return std::pair{p::Message::Clock, p::CreateClock(fbb).Union()}; }));
+  EXPECT_EQ(other.ack(), "error unexpected_message");
+  const auto [code, summary] = server.stop();
+  EXPECT_EQ(code, 0);
+  EXPECT_EQ(summary["timeouts"], 1);
+  EXPECT_EQ(summary["grants"], 2);
 }
 
 }  // namespace

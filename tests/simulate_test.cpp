@@ -43,7 +43,7 @@ TEST(simulate, a_fleet_through_the_gateway_bills_as_its_record_through_ingest) {
   testing::write_file(key, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n");
   const std::string fleet = "--seed 11 --days 10";
 
-  testing::served server(served_db, {"--operator-key", key});
+  testing::served server(served_db, {"--operator-key", key, "--clock", "back-office"});
   const auto simulated = testing::run_pevledger("simulate --format json --connect 127.0.0.1:" +
                                                 std::to_string(server.port()) + " --operator-key " + key +
                                                 " --premises 90 --connections 4 --record " + record + " " + fleet);
@@ -63,6 +63,12 @@ TEST(simulate, a_fleet_through_the_gateway_bills_as_its_record_through_ingest) {
   EXPECT_EQ(served_summary["accepted"].get<int>() + served_summary["duplicates"].get<int>() +
                 served_summary["refused"].get<int>(),
             summary["frames"].get<int>());
+  // The fleet's never-bound sessions and late binds: the gateway's timer decided them, and told
+  // the back office; every energy request got its grant.
+  EXPECT_GT(summary["timeouts"].get<int>(), 0) << summary;
+  EXPECT_EQ(summary["timeouts"], served_summary["timeouts"]);
+  EXPECT_GT(summary["clock_frames"].get<int>(), 0);
+  EXPECT_GT(summary["grants"].get<int>(), 0);
 
   // The record holds each line of the fleet, and nothing else (lines resent by a restarted EUMD
   // are there again, as duplicates).
@@ -76,11 +82,14 @@ TEST(simulate, a_fleet_through_the_gateway_bills_as_its_record_through_ingest) {
     for (const std::string& line : lines_of(testing::detail::slurp(out))) fleet_lines.insert(line);
   }
   std::set<std::string> first_sent;
-  std::size_t sent_again = 0;
+  std::size_t sent_again = 0, timeouts = 0;
   for (const std::string& line : recorded) {
     nlohmann::ordered_json j = nlohmann::ordered_json::parse(line);
     const std::string id = j["id"];
-    if (id[0] == 'r') {  // a restarted EUMD's resend: "r<n>-<batch id>.<line id>", a fleet line under a new id
+    if (j["type"] == "session.timeout") {  // the gateway's own decision, not a fleet line
+      ++timeouts;
+      EXPECT_EQ(id, "timeout:" + j["session"].get<std::string>());
+    } else if (id[0] == 'r') {  // a restarted EUMD's resend: "r<n>-<batch id>.<line id>", a fleet line under a new id
       ++sent_again;
       j["id"] = id.substr(id.find('.') + 1);
       EXPECT_EQ(fleet_lines.count(j.dump()), 1u) << line;
@@ -89,6 +98,7 @@ TEST(simulate, a_fleet_through_the_gateway_bills_as_its_record_through_ingest) {
     }
   }
   EXPECT_GT(sent_again, 0u);
+  EXPECT_EQ(timeouts, summary["timeouts"].get<std::size_t>());
   EXPECT_EQ(first_sent, fleet_lines);
 
   const auto ingested = testing::run_pevledger("ingest --db " + ingested_db + " " + record);
@@ -172,6 +182,12 @@ TEST(simulate, a_missing_key_or_gateway_is_a_clear_error) {
                                                      std::to_string(server.port()) + " --operator-key " + dir.file("k"));
   EXPECT_EQ(no_back_office.exit_code, 2);
   EXPECT_NE(no_back_office.err.find("unexpected_mac"), std::string::npos) << no_back_office.err;
+  // A gateway on the wall clock would time out every plug-in of a past month: simulate refuses it.
+  testing::served on_the_wall_clock(dir.file("db2"), {"--operator-key", dir.file("k")});
+  const auto wall = testing::run_pevledger("simulate --premises 3 --days 4 --connect 127.0.0.1:" +
+                                           std::to_string(on_the_wall_clock.port()) + " --operator-key " + dir.file("k"));
+  EXPECT_EQ(wall.exit_code, 2);
+  EXPECT_NE(wall.err.find("--clock back-office"), std::string::npos) << wall.err;
 }
 
 }  // namespace
