@@ -90,7 +90,11 @@ TEST(embedding, typed_commands_are_applied_and_answered_as_their_json_lines_are)
     EXPECT_EQ(outcomes.value()[18].bind_deadline, at(9, 10h) + 60s);
     EXPECT_FALSE(outcomes.value()[14].bind_deadline);
     EXPECT_FALSE(outcomes.value()[14].grant);
-    // An energy request on the decided session: its grant, priced now (ev: flat 0.12/kWh).
+  }
+  {
+    // An energy request on a decided session: its grant, priced now (ev: flat 0.12/kWh).
+    auto typed = open_or_fail(dir.file("answers"));
+    ASSERT_TRUE(typed->submit(world));
     const std::vector<command> request = {{"c30", at(20, 17h), cmd::session_plug{"s3", "pa", {}}},
                                           {"c31", at(20, 17h, 1min), cmd::session_bind{"s3", vin}},
                                           {"c32", at(20, 17h, 5min), cmd::energy_request{"s3", 9000, at(21, 7h)}}};
