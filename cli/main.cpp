@@ -25,6 +25,7 @@
 
 #include "cli/progress.hpp"
 #include "cli/text_output.hpp"
+#include "gateway/frame.hpp"
 #include "gateway/keys.hpp"
 #include "gateway/server.hpp"
 #include "sim/simulator.hpp"
@@ -270,6 +271,13 @@ int run_serve(const std::string& db, const std::string& listen, std::size_t conn
     options.operator_device = pevledger::gateway::back_office_device;
     options.operator_key = std::move(key.value());
   }
+  // The gateway's log: each frame that ended its connection, a bad MAC among them.
+  options.on_frame_error = [](const pevledger::gateway::frame_error& e) {
+    nlohmann::ordered_json j;
+    j["frame_error"] = std::string(pevledger::gateway::to_string(e.code));
+    j["message"] = e.message;
+    std::cerr << j.dump() << std::endl;
+  };
   auto engine = pevledger::engine::open(db);
   if (!engine) return fail(engine.error());
   auto server = pevledger::gateway::server::listen(*engine.value(), options);
@@ -291,6 +299,7 @@ int run_serve(const std::string& db, const std::string& listen, std::size_t conn
   j["timeouts"] = stats.timeouts;
   j["grants"] = stats.grants;
   j["timers_not_armed"] = stats.timers_not_armed;
+  j["bad_macs"] = stats.bad_macs;
   std::cout << j.dump() << std::endl;
   return exit_ok;
 }
@@ -359,6 +368,7 @@ int run_simulate(const simulate_flags& f, const std::string& format, const progr
   j["clock_frames"] = r.clock_frames;
   j["timeouts"] = r.timeouts;
   j["grants"] = r.grants;
+  j["keys"] = r.keys;
   j["recorded"] = r.recorded;
   j["seconds"] = static_cast<double>(r.elapsed_ms) / 1000.0;
   j["frames_per_s"] = static_cast<std::uint64_t>(static_cast<double>(r.frames) / seconds);

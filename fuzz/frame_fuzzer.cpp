@@ -35,7 +35,7 @@ const std::vector<std::uint8_t>& key() {
 void check_frame(std::span<const std::uint8_t> frame) {
   FUZZ_CHECK(!frame.empty() && frame.size() <= frame_bytes_max);
   FUZZ_CHECK(reinterpret_cast<std::uintptr_t>(frame.data()) % 8 == 0);
-  const key_lookup keys = [](std::string_view device) {
+  const key_lookup keys = [](std::string_view device, std::optional<std::uint32_t>) {
     return device == "esci-keyed" ? std::optional<std::vector<std::uint8_t>>(key()) : std::nullopt;
   };
   std::optional<frame_error> error;

@@ -43,7 +43,7 @@ status device_client::send(std::span<const std::uint8_t> bytes) {
 
 std::optional<std::vector<std::uint8_t>> device_client::receive() {
   std::optional<frame_error> error;
-  const key_lookup no_keys = [](std::string_view) { return std::optional<std::vector<std::uint8_t>>(); };
+  const key_lookup no_keys = [](std::string_view, std::optional<std::uint32_t>) { return std::optional<std::vector<std::uint8_t>>(); };
   // Bounded: each pass hands out a frame, or feeds what waits, or reads more; the splitter holds
   // one frame and unfed_ at most one read.
   for (;;) {
@@ -67,7 +67,7 @@ std::optional<std::vector<std::uint8_t>> device_client::receive() {
 
 status device_client::receive_ready(std::vector<std::vector<std::uint8_t>>& out, std::size_t frames_max) {
   std::optional<frame_error> error;
-  const key_lookup no_keys = [](std::string_view) { return std::optional<std::vector<std::uint8_t>>(); };
+  const key_lookup no_keys = [](std::string_view, std::optional<std::uint32_t>) { return std::optional<std::vector<std::uint8_t>>(); };
   // Bounded by frames_max and by what the socket holds: each pass hands out a frame, feeds what
   // waits, or reads once.
   for (std::size_t taken = 0; taken < frames_max;) {

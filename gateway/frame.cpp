@@ -103,20 +103,22 @@ std::optional<opened_frame> open_frame(std::span<const std::uint8_t> frame, cons
     return fail(frame_errc::unsupported_version, "envelope version " + std::to_string(env.version()) +
                                                      "; this gateway speaks " + std::to_string(protocol_version));
   const std::span<const std::uint8_t> envelope(env_bytes->data(), env_bytes->size());
-  const auto key = key_of(env.device()->string_view());
+  const std::optional<std::uint32_t> key_id = f.key_id();
+  const auto key = key_of(env.device()->string_view(), key_id);
   if (!key) {
     if (f.mac() != nullptr) return fail(frame_errc::unexpected_mac, "a MAC from a device that has no key");
-    return opened_frame{&env, envelope, false};
+    return opened_frame{&env, envelope, false, std::nullopt};
   }
   if (f.mac() == nullptr) return fail(frame_errc::missing_mac, "device '" + env.device()->str() + "' signs its frames");
   const auto expected = mac_of(*key, envelope);
   if (f.mac()->size() != mac_bytes || CRYPTO_memcmp(f.mac()->data(), expected.data(), mac_bytes) != 0)
     return fail(frame_errc::bad_mac, "the MAC does not match device '" + env.device()->str() + "''s key");
-  return opened_frame{&env, envelope, true};
+  return opened_frame{&env, envelope, true, key_id};
 }
 
 std::vector<std::uint8_t> encode_frame(std::span<const std::uint8_t> envelope,
-                                       std::optional<std::span<const std::uint8_t>> key) {
+                                       std::optional<std::span<const std::uint8_t>> key,
+                                       std::optional<std::uint32_t> key_id) {
   flatbuffers::FlatBufferBuilder fbb(envelope.size() + 128);
   // The envelope is read in place on the other side: its bytes start 8-aligned within the frame.
   fbb.ForceVectorAlignment(envelope.size(), 1, 8);
@@ -126,7 +128,7 @@ std::vector<std::uint8_t> encode_frame(std::span<const std::uint8_t> envelope,
     const auto m = mac_of(*key, envelope);
     mac = fbb.CreateVector(m.data(), m.size());
   }
-  protocol::FinishFrameBuffer(fbb, protocol::CreateFrame(fbb, env, mac));
+  protocol::FinishFrameBuffer(fbb, protocol::CreateFrame(fbb, env, mac, key_id));
   std::vector<std::uint8_t> out(frame_length_bytes + fbb.GetSize());
   const auto length = static_cast<std::uint32_t>(fbb.GetSize());
   for (int i = 0; i < 4; ++i) out[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(length >> (8 * i));

@@ -72,10 +72,13 @@ struct opened_frame {
   const protocol::Envelope* envelope = nullptr;
   std::span<const std::uint8_t> envelope_bytes;
   bool signed_by_key = false;
+  std::optional<std::uint32_t> key_id;  // the frame's, when it named one
 };
 
-// The key a device signs with, or nullopt for a device that has none yet (not set up).
-using key_lookup = std::function<std::optional<std::vector<std::uint8_t>>(std::string_view device)>;
+// The key a device signs with (the one numbered `key_id` when the frame names one), or nullopt
+// for a device that has none (not set up).
+using key_lookup =
+    std::function<std::optional<std::vector<std::uint8_t>>(std::string_view device, std::optional<std::uint32_t> key_id)>;
 
 // Checks one frame's bytes (8-aligned, as next() or a std::vector gives them). The MAC is checked
 // in constant time.
@@ -85,7 +88,8 @@ using key_lookup = std::function<std::optional<std::vector<std::uint8_t>>(std::s
 // A frame around `envelope` (the bytes of an Envelope FlatBuffer), signed under `key` if given,
 // with its 4-byte length in front: ready to send.
 [[nodiscard]] std::vector<std::uint8_t> encode_frame(std::span<const std::uint8_t> envelope,
-                                                     std::optional<std::span<const std::uint8_t>> key = std::nullopt);
+                                                     std::optional<std::span<const std::uint8_t>> key = std::nullopt,
+                                                     std::optional<std::uint32_t> key_id = std::nullopt);
 
 // The bytes of an Envelope from, or to, `device` holding the message `make` builds: make(fbb)
 // returns the message's union type and offset. `id` is a device frame's idempotency key.

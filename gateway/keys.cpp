@@ -2,6 +2,8 @@
 
 #include <fstream>
 
+#include "gateway/frame.hpp"
+
 namespace pevledger::gateway {
 namespace {
 
@@ -42,6 +44,29 @@ result<std::vector<std::uint8_t>> read_key_file(const std::string& path) {
   auto key = key_from_hex(text);
   if (!key) return status(key.error().code(), "'" + path + "': " + key.error().message());
   return key;
+}
+
+std::vector<std::uint8_t> device_key_secret(std::span<const std::uint8_t> operator_key) {
+  constexpr std::string_view label = "pevledger device keys";
+  const auto m = mac_of(operator_key, std::span(reinterpret_cast<const std::uint8_t*>(label.data()), label.size()));
+  return {m.begin(), m.end()};
+}
+
+std::vector<std::uint8_t> device_key(std::span<const std::uint8_t> secret, std::string_view device,
+                                     std::uint32_t key_id) {
+  constexpr std::string_view label = "pevledger device key 1";
+  std::vector<std::uint8_t> input(label.begin(), label.end());
+  input.push_back(0);
+  for (int i = 0; i < 4; ++i) input.push_back(static_cast<std::uint8_t>(key_id >> (8 * i)));
+  input.insert(input.end(), device.begin(), device.end());
+  const auto m = mac_of(secret, input);
+  return {m.begin(), m.end()};
+}
+
+std::uint32_t key_id_of_setup(std::string_view setup_id) {
+  std::uint32_t h = 2166136261u;  // FNV-1a, 32 bits
+  for (const char c : setup_id) h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
+  return h;
 }
 
 }  // namespace pevledger::gateway

@@ -20,6 +20,7 @@
 
 #include "base/assert.hpp"
 #include "gateway/frame.hpp"
+#include "gateway/keys.hpp"
 #include "gateway/requests.hpp"
 
 namespace pevledger::gateway {
@@ -37,6 +38,9 @@ constexpr int drain_turns_max = 20;
 // Interval batches and back-office lines held for the engine before it is called: well within
 // one call's bound.
 constexpr std::size_t waiting_bytes_max = 16u << 20;
+// Devices known to sign their frames (set up, or seen signing since the start); beyond it a
+// device is checked only when it signs.
+constexpr std::size_t signing_devices_max = 1u << 20;
 
 enum class op : std::uint8_t { accept = 1, receive, send };
 
@@ -66,6 +70,12 @@ bytes grant_reply(const std::string& device, const std::string& session, const e
                      p::CreateEnergyGrantDirect(fbb, session.c_str(), g.wh, start, depart, g.price_micro_per_kwh,
                                                 std::max<std::int64_t>(0, depart - start))
                          .Union()};
+  });
+}
+
+bytes setup_done_reply(const std::string& device, const std::string& pev, std::uint32_t key_id, const bytes& key) {
+  return reply(device, [&](flatbuffers::FlatBufferBuilder& fbb) {
+    return std::pair{p::Message::SetupDone, p::CreateSetupDoneDirect(fbb, pev.c_str(), key_id, &key).Union()};
   });
 }
 
@@ -159,6 +169,10 @@ struct server::impl {
   std::int64_t back_office_now = std::numeric_limits<std::int64_t>::min();  // the last Clock's time
   // The connection the back office spoke on last: where SessionTimedOut goes.
   std::optional<std::pair<std::size_t, std::uint64_t>> back_office_connection;
+  // Device keys (gateway/keys.hpp): derived from the operator key, so none without one. `signing`:
+  // the devices that must sign, and the number of the key each signed with last.
+  bytes device_secret;
+  std::unordered_map<std::string, std::uint32_t> signing;
 
   ~impl() {
     for (connection& c : slots)
@@ -225,10 +239,29 @@ struct server::impl {
     arm_accept();
   }
 
-  // The operator key for the back office; no device holds a key yet (keys at setup are not issued).
-  std::optional<bytes> key_of(std::string_view device) const {
+  // The operator key for the back office; a device's key numbered `key_id`, or for a frame that
+  // names none the key a signing device used last (so that it is missing_mac or bad_mac).
+  std::optional<bytes> key_of(std::string_view device, std::optional<std::uint32_t> key_id) const {
     if (!options.operator_device.empty() && device == options.operator_device) return options.operator_key;
+    if (device_secret.empty()) return std::nullopt;
+    if (key_id) return device_key(device_secret, device, *key_id);
+    if (const auto found = signing.find(std::string(device)); found != signing.end())
+      return device_key(device_secret, device, found->second);
     return std::nullopt;
+  }
+
+  void signs_from_now(const std::string& device, std::uint32_t key_id) {
+    if (signing.size() < signing_devices_max || signing.count(device) != 0) signing[device] = key_id;
+  }
+
+  // An accepted setup (or its resend) issues the ESCI and the EUMD their key, after the ack: from
+  // then on their frames must be signed. The ESCI passes the EUMD's on at the premise.
+  void issue_keys(const waiting_request& w, const commands::pev_setup& setup) {
+    const std::uint32_t key_id = key_id_of_setup(w.id);
+    for (const std::string& device : {setup.esci, setup.eumd}) {
+      signs_from_now(device, key_id);
+      queue_reply(w.slot, setup_done_reply(device, setup.pev, key_id, device_key(device_secret, device, key_id)));
+    }
   }
 
   // A connection's bytes: whole frames become waiting requests; a frame that cannot be read ends it.
@@ -240,10 +273,13 @@ struct server::impl {
       std::optional<frame_error> error;
       while (auto frame = c.splitter.next(error)) {
         ++stats.frames;
-        const auto opened = open_frame(*frame, [&](std::string_view device) { return key_of(device); }, error);
+        const auto opened = open_frame(
+            *frame, [&](std::string_view device, std::optional<std::uint32_t> key_id) { return key_of(device, key_id); },
+            error);
         if (!opened) break;
         const p::Envelope& e = *opened->envelope;
         const bool from_operator = !options.operator_device.empty() && e.device()->string_view() == options.operator_device;
+        if (opened->key_id && !from_operator) signs_from_now(e.device()->str(), *opened->key_id);
         const auto request = request_of(e, from_operator, error);
         if (!request) break;
         if (from_operator) back_office_connection = std::pair{slot, c.generation};
@@ -266,6 +302,8 @@ struct server::impl {
       }
       if (error) {
         ++stats.frame_errors;
+        if (error->code == frame_errc::bad_mac) ++stats.bad_macs;
+        if (options.on_frame_error) options.on_frame_error(*error);
         queue_reply(slot, error_reply(*error));
         close_when_done(slot);
         return status::ok();
@@ -334,6 +372,9 @@ struct server::impl {
         if (const auto* cmd = std::get_if<command>(&w.what)) follow_timers(*cmd, o);
         if (!connected(w.slot, w.generation)) continue;  // gone: the device resends
         queue_reply(w.slot, ack_reply(w.device, w.id, o, decided));
+        if (const auto* cmd = std::get_if<command>(&w.what); cmd != nullptr && !device_secret.empty() &&
+                                                             o.what != command_outcome::kind::refused)
+          if (const auto* setup = std::get_if<commands::pev_setup>(&cmd->body)) issue_keys(w, *setup);
         if (o.grant) {
           ++stats.grants;
           queue_reply(w.slot, grant_reply(w.device, std::get<commands::energy_request>(std::get<command>(w.what).body).session,
@@ -524,6 +565,7 @@ result<std::unique_ptr<server>> server::listen(engine& engine, server_options op
   auto p = std::make_unique<impl>();
   p->eng = &engine;
   p->options = options;
+  if (!options.operator_key.empty()) p->device_secret = device_key_secret(options.operator_key);
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_port = htons(options.port);

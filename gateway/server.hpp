@@ -30,6 +30,8 @@
 
 namespace pevledger::gateway {
 
+struct frame_error;
+
 struct server_options {
   std::string host = "127.0.0.1";  // an IPv4 address
   std::uint16_t port = 0;          // 0: any free port (see server::port)
@@ -48,6 +50,8 @@ struct server_options {
   // Timers armed at once (one per plug-in waiting for its bind); beyond it a plug-in gets none, and
   // its session falls back at its unplug or a run, as SPEC section 3 says.
   std::size_t timers_max = 1u << 20;
+  // Told of every frame that ends its connection (a bad MAC among them), as it happens.
+  std::function<void(const frame_error&)> on_frame_error;
 };
 
 struct server_stats {
@@ -58,6 +62,7 @@ struct server_stats {
   std::uint64_t timeouts = 0;      // sessions the timer decided (session.timeout accepted)
   std::uint64_t grants = 0;        // EnergyGrant frames sent
   std::uint64_t timers_not_armed = 0;  // plug-ins beyond timers_max
+  std::uint64_t bad_macs = 0;          // frames refused for a MAC that did not match
 };
 
 class server {

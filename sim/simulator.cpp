@@ -42,6 +42,7 @@ struct sent_frame {
   bool is_command = false;  // a device command: its ack's latency is sampled
   clock_type::time_point sent_at;
   bool is_clock = false;  // the back office setting the gateway's business clock
+  bool is_setup = false;  // answered, unless refused, with the ESCI's and the EUMD's keys
 };
 
 // One connection to the gateway and what waits on it.
@@ -220,7 +221,31 @@ class driver {
                                                                s("esci").c_str(), s("eumd").c_str())
                                               .Union()};
     });
-    return send(link_of(premise), sent_frame{id, gateway::encode_frame(envelope), {std::string(text)}, false, true, {}});
+    const std::size_t l = link_of(premise);
+    sent_frame f{id, signed_frame(device, envelope), {std::string(text)}, false, true, {}};
+    f.is_setup = type == "pev.setup";
+    PEV_RETURN_IF_ERROR(send(l, std::move(f)));
+    if (type != "pev.setup") return status::ok();
+    // Set up, the ESCI and the EUMD sign their frames with the keys SetupDone brings (after the
+    // ack): wait for them.
+    PEV_RETURN_IF_ERROR(drain(l));
+    while (summary_.keys < keys_expected_) PEV_RETURN_IF_ERROR(wait_readable(l));
+    return status::ok();
+  }
+
+  status wait_readable(std::size_t l) {
+    pollfd fd{links_[l].client->native_handle(), POLLIN, 0};
+    const int ready = ::poll(&fd, 1, ack_wait_ms_max);
+    if (ready == 0) return status(errc::io_error, "the gateway sent no keys after a setup for 60 s");
+    if (ready < 0) return errno == EINTR ? status::ok() : status(errc::io_error, "poll failed");
+    return take_acks(l);
+  }
+
+  // A frame around `envelope`, signed if `device` holds a key.
+  bytes signed_frame(const std::string& device, std::span<const std::uint8_t> envelope) const {
+    const auto key = keys_.find(device);
+    if (key == keys_.end()) return gateway::encode_frame(envelope);
+    return gateway::encode_frame(envelope, std::span<const std::uint8_t>(key->second.second), key->second.first);
   }
 
   // What the simulators know of bind deadlines: each utility's comm_timeout_s, each premise's
@@ -371,7 +396,7 @@ class driver {
                                                      return std::pair{p::Message::Intervals,
                                                                       p::CreateIntervals(fbb, fbb.CreateVector(body)).Union()};
                                                    });
-    return send(l, sent_frame{b.batch.id, gateway::encode_frame(envelope), b.lines, true, false, {}});
+    return send(l, sent_frame{b.batch.id, signed_frame(b.batch.device, envelope), b.lines, true, false, {}});
   }
 
   // Sends a frame on link `l` once it has room (a resend's copy may make it window + 1), with the
@@ -486,6 +511,11 @@ class driver {
         record_.push_back({timed_out->decided(), {line.dump()}});
         continue;
       }
+      if (const auto* done = envelope.message_as_SetupDone()) {
+        keys_[envelope.device()->str()] = {done->key_id(), bytes(done->key()->begin(), done->key()->end())};
+        ++summary_.keys;
+        continue;
+      }
       if (envelope.message_type() == p::Message::EnergyGrant) ++summary_.grants;
       const auto* ack = envelope.message_as_Ack();
       if (ack == nullptr) continue;
@@ -495,6 +525,7 @@ class driver {
       sent_frame f = std::move(in_flight.front());
       in_flight.pop_front();
       const bool refused = ack->outcome() == p::Outcome::refused;
+      if (f.is_setup && !refused) keys_expected_ += 2;
       (ack->outcome() == p::Outcome::accepted ? summary_.accepted : refused ? summary_.refused : summary_.duplicates) += 1;
       if (f.is_clock) {
         if (refused)
@@ -542,6 +573,8 @@ class driver {
   std::set<std::pair<std::int64_t, std::string>> awaiting_bind_;       // (bind deadline, session)
   std::unordered_map<std::string, std::int64_t> deadline_of_;           // of the sessions in awaiting_bind_
   bool clock_checked_ = false;
+  std::uint64_t keys_expected_ = 0;  // SetupDone frames the setups' acks announced
+  std::unordered_map<std::string, std::pair<std::uint32_t, bytes>> keys_;  // a set-up device's key: its id, its bytes
   std::vector<std::uint64_t> latencies_;
   simulation_summary summary_;
   clock_type::time_point started_;

@@ -20,6 +20,8 @@
 //   order stays the order of decision); EUMD restarts with their register intact, resending the
 //   last batch they sent under a new id; reconnects.
 //   The fleet itself brings late and reordered readings, late binds and unknown PEVs.
+// - Setup (pev.setup) gives the premise's ESCI and EUMD their keys (SetupDone): the connection is
+//   drained until they arrive, and from then on those devices sign every frame.
 // - The gateway runs on the back office's clock (`serve --clock back-office`): before a line passes
 //   the bind deadline of a plug-in still waiting for its bind, every frame sent is acknowledged and
 //   the back office sends a Clock frame with that line's time, so the gateway's timer decides the
@@ -89,6 +91,7 @@ struct simulation_summary {
   std::uint64_t clock_frames = 0;  // Clock frames the back office sent (before bind deadlines)
   std::uint64_t timeouts = 0;      // sessions the gateway's timer decided (SessionTimedOut)
   std::uint64_t grants = 0;        // EnergyGrant frames received
+  std::uint64_t keys = 0;          // SetupDone frames received (a set-up device signs from then on)
   std::uint64_t elapsed_ms = 0;
   // From a device command's send to its ack (plug, bind, energy request, ...), microseconds.
   std::uint64_t command_ack_p50_us = 0, command_ack_p99_us = 0;

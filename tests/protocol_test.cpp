@@ -57,7 +57,7 @@ std::optional<opened_frame> open(const bytes& frame, const key_lookup& keys, std
   return open_frame(frame, keys, error);
 }
 
-const key_lookup no_keys = [](std::string_view) { return std::optional<bytes>(); };
+const key_lookup no_keys = [](std::string_view, std::optional<std::uint32_t>) { return std::optional<bytes>(); };
 
 TEST(frame_splitter, frames_come_out_whole_however_the_bytes_arrive) {
   std::vector<bytes> sent;
@@ -120,7 +120,7 @@ TEST(frame_splitter, a_length_out_of_bounds_or_a_close_inside_a_frame_is_an_erro
 
 TEST(open_frame, structure_version_and_mac_are_checked) {
   const bytes key(32, 7), other(32, 8);
-  const key_lookup keys = [&](std::string_view device) {
+  const key_lookup keys = [&](std::string_view device, std::optional<std::uint32_t>) {
     return device == "esci-keyed" ? std::optional<bytes>(key) : std::nullopt;
   };
   std::optional<frame_error> error;
@@ -244,6 +244,23 @@ TEST(key_from_hex, a_key_is_16_to_64_bytes_of_hex) {
 
 // One residential session through frames (plug, bind, two interval batches, unplug), each frame
 // sent twice as a device resends until acknowledged, against the same session as command lines.
+// Device keys are derived from the operator key: one per device and key number, none alike, the
+// same again for the same inputs (so a restarted gateway checks the same keys), and a resent
+// setup gets the same number.
+TEST(device_key, a_key_per_device_and_number_derived_from_the_operator_key) {
+  const auto secret = device_key_secret(bytes(32, 0x5a));
+  EXPECT_EQ(secret.size(), 32u);
+  EXPECT_NE(secret, device_key_secret(bytes(32, 0x5b)));
+  const auto esci = device_key(secret, "esci-1", 7);
+  EXPECT_EQ(esci.size(), 32u);
+  EXPECT_EQ(esci, device_key(secret, "esci-1", 7));
+  EXPECT_NE(esci, device_key(secret, "esci-2", 7));
+  EXPECT_NE(esci, device_key(secret, "esci-1", 8));
+  EXPECT_NE(esci, device_key(device_key_secret(bytes(32, 0x5b)), "esci-1", 7));
+  EXPECT_EQ(key_id_of_setup("setup-1"), key_id_of_setup("setup-1"));
+  EXPECT_NE(key_id_of_setup("setup-1"), key_id_of_setup("setup-2"));
+}
+
 TEST(request_of, a_session_through_frames_bills_as_its_command_lines) {
   testing::temp_dir dir;
   auto run_lines = [&](engine& e, const std::string& text) {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -61,6 +62,10 @@ class device {
       decided_ = t->decided();
       return "timed out " + t->session()->str() + " " + t->id()->str() + " at " + std::to_string(t->at());
     }
+    if (const auto* k = e.message_as_SetupDone()) {
+      keys_[e.device()->str()] = {k->key_id(), bytes(k->key()->begin(), k->key()->end())};
+      return "setup done " + e.device()->str() + " " + k->pev()->str();
+    }
     if (const auto* g = e.message_as_EnergyGrant())
       return "grant " + g->session()->str() + " " + std::to_string(g->wh()) + " Wh from " + std::to_string(g->start()) +
              " to " + std::to_string(g->depart()) + " (" + std::to_string(g->window_s()) + " s) price " +
@@ -69,10 +74,13 @@ class device {
   }
   // The last ack's place in the gateway's order of decision.
   [[nodiscard]] std::uint64_t decided() const { return decided_; }
+  // The keys SetupDone frames brought, by device: their number and their bytes.
+  [[nodiscard]] const std::map<std::string, std::pair<std::uint32_t, bytes>>& keys() const { return keys_; }
 
  private:
   device_client client_;
   std::uint64_t decided_ = 0;
+  std::map<std::string, std::pair<std::uint32_t, bytes>> keys_;
 };
 
 TEST(serve, devices_are_acknowledged_once_durable_and_billed_once) {
@@ -371,6 +379,74 @@ TEST(serve, on_the_back_office_clock_the_timeout_falls_at_its_deadline_and_grant
   EXPECT_EQ(code, 0);
   EXPECT_EQ(summary["timeouts"], 1);
   EXPECT_EQ(summary["grants"], 2);
+}
+
+// Setup issues the ESCI and the EUMD their keys; from then on their frames must be signed, a bad
+// MAC is refused and counted, and a gateway started again with the same operator key checks the
+// same keys.
+TEST(serve, setup_issues_device_keys_and_their_frames_must_be_signed_with_them) {
+  testing::temp_dir dir;
+  const std::string db = dir.file("served");
+  const bytes key = office_key(dir, "operator.key");
+  const std::vector<std::string> args = {"--operator-key", dir.file("operator.key")};
+  std::map<std::string, std::pair<std::uint32_t, bytes>> keys;
+  auto signed_plug = [&](const std::string& id, const std::string& session, const bytes& with, std::uint32_t key_id) {
+    return encode_frame(build_envelope("esci-1", id, plugged_at, [&](auto& fbb) {
+                          return std::pair{p::Message::Plug, p::CreatePlugDirect(fbb, session.c_str(), "p1").Union()};
+                        }),
+                        std::span<const std::uint8_t>(with), key_id);
+  };
+  {
+    served server(db, args);
+    device office(server.port());
+    set_up(office, key);
+    office.send(signed_line("e1", R"({"type":"device.commission","id":"e1","at":"2024-03-01T00:00:00Z",)"
+                                  R"("premise":"p1","device":"esci-1","kind":"esci"})", key));
+    EXPECT_EQ(office.ack(), "e1 accepted");
+
+    device esci(server.port());
+    esci.send(frame_of("esci-1", "k1", plugged_at - 3600, [](auto& fbb) {
+      return std::pair{p::Message::Setup, p::CreateSetupDirect(fbb, scenario::vin, "p1", "esci-1", "m1").Union()};
+    }));
+    EXPECT_EQ(esci.ack(), "k1 accepted");
+    EXPECT_EQ(esci.ack(), std::string("setup done esci-1 ") + scenario::vin);
+    EXPECT_EQ(esci.ack(), std::string("setup done m1 ") + scenario::vin);
+    keys = esci.keys();
+    ASSERT_EQ(keys.size(), 2u);
+    EXPECT_EQ(keys["esci-1"].first, keys["m1"].first);
+    EXPECT_EQ(keys["esci-1"].second.size(), 32u);
+    EXPECT_NE(keys["esci-1"].second, keys["m1"].second);
+
+    // Unsigned now: missing_mac; signed under another key: bad_mac.
+    esci.send(plug_frame("f1", plugged_at, "s1"));
+    EXPECT_EQ(esci.ack(), "error missing_mac");
+    device forger(server.port());
+    forger.send(signed_plug("f1", "s1", bytes(32, 0x11), keys["esci-1"].first));
+    EXPECT_EQ(forger.ack(), "error bad_mac");
+    device esci_again(server.port());
+    esci_again.send(signed_plug("f1", "s1", keys["esci-1"].second, keys["esci-1"].first));
+    EXPECT_EQ(esci_again.ack(), "f1 accepted");
+    // The EUMD signs its batches with its own key.
+    bytes batch = scenario::session_frames()[2];
+    const auto* frame = flatbuffers::GetRoot<p::Frame>(batch.data() + frame_length_bytes);
+    const bytes envelope(frame->envelope()->begin(), frame->envelope()->end());
+    esci_again.send(encode_frame(envelope, std::span<const std::uint8_t>(keys["m1"].second), keys["m1"].first));
+    EXPECT_EQ(esci_again.ack(), "m1/b1 accepted");
+    const auto [code, summary] = server.stop();
+    EXPECT_EQ(code, 0);
+    EXPECT_EQ(summary["bad_macs"], 1);
+  }
+  // Started again: the keys are derived from the operator key, so the same ones verify.
+  served again(db, args);
+  device esci(again.port());
+  esci.send(encode_frame(build_envelope("esci-1", "f2", plugged_at + 10, [](auto& fbb) {
+                           return std::pair{p::Message::Bind, p::CreateBindDirect(fbb, "s1", scenario::vin).Union()};
+                         }),
+                         std::span<const std::uint8_t>(keys["esci-1"].second), keys["esci-1"].first));
+  EXPECT_EQ(esci.ack(), "f2 accepted");
+  esci.send(plug_frame("f3", plugged_at, "s2"));
+  EXPECT_EQ(esci.ack(), "error missing_mac");
+  EXPECT_EQ(again.stop().first, 0);
 }
 
 }  // namespace

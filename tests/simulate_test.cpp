@@ -69,6 +69,7 @@ TEST(simulate, a_fleet_through_the_gateway_bills_as_its_record_through_ingest) {
   EXPECT_EQ(summary["timeouts"], served_summary["timeouts"]);
   EXPECT_GT(summary["clock_frames"].get<int>(), 0);
   EXPECT_GT(summary["grants"].get<int>(), 0);
+  EXPECT_GT(summary["keys"].get<int>(), 0) << "set-up devices sign their frames";
 
   // The record holds each line of the fleet, and nothing else (lines resent by a restarted EUMD
   // are there again, as duplicates).
