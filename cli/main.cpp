@@ -300,6 +300,7 @@ int run_serve(const std::string& db, const std::string& listen, std::size_t conn
   j["grants"] = stats.grants;
   j["timers_not_armed"] = stats.timers_not_armed;
   j["bad_macs"] = stats.bad_macs;
+  j["configures"] = stats.configures;
   std::cout << j.dump() << std::endl;
   return exit_ok;
 }

@@ -487,6 +487,7 @@ status device_configure(context& c) {
   if (d->kind != fb::DeviceKind::eumd) return refuse(errc::not_eumd, "device '" + did + "' is not an EUMD");
   c.sink.emit(stream_of(stream_kind::device, did), Event::DeviceConfigured,
               [&](auto& fbb) { return fb::CreateDeviceConfiguredDirect(fbb, did.c_str(), m->interval_s()); });
+  if (m->interval_s() != d->interval_s) c.out.answer.reconfigured = device_answer::eumd_interval{did, m->interval_s()};
   return status::ok();
 }
 
@@ -697,7 +698,7 @@ status energy_request(context& c) {
   c.sink.emit(stream_of(stream_kind::session, sid), Event::EnergyGranted, [&](auto& fbb) {
     return fb::CreateEnergyGrantedDirect(fbb, sid.c_str(), m->wh(), ts(m->depart()).value(), start.value(), price_now);
   });
-  c.out.answer.grant = device_answer::energy_grant{m->wh(), start, ts(m->depart()), price_now};
+  c.out.answer.grant = device_answer::energy_grant{sid, m->wh(), start, ts(m->depart()), price_now};
   return status::ok();
 }
 
@@ -796,6 +797,11 @@ status record_interval(context& c, const reported_interval& in) {
   // The command checks bound an interval's seconds to a day.
   const session_reading reading{start.value(), content.wh, content.register_wh, static_cast<std::int32_t>(content.seconds)};
   check_neighbours(c.sink, sid, did, start.value(), content, *neighbours);
+  // An EUMD reports at the interval it was commissioned or configured with; billing is unchanged.
+  if (const std::int64_t configured = c.state.devices.at(did).interval_s; content.seconds != configured)
+    emit_anomaly(c.sink, fb::AnomalyKind::interval_length, sid, did, start, 0, 0,
+                 "a " + std::to_string(content.seconds) + " s interval from EUMD '" + did + "', configured for " +
+                     std::to_string(configured) + " s");
   if (ss->decision) {
     booking b{c.state, c.sink};
     book_reading(b, sid, *ss, *ss->decision, reading);

@@ -22,6 +22,7 @@ struct event_out {
 // What a device waits to hear, beside its acknowledgement, for an accepted command.
 struct device_answer {
   struct energy_grant {
+    std::string session;
     std::int64_t wh = 0;
     unix_seconds start, depart;
     std::optional<std::int64_t> price_micro_per_kwh;
@@ -30,6 +31,12 @@ struct device_answer {
   // (the gateway's timer then sends session.timeout).
   std::optional<unix_seconds> bind_deadline;
   std::optional<energy_grant> grant;  // energy.request
+  // device.configure that changes an EUMD's interval: the EUMD is to report at it.
+  struct eumd_interval {
+    std::string eumd;
+    std::int64_t interval_s = 0;
+  };
+  std::optional<eumd_interval> reconfigured;
 };
 
 struct decision {

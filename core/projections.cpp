@@ -165,9 +165,14 @@ std::string session_json(const ledger_state& state, const std::string& session) 
     j.end_object();
   }
   j.end_array();
-  j.key("anomalies").number_unsigned(ss.anomalies.size());
+  // Readings of another length than the EUMD's interval are flagged apart from SPEC section 5's
+  // anomalies, and listed only when there are some.
+  const auto is_length_flag = [](const anomaly_note& a) { return a.kind == fb::AnomalyKind::interval_length; };
+  const auto length_flags = static_cast<std::size_t>(std::count_if(ss.anomalies.begin(), ss.anomalies.end(), is_length_flag));
+  j.key("anomalies").number_unsigned(ss.anomalies.size() - length_flags);
   j.key("anomaly_list").begin_array();
   for (const anomaly_note& a : ss.anomalies) {
+    if (is_length_flag(a)) continue;
     j.begin_object();
     j.key("kind").string(fb::EnumNameAnomalyKind(a.kind));
     if (a.kind != fb::AnomalyKind::reconciliation) j.key("interval_start").string(format_timestamp(a.interval_start));
@@ -177,6 +182,17 @@ std::string session_json(const ledger_state& state, const std::string& session) 
     j.end_object();
   }
   j.end_array();
+  if (length_flags > 0) {
+    j.key("interval_length_flags").begin_array();
+    for (const anomaly_note& a : ss.anomalies) {
+      if (!is_length_flag(a)) continue;
+      j.begin_object();
+      j.key("interval_start").string(format_timestamp(a.interval_start));
+      j.key("detail").string(a.detail);
+      j.end_object();
+    }
+    j.end_array();
+  }
   j.key("pev_total_wh");
   ss.pev_total_wh ? j.number(*ss.pev_total_wh) : j.null();
   j.key("grants").begin_array();

@@ -488,8 +488,9 @@ result<std::vector<command_outcome>> engine::impl::outcomes(
     if (answer == nullptr) return;
     if (answer->bind_deadline) o.bind_deadline = timestamp(std::chrono::seconds(answer->bind_deadline->value()));
     if (const auto& g = answer->grant)
-      o.grant = energy_grant{g->wh, timestamp(std::chrono::seconds(g->start.value())),
+      o.grant = energy_grant{g->session, g->wh, timestamp(std::chrono::seconds(g->start.value())),
                              timestamp(std::chrono::seconds(g->depart.value())), g->price_micro_per_kwh};
+    if (const auto& r = answer->reconfigured) o.reconfigured = command_outcome::eumd_interval{r->eumd, r->interval_s};
   };
   auto summary = sequence(open_lines, [&](const line_refusal& r) {
     PEV_ASSERT(r.line >= 1 && r.line <= out.size());

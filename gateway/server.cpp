@@ -22,6 +22,7 @@
 #include "gateway/frame.hpp"
 #include "gateway/keys.hpp"
 #include "gateway/requests.hpp"
+#include "schema/field_checks.hpp"
 
 namespace pevledger::gateway {
 namespace {
@@ -39,8 +40,11 @@ constexpr int drain_turns_max = 20;
 // one call's bound.
 constexpr std::size_t waiting_bytes_max = 16u << 20;
 // Devices known to sign their frames (set up, or seen signing since the start); beyond it a
-// device is checked only when it signs.
+// device is checked only when it signs. The same bound holds the devices whose connection is
+// known, and the EUMDs waiting to hear a new interval.
 constexpr std::size_t signing_devices_max = 1u << 20;
+// On the wall clock, a plug-in stamped more than this ahead of the host's time gets no timer.
+constexpr std::int64_t plug_ahead_of_wall_clock_max_s = 86'400;
 
 enum class op : std::uint8_t { accept = 1, receive, send };
 
@@ -63,11 +67,11 @@ bytes error_reply(const frame_error& e) {
 
 std::int64_t seconds_of(timestamp t) { return t.time_since_epoch().count(); }
 
-bytes grant_reply(const std::string& device, const std::string& session, const energy_grant& g) {
+bytes grant_reply(const std::string& device, const energy_grant& g) {
   return reply(device, [&](flatbuffers::FlatBufferBuilder& fbb) {
     const std::int64_t start = seconds_of(g.start), depart = seconds_of(g.depart);
     return std::pair{p::Message::EnergyGrant,
-                     p::CreateEnergyGrantDirect(fbb, session.c_str(), g.wh, start, depart, g.price_micro_per_kwh,
+                     p::CreateEnergyGrantDirect(fbb, g.session.c_str(), g.wh, start, depart, g.price_micro_per_kwh,
                                                 std::max<std::int64_t>(0, depart - start))
                          .Union()};
   });
@@ -76,6 +80,12 @@ bytes grant_reply(const std::string& device, const std::string& session, const e
 bytes setup_done_reply(const std::string& device, const std::string& pev, std::uint32_t key_id, const bytes& key) {
   return reply(device, [&](flatbuffers::FlatBufferBuilder& fbb) {
     return std::pair{p::Message::SetupDone, p::CreateSetupDoneDirect(fbb, pev.c_str(), key_id, &key).Union()};
+  });
+}
+
+bytes configure_reply(const std::string& eumd, std::int64_t interval_s) {
+  return reply(eumd, [&](flatbuffers::FlatBufferBuilder& fbb) {
+    return std::pair{p::Message::EumdConfigure, p::CreateEumdConfigureDirect(fbb, eumd.c_str(), interval_s).Union()};
   });
 }
 
@@ -173,6 +183,10 @@ struct server::impl {
   // the devices that must sign, and the number of the key each signed with last.
   bytes device_secret;
   std::unordered_map<std::string, std::uint32_t> signing;
+  // The connection each device spoke on last, and the EUMDs to be told a new interval when they
+  // next speak (device.configure while they were not connected).
+  std::unordered_map<std::string, std::pair<std::size_t, std::uint64_t>> device_connection;
+  std::unordered_map<std::string, std::int64_t> intervals_to_tell;
 
   ~impl() {
     for (connection& c : slots)
@@ -250,6 +264,30 @@ struct server::impl {
     return std::nullopt;
   }
 
+  // A device spoke on a connection: an EUMD that was reconfigured meanwhile hears its interval.
+  void spoke_on(const std::string& device, std::size_t slot, std::uint64_t generation) {
+    if (device_connection.size() < signing_devices_max || device_connection.count(device) != 0)
+      device_connection[device] = {slot, generation};
+    if (const auto waiting = intervals_to_tell.find(device); waiting != intervals_to_tell.end()) {
+      queue_reply(slot, configure_reply(device, waiting->second));
+      ++stats.configures;
+      intervals_to_tell.erase(waiting);
+    }
+  }
+
+  // device.configure changed an EUMD's interval (from the back office): tell the EUMD now if it
+  // is connected, else when it next speaks. An EUMD that said so itself (EumdConfigured) knows.
+  void tell_interval(const waiting_request& w, const command_outcome::eumd_interval& r) {
+    if (w.device == r.eumd) return;
+    const auto known = device_connection.find(r.eumd);
+    if (known != device_connection.end() && connected(known->second.first, known->second.second)) {
+      queue_reply(known->second.first, configure_reply(r.eumd, r.interval_s));
+      ++stats.configures;
+    } else if (intervals_to_tell.size() < signing_devices_max || intervals_to_tell.count(r.eumd) != 0) {
+      intervals_to_tell[r.eumd] = r.interval_s;
+    }
+  }
+
   void signs_from_now(const std::string& device, std::uint32_t key_id) {
     if (signing.size() < signing_devices_max || signing.count(device) != 0) signing[device] = key_id;
   }
@@ -280,6 +318,7 @@ struct server::impl {
         const p::Envelope& e = *opened->envelope;
         const bool from_operator = !options.operator_device.empty() && e.device()->string_view() == options.operator_device;
         if (opened->key_id && !from_operator) signs_from_now(e.device()->str(), *opened->key_id);
+        if (!from_operator) spoke_on(e.device()->str(), slot, c.generation);
         const auto request = request_of(e, from_operator, error);
         if (!request) break;
         if (from_operator) back_office_connection = std::pair{slot, c.generation};
@@ -370,15 +409,15 @@ struct server::impl {
         const waiting_request& w = requests[i];
         ++decided;
         if (const auto* cmd = std::get_if<command>(&w.what)) follow_timers(*cmd, o);
+        if (o.reconfigured) tell_interval(w, *o.reconfigured);
         if (!connected(w.slot, w.generation)) continue;  // gone: the device resends
         queue_reply(w.slot, ack_reply(w.device, w.id, o, decided));
         if (const auto* cmd = std::get_if<command>(&w.what); cmd != nullptr && !device_secret.empty() &&
                                                              o.what != command_outcome::kind::refused)
           if (const auto* setup = std::get_if<commands::pev_setup>(&cmd->body)) issue_keys(w, *setup);
-        if (o.grant) {
+        if (o.grant) {  // to whoever asked: a device, or the back office
           ++stats.grants;
-          queue_reply(w.slot, grant_reply(w.device, std::get<commands::energy_request>(std::get<command>(w.what).body).session,
-                                          *o.grant));
+          queue_reply(w.slot, grant_reply(w.device, *o.grant));
         }
       }
       from = to;
@@ -398,13 +437,29 @@ struct server::impl {
     if (o.what != command_outcome::kind::accepted) return;
     if (o.bind_deadline) {
       const auto& session = std::get<commands::session_plug>(cmd.body).session;
-      if (timers.size() >= options.timers_max) {
+      std::int64_t fires_after = seconds_of(*o.bind_deadline);
+      const std::int64_t timeout = fires_after - seconds_of(cmd.at);
+      if (options.clock == server_options::business_clock::wall) {
+        const std::int64_t now = *business_now();
+        // A device clock a day ahead of ours: no timer that would wait that long.
+        if (seconds_of(cmd.at) > now + plug_ahead_of_wall_clock_max_s) {
+          ++stats.timers_not_armed;
+          return;
+        }
+        fires_after = std::max(fires_after, now + timeout);
+      }
+      if (armed.size() >= options.timers_max) {
         ++stats.timers_not_armed;
         return;
       }
-      std::int64_t fires_after = seconds_of(*o.bind_deadline);
-      if (options.clock == server_options::business_clock::wall)
-        fires_after = std::max(fires_after, *business_now() + (fires_after - seconds_of(cmd.at)));
+      // Timers of sessions bound or unplugged wait in the heap until they are due: rebuilt from
+      // the armed ones when they outnumber them, so the heap stays within twice the bound.
+      if (timers.size() >= 2 * armed.size() + 1024) {
+        std::vector<timer> live;
+        live.reserve(armed.size());
+        for (const auto& [s, t] : armed) live.push_back({t, s});
+        timers = decltype(timers)(std::greater<>(), std::move(live));
+      }
       timers.push({fires_after, session});
       armed[session] = fires_after;
     } else if (const auto* bind = std::get_if<commands::session_bind>(&cmd.body)) {
@@ -426,13 +481,19 @@ struct server::impl {
   // decided, then the Clock is acknowledged, so its ack comes after their notices.
   status set_clock(const waiting_request& w) {
     command_outcome o;
+    const std::int64_t at = std::get<clock_tick>(w.what).at;
     if (options.clock != server_options::business_clock::back_office) {
       o = {command_outcome::kind::refused,
            status(errc::invalid_state, "this gateway's clock is the wall clock (serve --clock back-office)")};
       ++stats.refused;
+    } else if (!schema::is_business_time(unix_seconds(at))) {
+      o = {command_outcome::kind::refused,
+           status(errc::invalid_field, "a Clock's time lies between 1970-01-03 and 9999-12-29 (README, \"Times\")")};
+      ++stats.refused;
     } else {
-      back_office_now = std::max(back_office_now, std::get<clock_tick>(w.what).at);
-      PEV_RETURN_IF_ERROR(decide_due_timeouts());
+      back_office_now = std::max(back_office_now, at);
+      // The notices go where the Clock came from, ahead of its ack.
+      PEV_RETURN_IF_ERROR(decide_due_timeouts(std::pair{w.slot, w.generation}));
       ++stats.accepted;
     }
     ++decided;
@@ -442,7 +503,7 @@ struct server::impl {
 
   // Sends the engine a session.timeout for every armed timer the business clock passed (in time
   // means at most comm_timeout_s after plug-in), requests_max a call.
-  status decide_due_timeouts() {
+  status decide_due_timeouts(std::optional<std::pair<std::size_t, std::uint64_t>> tell) {
     const std::optional<std::int64_t> now = business_now();
     if (!now) return status::ok();
     while (!timers.empty() && timers.top().fires_after < *now) {
@@ -461,11 +522,12 @@ struct server::impl {
       if (!outcomes) return outcomes.error();
       for (std::size_t i = 0; i < due.size(); ++i) {
         ++decided;
-        // Refused: decided some other way meanwhile (a bill run, a bind of another gateway).
+        // Refused (invalid_state): decided some other way meanwhile, by a back-office line (a bind,
+        // a bill run) or a frame that had no timer.
         if (outcomes.value()[i].what != command_outcome::kind::accepted) continue;
         ++stats.timeouts;
-        if (back_office_connection && connected(back_office_connection->first, back_office_connection->second))
-          queue_reply(back_office_connection->first, timed_out_notice(options.operator_device, due[i], decided));
+        if (tell && connected(tell->first, tell->second))
+          queue_reply(tell->first, timed_out_notice(options.operator_device, due[i], decided));
       }
     }
     return status::ok();
@@ -548,7 +610,8 @@ struct server::impl {
     io_uring_cq_advance(&ring, seen);
     if (!waiting.empty()) PEV_RETURN_IF_ERROR(decide_waiting());
     // The wall clock moves on its own: a timeout is decided within a turn (wait_ms) of its passing.
-    if (options.clock == server_options::business_clock::wall) PEV_RETURN_IF_ERROR(decide_due_timeouts());
+    if (options.clock == server_options::business_clock::wall)
+      PEV_RETURN_IF_ERROR(decide_due_timeouts(back_office_connection));
     return status::ok();
   }
 };

@@ -63,6 +63,7 @@ struct server_stats {
   std::uint64_t grants = 0;        // EnergyGrant frames sent
   std::uint64_t timers_not_armed = 0;  // plug-ins beyond timers_max
   std::uint64_t bad_macs = 0;          // frames refused for a MAC that did not match
+  std::uint64_t configures = 0;        // EumdConfigure frames sent (an EUMD's new interval)
 };
 
 class server {

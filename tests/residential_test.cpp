@@ -553,6 +553,30 @@ TEST_P(across_sessions, a_plug_on_an_eumd_with_an_open_session_is_an_anomaly) {
   expect_replay_verifies();
 }
 
+// device.configure sets the interval an EUMD reports at: an interval of another length is billed
+// as sent and flagged for auditors, apart from SPEC section 5's anomalies.
+TEST(metering, an_interval_of_another_length_than_its_eumds_configured_one_is_flagged_and_billed) {
+  scenario s;
+  base(s);
+  s.cmd("session.plug", "2024-03-05T20:00:00Z", R"("session":"s1","premise":"home")")
+      .cmd("session.bind", "2024-03-05T20:00:10Z", R"("session":"s1","pev":")" + std::string(vin1) + "\"");
+  interval(s, "e_home", "s1", "2024-03-05T20:00:00Z", 1000);  // 900 s, as commissioned
+  s.cmd("device.configure", "2024-03-05T20:15:00Z", R"("device":"e_home","interval_s":300)");
+  // 300 s now: the first is flagged at 900 s, the second is as configured.
+  interval(s, "e_home", "s1", "2024-03-05T20:15:00Z", 400);
+  s.cmd("meter.interval", "2024-03-05T20:30:00Z",
+        R"("device":"e_home","session":"s1","start":"2024-03-05T20:30:00Z","seconds":300,"wh":100)");
+  s.run_ok();
+  const json report = s.session("s1");
+  EXPECT_EQ(report["anomalies"], 0) << report.dump();
+  ASSERT_EQ(report["interval_length_flags"].size(), 1u) << report.dump();
+  EXPECT_EQ(report["interval_length_flags"][0]["interval_start"], "2024-03-05T20:15:00Z");
+  EXPECT_NE(report["interval_length_flags"][0]["detail"].get<std::string>().find("configured for 300 s"),
+            std::string::npos);
+  EXPECT_EQ(report["wh"], 1500);  // billed all the same
+  EXPECT_EQ(wh_of(s.bill("owner", "2024-03"), "charge"), 1500);
+}
+
 TEST(metering, late_intervals_after_unplug_post_on_arrival) {
   scenario s;
   base(s);

@@ -66,6 +66,8 @@ class device {
       keys_[e.device()->str()] = {k->key_id(), bytes(k->key()->begin(), k->key()->end())};
       return "setup done " + e.device()->str() + " " + k->pev()->str();
     }
+    if (const auto* c = e.message_as_EumdConfigure())
+      return "configure " + c->eumd()->str() + " " + std::to_string(c->interval_s());
     if (const auto* g = e.message_as_EnergyGrant())
       return "grant " + g->session()->str() + " " + std::to_string(g->wh()) + " Wh from " + std::to_string(g->start()) +
              " to " + std::to_string(g->depart()) + " (" + std::to_string(g->window_s()) + " s) price " +
@@ -289,16 +291,16 @@ TEST(serve, the_timer_decides_an_unbound_plug_in_when_its_timeout_passes_with_no
   const bytes key = office_key(dir, "operator.key");
   served server(db, {"--operator-key", dir.file("operator.key")});
   device office(server.port());
-  set_up(office, key, R"({"comm_timeout_s":1})");
+  set_up(office, key, R"({"comm_timeout_s":2})");
   office.send(clock_frame("c1", plugged_at, key));
   EXPECT_EQ(office.ack(), "c1 refused invalid_state") << "a wall-clock gateway keeps its own time";
 
   const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                                std::chrono::system_clock::now().time_since_epoch()).count();
   device esci(server.port());
+  const auto plugged = std::chrono::steady_clock::now();
   esci.send(plug_frame("f1", now, "s_unbound"));
   EXPECT_EQ(esci.ack(), "f1 accepted");
-  const auto plugged = std::chrono::steady_clock::now();
   esci.send(plug_frame("f2", now, "s_bound"));
   EXPECT_EQ(esci.ack(), "f2 accepted");
   esci.send(bind_frame("f3", now, "s_bound"));
@@ -308,7 +310,7 @@ TEST(serve, the_timer_decides_an_unbound_plug_in_when_its_timeout_passes_with_no
   const std::string notice = office.ack();
   const auto waited = std::chrono::steady_clock::now() - plugged;
   EXPECT_EQ(notice.substr(0, notice.find(" at ")), "timed out s_unbound timeout:s_unbound");
-  EXPECT_GE(waited, std::chrono::seconds(1));
+  EXPECT_GE(waited, std::chrono::seconds(2));
   EXPECT_LT(waited, std::chrono::seconds(10));
   const json unbound = session_report(db, "s_unbound");
   EXPECT_EQ(unbound["payer"], "main_meter");
@@ -357,7 +359,12 @@ TEST(serve, on_the_back_office_clock_the_timeout_falls_at_its_deadline_and_grant
   // In time means at most 60 s after plug-in: at +60 nothing falls, at +61 the timeout does.
   office.send(clock_frame("c1", plugged_at + 60, key));
   EXPECT_EQ(office.ack(), "c1 accepted");
-  EXPECT_TRUE(session_report(db, "s1")["payer"].is_null());
+  const json undecided = session_report(db, "s1");
+  ASSERT_TRUE(undecided.is_object());
+  EXPECT_TRUE(undecided["payer"].is_null());
+  // A time no command may carry is refused, and the clock stays where it was.
+  office.send(clock_frame("c0", std::int64_t{1} << 40, key));
+  EXPECT_EQ(office.ack(), "c0 refused invalid_field");
   office.send(clock_frame("c2", plugged_at + 61, key));
   EXPECT_EQ(office.ack(), "timed out s1 timeout:s1 at " + std::to_string(plugged_at + 61));
   const std::uint64_t timed_out = office.decided();
@@ -371,6 +378,12 @@ TEST(serve, on_the_back_office_clock_the_timeout_falls_at_its_deadline_and_grant
   EXPECT_EQ(s1["reason"], "bind_timeout");
   ASSERT_EQ(s1["grants"].size(), 2u);
   EXPECT_EQ(s1["grants"][1]["start"], "2024-03-04T18:00:00Z");
+  // An energy request from the back office is answered to the back office, priced now.
+  office.send(signed_line("r1", R"({"type":"energy.request","id":"r1","at":"2024-03-04T19:00:00Z","session":"s1",)"
+                                R"("wh":500,"depart":"2024-03-04T20:00:00Z"})", key));
+  EXPECT_EQ(office.ack(), "r1 accepted");
+  EXPECT_EQ(office.ack(), "grant s1 500 Wh from " + std::to_string(plugged_at + 3 * 3600) + " to " +
+                              std::to_string(plugged_at + 4 * 3600) + " (3600 s) price 200000");
   // A device may not set the clock.
   device other(server.port());
   other.send(frame_of("esci-1", "x", plugged_at, [](auto& fbb) { return std::pair{p::Message::Clock, p::CreateClock(fbb).Union()}; }));
@@ -378,7 +391,7 @@ TEST(serve, on_the_back_office_clock_the_timeout_falls_at_its_deadline_and_grant
   const auto [code, summary] = server.stop();
   EXPECT_EQ(code, 0);
   EXPECT_EQ(summary["timeouts"], 1);
-  EXPECT_EQ(summary["grants"], 2);
+  EXPECT_EQ(summary["grants"], 3);
 }
 
 // Setup issues the ESCI and the EUMD their keys; from then on their frames must be signed, a bad
@@ -447,6 +460,48 @@ TEST(serve, setup_issues_device_keys_and_their_frames_must_be_signed_with_them) 
   esci.send(plug_frame("f3", plugged_at, "s2"));
   EXPECT_EQ(esci.ack(), "error missing_mac");
   EXPECT_EQ(again.stop().first, 0);
+}
+
+// device.configure from the back office reaches the EUMD as EumdConfigure: at once when it is
+// connected, else with the next frame it sends; readings of another length are then flagged.
+TEST(serve, a_reconfigured_eumd_hears_its_new_interval_and_other_lengths_are_flagged) {
+  testing::temp_dir dir;
+  const std::string db = dir.file("served");
+  const bytes key = office_key(dir, "operator.key");
+  served server(db, {"--operator-key", dir.file("operator.key")});
+  device office(server.port());
+  set_up(office, key);
+  const std::vector<bytes> frames = scenario::session_frames();  // plug, bind, two batches, unplug
+  device esci(server.port());
+  for (std::size_t i : {0, 1}) {
+    esci.send(frames[i]);
+    EXPECT_NE(esci.ack().find(" accepted"), std::string::npos);
+  }
+  auto configure = [&](const std::string& id, int interval_s) {
+    office.send(signed_line(id, R"({"type":"device.configure","id":")" + id + R"(","at":"2024-03-04T16:20:00Z",)"
+                                    R"("device":"m1","interval_s":)" + std::to_string(interval_s) + "}", key));
+    EXPECT_EQ(office.ack(), id + " accepted");
+  };
+  {
+    device eumd(server.port());
+    eumd.send(frames[2]);  // readings of 16:00 and 16:15, 900 s each
+    EXPECT_EQ(eumd.ack(), "m1/b1 accepted");
+    configure("c1", 300);
+    EXPECT_EQ(eumd.ack(), "configure m1 300");
+  }
+  configure("c2", 600);  // the EUMD is not connected: it hears it when it next speaks
+  configure("c3", 600);  // no change: nothing to tell
+  device eumd(server.port());
+  eumd.send(frames[3]);  // the reading of 16:30, still 900 s
+  EXPECT_EQ(eumd.ack(), "configure m1 600");
+  EXPECT_EQ(eumd.ack(), "m1/b2 accepted");
+  const json s1 = session_report(db, "s1");
+  ASSERT_EQ(s1["interval_length_flags"].size(), 1u) << s1.dump();
+  EXPECT_EQ(s1["interval_length_flags"][0]["interval_start"], "2024-03-04T16:30:00Z");
+  EXPECT_EQ(s1["wh"], 3000);
+  const auto [code, summary] = server.stop();
+  EXPECT_EQ(code, 0);
+  EXPECT_EQ(summary["configures"], 2);
 }
 
 }  // namespace

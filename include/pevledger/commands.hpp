@@ -186,6 +186,7 @@ struct command {
 // (deferred past the direct-load-control events of the premise's utility in force) until
 // `depart`, and the price now for a decided session.
 struct energy_grant {
+  std::string session;
   std::int64_t wh = 0;
   timestamp start, depart;
   std::optional<std::int64_t> price_micro_per_kwh;
@@ -201,6 +202,13 @@ struct command_outcome {
   // session falls back to the main meter (plug-in + comm_timeout_s); see commands::session_timeout.
   std::optional<timestamp> bind_deadline;
   std::optional<energy_grant> grant;  // energy.request
+  // device.configure that changed an EUMD's interval: the EUMD is to report at interval_s now
+  // (intervals of another length are flagged in the session report: interval_length_flags).
+  struct eumd_interval {
+    std::string eumd;
+    std::int64_t interval_s = 0;
+  };
+  std::optional<eumd_interval> reconfigured;
 };
 
 // A bill line (SPEC section 7): one per session, kind, tariff and window.
