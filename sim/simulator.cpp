@@ -49,6 +49,8 @@ struct sent_frame {
 struct link {
   std::optional<gateway::device_client> client;
   std::deque<sent_frame> in_flight;
+  // SetupDone frames the acks of setups announced on this connection, and those read.
+  std::uint64_t keys_announced = 0, keys_read = 0;
 };
 
 // An EUMD's readings of one session, gathered until they are sent as one Intervals frame.
@@ -141,6 +143,7 @@ class driver {
     auto client = gateway::device_client::connect(o_.host, o_.port, std::chrono::milliseconds(ack_wait_ms_max));
     if (!client) return client.error();
     links_[i].client.emplace(std::move(client.value()));
+    links_[i].keys_announced = links_[i].keys_read = 0;
     return status::ok();
   }
 
@@ -225,18 +228,17 @@ class driver {
     sent_frame f{id, signed_frame(device, envelope), {std::string(text)}, false, true, {}};
     f.is_setup = type == "pev.setup";
     PEV_RETURN_IF_ERROR(send(l, std::move(f)));
-    if (type != "pev.setup") return status::ok();
     // Set up, the ESCI and the EUMD sign their frames with the keys SetupDone brings (after the
     // ack): wait for them.
-    PEV_RETURN_IF_ERROR(drain(l));
-    while (summary_.keys < keys_expected_) PEV_RETURN_IF_ERROR(wait_readable(l));
-    return status::ok();
+    return type == "pev.setup" ? drain(l) : status::ok();
   }
 
   status wait_readable(std::size_t l) {
     pollfd fd{links_[l].client->native_handle(), POLLIN, 0};
     const int ready = ::poll(&fd, 1, ack_wait_ms_max);
     if (ready == 0) return status(errc::io_error, "the gateway sent no keys after a setup for 60 s");
+    if (ready > 0 && (fd.revents & POLLIN) == 0)
+      return status(errc::io_error, "the gateway closed the connection before the keys of a setup");
     if (ready < 0) return errno == EINTR ? status::ok() : status(errc::io_error, "poll failed");
     return take_acks(l);
   }
@@ -465,8 +467,10 @@ class driver {
     return connect(l);
   }
 
+  // Until every frame on link `l` is acknowledged and the keys those acks announced are read.
   status drain(std::size_t l) {
     while (!links_[l].in_flight.empty()) PEV_RETURN_IF_ERROR(wait_for_acks());
+    while (links_[l].keys_read < links_[l].keys_announced) PEV_RETURN_IF_ERROR(wait_readable(l));
     return status::ok();
   }
 
@@ -514,6 +518,7 @@ class driver {
       if (const auto* done = envelope.message_as_SetupDone()) {
         keys_[envelope.device()->str()] = {done->key_id(), bytes(done->key()->begin(), done->key()->end())};
         ++summary_.keys;
+        ++links_[l].keys_read;
         continue;
       }
       if (envelope.message_type() == p::Message::EnergyGrant) ++summary_.grants;
@@ -525,7 +530,7 @@ class driver {
       sent_frame f = std::move(in_flight.front());
       in_flight.pop_front();
       const bool refused = ack->outcome() == p::Outcome::refused;
-      if (f.is_setup && !refused) keys_expected_ += 2;
+      if (f.is_setup && !refused) links_[l].keys_announced += 2;
       (ack->outcome() == p::Outcome::accepted ? summary_.accepted : refused ? summary_.refused : summary_.duplicates) += 1;
       if (f.is_clock) {
         if (refused)
@@ -573,7 +578,6 @@ class driver {
   std::set<std::pair<std::int64_t, std::string>> awaiting_bind_;       // (bind deadline, session)
   std::unordered_map<std::string, std::int64_t> deadline_of_;           // of the sessions in awaiting_bind_
   bool clock_checked_ = false;
-  std::uint64_t keys_expected_ = 0;  // SetupDone frames the setups' acks announced
   std::unordered_map<std::string, std::pair<std::uint32_t, bytes>> keys_;  // a set-up device's key: its id, its bytes
   std::vector<std::uint64_t> latencies_;
   simulation_summary summary_;
