@@ -392,7 +392,8 @@ int run_simulate(const simulate_flags& f, const std::string& format, const progr
             << "  faults: " << r.resends << " resends, " << r.drops << " connections dropped before the ack, "
             << r.restarts << " EUMD restarts, " << r.reconnects << " reconnects\n"
             << "  bind timeouts decided by the gateway's timer: " << thousands_text(r.timeouts) << " (clock moved "
-            << thousands_text(r.clock_frames) << " times); energy grants: " << thousands_text(r.grants) << "\n"
+            << thousands_text(r.clock_frames) << " times); energy grants: " << thousands_text(r.grants)
+            << "; device keys from setups: " << thousands_text(r.keys) << "\n"
             << "  device command ack latency: p50 " << r.command_ack_p50_us / 1000.0 << " ms, p99 "
             << r.command_ack_p99_us / 1000.0 << " ms\n";
   if (!f.record_file.empty()) std::cout << "  record: " << thousands_text(r.recorded) << " lines in " << f.record_file << "\n";

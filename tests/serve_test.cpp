@@ -430,7 +430,15 @@ TEST(serve, setup_issues_device_keys_and_their_frames_must_be_signed_with_them) 
     EXPECT_EQ(keys["esci-1"].second.size(), 32u);
     EXPECT_NE(keys["esci-1"].second, keys["m1"].second);
 
-    // Unsigned now: missing_mac; signed under another key: bad_mac.
+    // The setup sent again, unsigned (its sender heard no answer): a duplicate, with the same keys.
+    esci.send(frame_of("esci-1", "k1", plugged_at - 3600, [](auto& fbb) {
+      return std::pair{p::Message::Setup, p::CreateSetupDirect(fbb, scenario::vin, "p1", "esci-1", "m1").Union()};
+    }));
+    EXPECT_EQ(esci.ack(), "k1 duplicate");
+    EXPECT_EQ(esci.ack(), std::string("setup done esci-1 ") + scenario::vin);
+    EXPECT_EQ(esci.ack(), std::string("setup done m1 ") + scenario::vin);
+    EXPECT_EQ(esci.keys(), keys);
+    // Anything else unsigned now: missing_mac; signed under another key: bad_mac.
     esci.send(plug_frame("f1", plugged_at, "s1"));
     EXPECT_EQ(esci.ack(), "error missing_mac");
     device forger(server.port());
