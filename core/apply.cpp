@@ -141,6 +141,13 @@ void on(ledger_state& st, const fb::PhoneRevoked& e, unix_seconds at) {
   p.history.back().revoked_at = at;
 }
 
+// Access to read a customer's data is not ledger state: the HTTP server's directory
+// (portal/directory.hpp) folds these from the log.
+void on(ledger_state&, const fb::AccessGranted&, unix_seconds) {}
+void on(ledger_state&, const fb::AccessRevoked&, unix_seconds) {}
+// A message to the customer (portal/notifications.hpp), not state: the unplug changed the state.
+void on(ledger_state&, const fb::SessionSummarized&, unix_seconds) {}
+
 void on(ledger_state& st, const fb::WhitelistPushed& e, unix_seconds) {
   premise_state& p = st.premises.mut(s(e.premise()));
   p.list.version = e.version();
@@ -406,6 +413,9 @@ void apply(ledger_state& st, const schema::EventBody& body, unix_seconds at) {
     PEV_APPLY(DeviceSessionClosed)
     PEV_APPLY(PhoneAssigned)
     PEV_APPLY(PhoneRevoked)
+    PEV_APPLY(AccessGranted)
+    PEV_APPLY(AccessRevoked)
+    PEV_APPLY(SessionSummarized)
     PEV_APPLY(RoamingCreditCounted)
     PEV_APPLY(IntervalsRecorded)
     PEV_APPLY(LinesBooked)

@@ -907,6 +907,16 @@ status session_unplug(context& c) {
   if (!ss->eumd.empty())
     c.sink.emit(stream_of(stream_kind::device, ss->eumd), Event::DeviceSessionClosed,
                 [&](auto& fbb) { return fb::CreateDeviceSessionClosedDirect(fbb, ss->eumd.c_str(), sid.c_str()); });
+  const std::string& premise_account = c.state.premises.at(ss->premise).account;
+  const std::int64_t paid = d.payer_account.empty() ? 0 : to_post[d.payer_account];
+  const bool credit_apart = !d.credit_account.empty() && d.credit_account != d.payer_account;
+  const std::int64_t credited = credit_apart ? to_post[d.credit_account] : 0;
+  c.sink.emit(stream_of(stream_kind::session, sid), Event::SessionSummarized, [&](auto& fbb) {
+    return fb::CreateSessionSummarizedDirect(
+        fbb, sid.c_str(), ss->premise.c_str(), ss->utility.c_str(), premise_account.c_str(), ss->began.value(),
+        c.cmd.at.value(), ss->eumd_wh, d.payer, d.reason, d.payer_account.empty() ? nullptr : d.payer_account.c_str(),
+        d.pev.empty() ? nullptr : d.pev.c_str(), paid, credit_apart ? d.credit_account.c_str() : nullptr, credited);
+  });
   return status::ok();
 }
 
@@ -955,6 +965,40 @@ status phone_revoke(context& c) {
     return refuse(errc::unknown_phone, "phone '" + phone + "' is " + (number == nullptr ? "not assigned" : "revoked already"));
   c.sink.emit(stream_of(stream_kind::phone, phone), Event::PhoneRevoked, [&](auto& fbb) {
     return fb::CreatePhoneRevokedDirect(fbb, phone.c_str(), number->current().account.c_str());
+  });
+  return status::ok();
+}
+
+bool is_sha256_hex(const std::string& text) {
+  return text.size() == 64 &&
+         std::all_of(text.begin(), text.end(), [](char ch) { return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'); });
+}
+
+// access.grant and access.revoke (README, "Customer access"): the principal must exist; a revoke of
+// a hash never granted is accepted and changes nothing a reader can see.
+template <class Command>
+status access_change(context& c, Event type) {
+  const auto* m = c.cmd.as<Command>();
+  const std::string hash = s(m->token_sha256()), aid = s(m->account()), named_utility = s(m->utility());
+  if (!is_sha256_hex(hash)) return refuse(errc::invalid_field, "token_sha256 must be 64 lower-case hex digits");
+  if (aid.empty() && named_utility.empty()) return refuse(errc::missing_field, "name an account or a utility");
+  if (!aid.empty() && !named_utility.empty())
+    return refuse(errc::invalid_field, "name an account or a utility, not both");
+  std::string uid = named_utility, stream;
+  if (!aid.empty()) {
+    const account_state* account = find(c.state.accounts, aid);
+    if (account == nullptr) return refuse(errc::unknown_account, "unknown account '" + aid + "'");
+    uid = account->utility;
+    stream = stream_of(stream_kind::account, aid);
+  } else {
+    if (c.state.utilities.count(uid) == 0) return refuse(errc::unknown_utility, "unknown utility '" + uid + "'");
+    stream = stream_of(stream_kind::utility, uid);
+  }
+  const char* account_or_null = aid.empty() ? nullptr : aid.c_str();
+  c.sink.emit(stream, type, [&](auto& fbb) -> flatbuffers::Offset<void> {
+    if (type == Event::AccessGranted)
+      return fb::CreateAccessGrantedDirect(fbb, hash.c_str(), uid.c_str(), account_or_null).Union();
+    return fb::CreateAccessRevokedDirect(fbb, hash.c_str(), uid.c_str(), account_or_null).Union();
   });
   return status::ok();
 }
@@ -1080,6 +1124,8 @@ status dispatch(context& c) {
     case k::card_revoke: return card_revoke(c);
     case k::phone_assign: return phone_assign(c);
     case k::phone_revoke: return phone_revoke(c);
+    case k::access_grant: return access_change<fb::AccessGrant>(c, Event::AccessGranted);
+    case k::access_revoke: return access_change<fb::AccessRevoke>(c, Event::AccessRevoked);
     case k::whitelist_push: return whitelist_push(c);
     case k::bill_run: return bill_run(c);
     case k::settlement_run: return settlement_run(c);

@@ -183,6 +183,13 @@ void prefetch(const ledger_state& state, const schema::command& cmd) {
       return;
     }
     case k::phone_revoke: (void)state.phones.find(s(cmd.as<fb::PhoneRevoke>()->phone())); return;
+    case k::access_grant:
+    case k::access_revoke: {
+      const auto* account = cmd.kind == k::access_grant ? cmd.as<fb::AccessGrant>()->account()
+                                                         : cmd.as<fb::AccessRevoke>()->account();
+      if (account != nullptr) r.account(s(account));
+      return;
+    }
     case k::bill_run: {
       const std::string uid = s(cmd.as<fb::BillRun>()->utility());
       auto u = state.utilities.find(uid);

@@ -127,6 +127,8 @@ class body_writer {
   void operator()(const commands::pev_total& c) { type("pev.total").text("session", c.session).number("wh", c.wh); }
   void operator()(const commands::session_unplug& c) { type("session.unplug").text("session", c.session); }
   void operator()(const commands::session_timeout& c) { type("session.timeout").text("session", c.session); }
+  void operator()(const commands::access_grant& c) { access("access.grant", c.token_sha256, c.account, c.utility); }
+  void operator()(const commands::access_revoke& c) { access("access.revoke", c.token_sha256, c.account, c.utility); }
   void operator()(const commands::card_assign& c) {
     type("card.assign").text("card", c.card).text("account", c.account);
   }
@@ -159,6 +161,12 @@ class body_writer {
   body_writer& time(std::string_view key, timestamp t) { return text(key, time_text(t)); }
   void maybe(std::string_view key, const std::optional<std::int64_t>& value) {
     if (value) number(key, *value);
+  }
+  void access(std::string_view t, std::string_view hash, const std::optional<std::string>& account,
+              const std::optional<std::string>& utility) {
+    type(t).text("token_sha256", hash);
+    if (account) text("account", *account);
+    if (utility) text("utility", *utility);
   }
   json_writer& w_;
 };

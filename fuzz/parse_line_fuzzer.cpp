@@ -50,7 +50,7 @@ using command_table_types =
                PremiseRegister, StationBoot, StationActivate, DeviceCommission, DeviceConfigure, PevEnroll, PevSetup,
                SessionPlug, SessionBind, SessionStart, EnergyRequest, MeterInterval, PevTotal, SessionUnplug,
                CardAssign, CardRevoke, WhitelistPush, BillRun, SettlementRun, PhoneAssign, PhoneRevoke,
-               SessionTimeout>;
+               SessionTimeout, AccessGrant, AccessRevoke>;
 
 template <class... Tables>
 bool verifies_as(table_list<Tables...>, command_kind kind, const std::vector<std::uint8_t>& table) {

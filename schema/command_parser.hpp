@@ -49,11 +49,13 @@ enum class command_kind : std::uint8_t {
   phone_assign,
   phone_revoke,
   session_timeout,
+  access_grant,
+  access_revoke,
   // The kinds above are the line types of SPEC section 6, in the order of command_tables. A batch
   // of one EUMD's readings (schema/interval_batch.fbs) is binary only: it has no JSON type.
   interval_batch,
 };
-inline constexpr std::size_t line_kind_count = 29;
+inline constexpr std::size_t line_kind_count = 31;
 
 struct command_table {
   std::string_view table;  // in commands.fbs
@@ -77,7 +79,8 @@ inline constexpr std::array<command_table, line_kind_count> command_tables = {{
     {"CardRevoke", "card.revoke"},             {"WhitelistPush", "whitelist.push"},
     {"BillRun", "bill.run"},                   {"SettlementRun", "settlement.run"},
     {"PhoneAssign", "phone.assign"},           {"PhoneRevoke", "phone.revoke"},
-    {"SessionTimeout", "session.timeout"},
+    {"SessionTimeout", "session.timeout"},     {"AccessGrant", "access.grant"},
+    {"AccessRevoke", "access.revoke"},
 }};
 
 // One accepted-for-parsing line: the envelope fields and the command table as a FlatBuffer.

@@ -123,6 +123,18 @@ struct energy_request {
 struct session_timeout {
   std::string session;
 };
+// Not in SPEC section 6: read access over HTTP (`pevledger serve --http`) for the bearer of a
+// token, to one account's data (`account`) or to a whole utility's (`utility`): exactly one of
+// them. Only the token's SHA-256, as 64 lower-case hex digits, is given and stored.
+struct access_grant {
+  std::string token_sha256;
+  std::optional<std::string> account, utility;
+};
+// Ends the access that access_grant gave the same token to the same principal.
+struct access_revoke {
+  std::string token_sha256;
+  std::optional<std::string> account, utility;
+};
 struct meter_interval {
   std::string device, session;
   timestamp start;
@@ -176,7 +188,7 @@ struct command {
                    commands::energy_request, commands::meter_interval, commands::pev_total,
                    commands::session_unplug, commands::card_assign, commands::card_revoke, commands::phone_assign,
                    commands::phone_revoke, commands::whitelist_push, commands::bill_run, commands::settlement_run,
-                   commands::session_timeout>;
+                   commands::session_timeout, commands::access_grant, commands::access_revoke>;
   std::string id;
   timestamp at;
   body_type body;
