@@ -1,5 +1,7 @@
 #include "gateway/requests.hpp"
 
+#include "schema/interval_batch_generated.h"
+
 namespace pevledger::gateway {
 namespace {
 
@@ -70,6 +72,18 @@ std::optional<device_request> request_of(const protocol::Envelope& envelope, boo
   if (operator_message) return operator_line{envelope.message_as_OperatorCommand()->line()->string_view()};
   if (envelope.message_type() == p::Message::Intervals) {
     const auto* batch = envelope.message_as_Intervals()->batch();
+    // An EUMD sends its own readings: the sender's name (what its MAC proves) is the batch's
+    // device. A batch that does not verify is the engine's to refuse, with its reason.
+    flatbuffers::Verifier verifier(batch->data(), batch->size());
+    if (batch->size() >= 8 && wire::IntervalBatchBufferHasIdentifier(batch->data()) &&
+        wire::VerifyIntervalBatchBuffer(verifier)) {
+      const auto* device = wire::GetIntervalBatch(batch->data())->device();
+      if (device == nullptr || device->string_view() != envelope.device()->string_view()) {
+        error = frame_error{frame_errc::unexpected_message,
+                            "device '" + envelope.device()->str() + "' sends only its own readings"};
+        return std::nullopt;
+      }
+    }
     return interval_batch_bytes{{batch->data(), batch->size()}};
   }
   auto body = body_of(envelope);

@@ -292,10 +292,27 @@ struct server::impl {
     if (signing.size() < signing_devices_max || signing.count(device) != 0) signing[device] = key_id;
   }
 
+  // A frame without a MAC from a device that must sign passes open_frame only as a Setup; it is
+  // let through only as the resend of the setup that issued the key the device holds (its sender
+  // heard no answer, so it has no key to sign with). Any other Setup from it is signed.
+  bool unsigned_setup_allowed(const std::string& device, const p::Envelope& e) const {
+    const auto found = signing.find(device);
+    if (found == signing.end()) return true;  // not known to sign: nothing to prove
+    return e.message_type() == p::Message::Setup && e.id() != nullptr &&
+           key_id_of_setup(e.id()->string_view()) == found->second;
+  }
+
   // An accepted setup (or its resend) issues the ESCI and the EUMD their key, after the ack: from
-  // then on their frames must be signed. The ESCI passes the EUMD's on at the premise.
-  void issue_keys(const waiting_request& w, const commands::pev_setup& setup) {
+  // then on their frames must be signed. The ESCI passes the EUMD's on at the premise. Keys go only
+  // to the ESCI the setup names, speaking for itself; a duplicate (an id already taken, which says
+  // nothing of the body it was taken for) only to an ESCI whose key this setup issued since start.
+  void issue_keys(const waiting_request& w, const commands::pev_setup& setup, command_outcome::kind what) {
     const std::uint32_t key_id = key_id_of_setup(w.id);
+    if (w.device != setup.esci) return;
+    if (what == command_outcome::kind::duplicate) {
+      const auto found = signing.find(setup.esci);
+      if (found == signing.end() || found->second != key_id) return;
+    }
     for (const std::string& device : {setup.esci, setup.eumd}) {
       signs_from_now(device, key_id);
       queue_reply(w.slot, setup_done_reply(device, setup.pev, key_id, device_key(device_secret, device, key_id)));
@@ -316,11 +333,17 @@ struct server::impl {
             error);
         if (!opened) break;
         const p::Envelope& e = *opened->envelope;
-        const bool from_operator = !options.operator_device.empty() && e.device()->string_view() == options.operator_device;
-        if (opened->key_id && !from_operator) signs_from_now(e.device()->str(), *opened->key_id);
-        if (!from_operator) spoke_on(e.device()->str(), slot, c.generation);
+        const std::string device = e.device()->str();
+        const bool from_operator = !options.operator_device.empty() && device == options.operator_device;
+        if (!opened->signed_by_key && (from_operator || !unsigned_setup_allowed(device, e))) {
+          error = frame_error{frame_errc::missing_mac, "device '" + device + "' signs its frames"};
+          break;
+        }
         const auto request = request_of(e, from_operator, error);
         if (!request) break;
+        // Only a frame that proved its sender may change what the gateway holds about that device.
+        if (opened->key_id && !from_operator) signs_from_now(device, *opened->key_id);
+        if (!from_operator && (opened->signed_by_key || signing.count(device) == 0)) spoke_on(device, slot, c.generation);
         if (from_operator) back_office_connection = std::pair{slot, c.generation};
         waiting_request w{slot, c.generation, e.device()->str(), e.id() == nullptr ? std::string() : e.id()->str(), bytes()};
         if (const auto* cmd = std::get_if<command>(&*request)) {
@@ -414,7 +437,7 @@ struct server::impl {
         queue_reply(w.slot, ack_reply(w.device, w.id, o, decided));
         if (const auto* cmd = std::get_if<command>(&w.what); cmd != nullptr && !device_secret.empty() &&
                                                              o.what != command_outcome::kind::refused)
-          if (const auto* setup = std::get_if<commands::pev_setup>(&cmd->body)) issue_keys(w, *setup);
+          if (const auto* setup = std::get_if<commands::pev_setup>(&cmd->body)) issue_keys(w, *setup, o.what);
         if (o.grant) {  // to whoever asked: a device, or the back office
           ++stats.grants;
           queue_reply(w.slot, grant_reply(w.device, *o.grant));
@@ -563,6 +586,7 @@ struct server::impl {
         if (cqe.res == 0 && !c.closing) {
           if (auto cut = c.splitter.finish()) {
             ++stats.frame_errors;
+            if (options.on_frame_error) options.on_frame_error(*cut);
             queue_reply(slot, error_reply(*cut));
           }
         }

@@ -426,6 +426,7 @@ class driver {
     if (resend) {
       ++summary_.resends;
       sent_frame copy{f.id, {}, f.lines, f.is_batch, false, f.sent_at};
+      copy.is_setup = f.is_setup;  // answered with keys too: counted, so that drain waits for them
       PEV_RETURN_IF_ERROR(write(l, f));
       links_[l].in_flight.push_back(std::move(f));
       links_[l].in_flight.push_back(std::move(copy));

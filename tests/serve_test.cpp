@@ -438,6 +438,41 @@ TEST(serve, setup_issues_device_keys_and_their_frames_must_be_signed_with_them) 
     EXPECT_EQ(esci.ack(), std::string("setup done esci-1 ") + scenario::vin);
     EXPECT_EQ(esci.ack(), std::string("setup done m1 ") + scenario::vin);
     EXPECT_EQ(esci.keys(), keys);
+    // Nobody else gets those keys: not a stranger resending the setup, not the ESCI's name on an
+    // unsigned setup of its own, not a setup reusing an id taken by another command.
+    auto setup_from = [&](const std::string& sender, const std::string& id, const char* esci_name) {
+      return frame_of(sender, id, plugged_at - 3600, [&](auto& fbb) {
+        return std::pair{p::Message::Setup, p::CreateSetupDirect(fbb, scenario::vin, "p1", esci_name, "m1").Union()};
+      });
+    };
+    device stranger(server.port());
+    stranger.send(setup_from("evil", "k1", "esci-1"));
+    EXPECT_EQ(stranger.ack(), "k1 duplicate");
+    stranger.send(setup_from("evil", "e1", "victim"));
+    EXPECT_EQ(stranger.ack(), "e1 duplicate");  // no SetupDone came before this ack
+    EXPECT_TRUE(stranger.keys().empty());
+    device impostor(server.port());
+    impostor.send(setup_from("esci-1", "k9", "esci-1"));
+    EXPECT_EQ(impostor.ack(), "error missing_mac");
+    device victim(server.port());  // the forged setup named it: it need not sign
+    victim.send(frame_of("victim", "v1", plugged_at, [](auto& fbb) {
+      return std::pair{p::Message::Unplug, p::CreateUnplugDirect(fbb, "no-such-session").Union()};
+    }));
+    EXPECT_EQ(victim.ack(), "v1 refused unknown_session");
+    // An EUMD's readings come from that EUMD only.
+    {
+      const bytes readings = scenario::session_frames()[2];
+      const auto* f = flatbuffers::GetRoot<p::Frame>(readings.data() + frame_length_bytes);
+      const auto* m1_envelope = flatbuffers::GetRoot<p::Envelope>(f->envelope()->data());
+      const auto* batch = m1_envelope->message_as_Intervals()->batch();
+      const bytes batch_bytes(batch->begin(), batch->end());
+      device nobody(server.port());
+      nobody.send(frame_of("nobody", "n1", plugged_at, [&](auto& fbb) {
+        fbb.ForceVectorAlignment(batch_bytes.size(), 1, 8);
+        return std::pair{p::Message::Intervals, p::CreateIntervals(fbb, fbb.CreateVector(batch_bytes)).Union()};
+      }));
+      EXPECT_EQ(nobody.ack(), "error unexpected_message");
+    }
     // Anything else unsigned now: missing_mac; signed under another key: bad_mac.
     esci.send(plug_frame("f1", plugged_at, "s1"));
     EXPECT_EQ(esci.ack(), "error missing_mac");
