@@ -4,8 +4,8 @@
 // 2 usage or storage error; 3 `ingest` refused at least one line, or `replay --verify` / `verify`
 // found that the log or a projection does not match.
 //
-// Every command but `ingest` and `upgrade` opens the database read-only: no lock, no file
-// written, so any number of them run at once and beside an ingest.
+// Every command but `ingest`, `upgrade`, `token` and `serve --listen` opens the database read-only:
+// no lock, no file written, so any number of them run at once and beside an ingest.
 
 #include <CLI/CLI.hpp>
 #include <unistd.h>
@@ -28,6 +28,9 @@
 #include "gateway/frame.hpp"
 #include "gateway/keys.hpp"
 #include "gateway/server.hpp"
+#include "portal/api.hpp"
+#include "portal/http_server.hpp"
+#include "portal/notifications.hpp"
 #include "sim/simulator.hpp"
 #include "pevledger/engine.hpp"
 #include "replay/checkpoint.hpp"
@@ -246,61 +249,176 @@ int run_ingest(const std::string& db, const std::string& file, const tuning_flag
   return summary->refused > 0 ? exit_refused : exit_ok;
 }
 
-// The device gateway (docs/protocol.md) on `listen` (HOST:PORT, IPv4; port 0 picks a free one):
-// prints {"listening":"HOST:PORT"} once it accepts, serves until SIGINT or SIGTERM, then prints what
-// it served as one JSON object.
-int run_serve(const std::string& db, const std::string& listen, std::size_t connections_max,
-              const std::string& operator_key_file, const std::string& clock) {
-  const auto colon = listen.rfind(':');
+// Issues a read-access token for an account or a utility (docs/api.md), or revokes one: the token
+// is printed once and only its SHA-256 reaches the log (an access.grant command).
+int run_token(const std::string& db, const std::string& account, const std::string& utility,
+              const std::string& revoke, const std::string& format) {
+  if (account.empty() == utility.empty()) return report_error(errc::usage, "name --account or --utility");
+  std::string token = revoke;
+  if (token.empty()) {
+    auto issued = pevledger::portal::new_access_token();
+    if (!issued) return fail(issued.error());
+    token = std::move(issued.value());
+  }
+  const std::string hash = pevledger::portal::token_sha256(token);
+  const auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+  std::optional<std::string> for_account, for_utility;
+  if (!account.empty()) for_account = account;
+  if (!utility.empty()) for_utility = utility;
+  pevledger::command c;
+  c.at = now;
+  if (revoke.empty()) {
+    c.id = "access-grant-" + hash;
+    c.body = pevledger::commands::access_grant{hash, for_account, for_utility};
+  } else {
+    c.id = "access-revoke-" + hash;
+    c.body = pevledger::commands::access_revoke{hash, for_account, for_utility};
+  }
+  pevledger::engine_options options;
+  options.create_if_missing = false;
+  auto engine = pevledger::engine::open(db, options);
+  if (!engine) return fail(engine.error());
+  auto outcomes = engine.value()->submit({&c, 1});
+  if (!outcomes) return fail(outcomes.error());
+  const auto& outcome = outcomes->front();
+  if (outcome.what == pevledger::command_outcome::kind::refused) return fail(outcome.refusal);
+  nlohmann::ordered_json j;
+  if (!account.empty()) j["account"] = account;
+  if (!utility.empty()) j["utility"] = utility;
+  if (revoke.empty()) j["token"] = token;
+  else j["revoked"] = true;
+  j["token_sha256"] = hash;
+  if (format == "json") {
+    std::cout << j.dump() << std::endl;
+  } else if (revoke.empty()) {
+    std::cout << "token for " << (account.empty() ? "utility " + utility : "account " + account) << ": " << token
+              << "\n(shown once: the database keeps only its SHA-256; send it as Authorization: Bearer TOKEN, or "
+                 "open the self-care page at /#token=TOKEN)" << std::endl;
+  } else {
+    std::cout << "revoked the token " << hash.substr(0, 12) << "... of "
+              << (account.empty() ? "utility " + utility : "account " + account) << std::endl;
+  }
+  return exit_ok;
+}
+
+// HOST:PORT (IPv4; port 0 picks a free one) as a host and a port.
+std::optional<std::pair<std::string, std::uint16_t>> host_and_port(const std::string& text) {
+  const auto colon = text.rfind(':');
   unsigned long port = 0;
   if (colon == std::string::npos ||
-      std::from_chars(listen.data() + colon + 1, listen.data() + listen.size(), port).ec != std::errc() ||
-      port > 65535)
-    return report_error(errc::usage, "--listen takes HOST:PORT, e.g. 127.0.0.1:7400");
-  pevledger::gateway::server_options options;
-  options.host = listen.substr(0, colon);
-  options.port = static_cast<std::uint16_t>(port);
-  options.connections_max = connections_max;
-  using business_clock = pevledger::gateway::server_options::business_clock;
-  options.clock = clock == "back-office" ? business_clock::back_office : business_clock::wall;
-  if (options.clock == business_clock::back_office && operator_key_file.empty())
-    return report_error(errc::usage, "--clock back-office needs a back office: --operator-key FILE");
-  if (!operator_key_file.empty()) {
-    auto key = pevledger::gateway::read_key_file(operator_key_file);
-    if (!key) return report_error(errc::usage, key.error().message());
-    options.operator_device = pevledger::gateway::back_office_device;
-    options.operator_key = std::move(key.value());
-  }
-  // The gateway's log: each frame that ended its connection, a bad MAC among them.
-  options.on_frame_error = [](const pevledger::gateway::frame_error& e) {
-    nlohmann::ordered_json j;
-    j["frame_error"] = std::string(pevledger::gateway::to_string(e.code));
-    j["message"] = e.message;
-    std::cerr << j.dump() << std::endl;
-  };
-  auto engine = pevledger::engine::open(db);
-  if (!engine) return fail(engine.error());
-  auto server = pevledger::gateway::server::listen(*engine.value(), options);
-  if (!server) return fail(server.error());
-  stop_on_signals();
+      std::from_chars(text.data() + colon + 1, text.data() + text.size(), port).ec != std::errc() || port > 65535)
+    return std::nullopt;
+  return std::pair{text.substr(0, colon), static_cast<std::uint16_t>(port)};
+}
+
+struct serve_flags {
+  std::string listen;  // the device gateway's HOST:PORT
+  std::string http;    // the read API's and self-care page's HOST:PORT
+  std::size_t connections_max = pevledger::gateway::server_options{}.connections_max;
+  std::size_t http_connections_max = pevledger::portal::http_options{}.connections_max;
+  std::string operator_key_file;
+  std::string clock = "wall";
+};
+
+// The device gateway (docs/protocol.md) on `--listen` and the read API with the self-care page
+// (docs/api.md) on `--http`, either or both: prints {"listening":"HOST:PORT","http":"HOST:PORT"}
+// (what it serves) once it accepts, serves until SIGINT or SIGTERM, then prints what it served as
+// one JSON object. The HTTP side reads the database (on a thread of its own) as the gateway writes
+// it; alone, it reads a database another process writes or nobody does.
+int run_serve(const std::string& db, const serve_flags& flags) {
+  if (flags.listen.empty() && flags.http.empty()) return report_error(errc::usage, "serve needs --listen or --http");
+  std::unique_ptr<pevledger::engine> writer;
+  std::unique_ptr<pevledger::gateway::server> gateway;
   nlohmann::ordered_json listening;
-  listening["listening"] = options.host + ":" + std::to_string(server.value()->port());
+  if (!flags.listen.empty()) {
+    auto at = host_and_port(flags.listen);
+    if (!at) return report_error(errc::usage, "--listen takes HOST:PORT, e.g. 127.0.0.1:7400");
+    pevledger::gateway::server_options options;
+    options.host = at->first;
+    options.port = at->second;
+    options.connections_max = flags.connections_max;
+    using business_clock = pevledger::gateway::server_options::business_clock;
+    options.clock = flags.clock == "back-office" ? business_clock::back_office : business_clock::wall;
+    if (options.clock == business_clock::back_office && flags.operator_key_file.empty())
+      return report_error(errc::usage, "--clock back-office needs a back office: --operator-key FILE");
+    if (!flags.operator_key_file.empty()) {
+      auto key = pevledger::gateway::read_key_file(flags.operator_key_file);
+      if (!key) return report_error(errc::usage, key.error().message());
+      options.operator_device = pevledger::gateway::back_office_device;
+      options.operator_key = std::move(key.value());
+    }
+    // The gateway's log: each frame that ended its connection, a bad MAC among them.
+    options.on_frame_error = [](const pevledger::gateway::frame_error& e) {
+      nlohmann::ordered_json j;
+      j["frame_error"] = std::string(pevledger::gateway::to_string(e.code));
+      j["message"] = e.message;
+      std::cerr << j.dump() << std::endl;
+    };
+    auto engine = pevledger::engine::open(db);
+    if (!engine) return fail(engine.error());
+    writer = std::move(engine.value());
+    auto server = pevledger::gateway::server::listen(*writer, options);
+    if (!server) return fail(server.error());
+    gateway = std::move(server.value());
+    listening["listening"] = options.host + ":" + std::to_string(gateway->port());
+  }
+  std::unique_ptr<pevledger::portal::api> api;
+  std::unique_ptr<pevledger::portal::http_server> http;
+  if (!flags.http.empty()) {
+    auto at = host_and_port(flags.http);
+    if (!at) return report_error(errc::usage, "--http takes HOST:PORT, e.g. 127.0.0.1:8080");
+    auto opened = pevledger::portal::api::open(db);
+    if (!opened) return fail(opened.error());
+    api = std::move(opened.value());
+    pevledger::portal::http_options options;
+    options.host = at->first;
+    options.port = at->second;
+    options.connections_max = flags.http_connections_max;
+    auto server = pevledger::portal::http_server::listen(*api, options);
+    if (!server) return fail(server.error());
+    http = std::move(server.value());
+    listening["http"] = options.host + ":" + std::to_string(http->port());
+  }
+  stop_on_signals();
   std::cout << listening.dump() << std::endl;
-  const auto served = server.value()->run([] { return stop_requested.load(); });
+  std::atomic<bool> gateway_done{false};
+  auto http_stop = [&] { return stop_requested.load() || gateway_done.load(); };
+  pevledger::status http_served = pevledger::status::ok();
+  std::thread http_thread;
+  if (http && gateway) http_thread = std::thread([&] { http_served = http->run(http_stop); });
+  pevledger::status served = pevledger::status::ok();
+  if (gateway) {
+    served = gateway->run([] { return stop_requested.load(); });
+    gateway_done.store(true);
+    if (http_thread.joinable()) http_thread.join();
+  } else {
+    http_served = http->run(http_stop);
+  }
   if (!served.is_ok()) return fail(served);
-  const auto& stats = server.value()->stats();
+  if (!http_served.is_ok()) return fail(http_served);
   nlohmann::ordered_json j;
-  j["connections"] = stats.connections;
-  j["frames"] = stats.frames;
-  j["accepted"] = stats.accepted;
-  j["duplicates"] = stats.duplicates;
-  j["refused"] = stats.refused;
-  j["frame_errors"] = stats.frame_errors;
-  j["timeouts"] = stats.timeouts;
-  j["grants"] = stats.grants;
-  j["timers_not_armed"] = stats.timers_not_armed;
-  j["bad_macs"] = stats.bad_macs;
-  j["configures"] = stats.configures;
+  if (gateway) {
+    const auto& stats = gateway->stats();
+    j["connections"] = stats.connections;
+    j["frames"] = stats.frames;
+    j["accepted"] = stats.accepted;
+    j["duplicates"] = stats.duplicates;
+    j["refused"] = stats.refused;
+    j["frame_errors"] = stats.frame_errors;
+    j["timeouts"] = stats.timeouts;
+    j["grants"] = stats.grants;
+    j["timers_not_armed"] = stats.timers_not_armed;
+    j["bad_macs"] = stats.bad_macs;
+    j["configures"] = stats.configures;
+  }
+  if (http) {
+    const auto& stats = http->stats();
+    j["http_connections"] = stats.connections;
+    j["http_connections_refused"] = stats.connections_refused;
+    j["http_requests"] = stats.requests;
+    j["http_client_errors"] = stats.client_errors;
+    j["http_server_errors"] = stats.server_errors;
+  }
   std::cout << j.dump() << std::endl;
   return exit_ok;
 }
@@ -437,6 +555,17 @@ int run_export(const std::string& db, pevledger::export_options options, const p
   const auto exported = engine->export_events(std::cout, options);
   ticker.finish();
   if (!exported.is_ok()) return fail(exported);
+  return exit_ok;
+}
+
+// The notification outbox (portal/notifications.hpp): one JSON line per closed session.
+int run_notifications(const std::string& db, pevledger::portal::outbox_options options) {
+  if (options.follow) {
+    stop_on_signals();
+    options.stop = [] { return stop_requested.load(); };
+  }
+  const auto written = pevledger::portal::write_notifications(db, std::cout, options);
+  if (!written.is_ok()) return fail(written);
   return exit_ok;
 }
 
@@ -609,6 +738,17 @@ int main(int argc, char** argv) {
   export_cmd->add_flag("--follow", export_options.follow,
                        "keep writing records as their groups become durable, until SIGINT or SIGTERM");
 
+  pevledger::portal::outbox_options outbox;
+  auto* notifications = app.add_subcommand(
+      "notifications", "the outbox: a summary of every closed session as JSON lines, for a mailer (at least once; "
+                       "each has a stable id)");
+  add_db(notifications);
+  add_format(notifications, error_format);
+  notifications->add_option("--after", outbox.after, "the seq of the last notification handled (0: from the start)")
+      ->capture_default_str();
+  notifications->add_flag("--follow", outbox.follow,
+                          "keep writing notifications as sessions close, until SIGINT or SIGTERM");
+
   std::string until;
   bool verify = false;
   auto* replay = app.add_subcommand("replay", "rebuild every projection from the log alone");
@@ -645,26 +785,41 @@ int main(int argc, char** argv) {
   add_progress(backup);
   backup->add_option("--to", backup_to, "new directory for the copy (must not exist)")->required();
 
-  std::string listen;
-  std::size_t connections_max = pevledger::gateway::server_options{}.connections_max;
-  auto* serve = app.add_subcommand("serve", "the device gateway: devices' frames in, acknowledgements once durable "
-                                            "(docs/protocol.md), until SIGINT or SIGTERM");
+  serve_flags served;
+  auto* serve = app.add_subcommand("serve", "the device gateway (devices' frames in, acknowledgements once durable: "
+                                            "docs/protocol.md) and the read API with the self-care page "
+                                            "(docs/api.md), until SIGINT or SIGTERM");
   add_db(serve);
-  serve->add_option("--listen", listen, "HOST:PORT to accept device connections on (IPv4; port 0: any free port)")
-      ->required();
-  serve->add_option("--connections", connections_max, "connections at once; more wait to be accepted")
+  serve->add_option("--listen", served.listen,
+                    "HOST:PORT to accept device connections on (IPv4; port 0: any free port)");
+  serve->add_option("--http", served.http,
+                    "HOST:PORT of the read API and the self-care page (IPv4, loopback by default is wise; port 0: "
+                    "any free port); alone, it only reads the database");
+  serve->add_option("--connections", served.connections_max, "device connections at once; more wait to be accepted")
       ->check(CLI::Range(std::size_t{1}, std::size_t{65536}))
       ->capture_default_str();
-  std::string operator_key_file;
-  serve->add_option("--operator-key", operator_key_file,
+  serve->add_option("--http-connections", served.http_connections_max,
+                    "HTTP connections at once; one more is answered 503")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{65536}))
+      ->capture_default_str();
+  serve->add_option("--operator-key", served.operator_key_file,
                     "file holding the back office's key in hex: frames signed with it as device 'back-office' "
                     "carry command lines (tariffs, accounts, bill runs)");
-  std::string clock = "wall";
-  serve->add_option("--clock", clock,
+  serve->add_option("--clock", served.clock,
                     "business clock of the communication-timeout timers: wall (the host's), or back-office (the "
                     "time the back office's Clock frames say: simulations, months played again)")
       ->check(CLI::IsMember({"wall", "back-office"}))
       ->capture_default_str();
+
+  std::string token_account, token_utility, token_revoke;
+  auto* token = app.add_subcommand("token", "issue a read-access token for the HTTP API (docs/api.md) for an account "
+                                            "or a whole utility; printed once, stored only as its SHA-256");
+  add_db(token);
+  add_format(token, output_format);
+  auto* token_for_account = token->add_option("--account", token_account, "the account the token reads");
+  auto* token_for_utility = token->add_option("--utility", token_utility, "the utility whose accounts the token reads");
+  token_for_account->excludes(token_for_utility);
+  token->add_option("--revoke", token_revoke, "revoke this token (of that account or utility) instead of issuing one");
 
   simulate_flags sim;
   auto* simulate = app.add_subcommand("simulate", "ESCI/EUMD simulators for a fleet: a month of charging sent to "
@@ -719,7 +874,8 @@ int main(int argc, char** argv) {
   errors_as_json = format == "json";
 
   if (*ingest) return run_ingest(db, file, tuning, progress);
-  if (*serve) return run_serve(db, listen, connections_max, operator_key_file, clock);
+  if (*serve) return run_serve(db, served);
+  if (*token) return run_token(db, token_account, token_utility, token_revoke, format);
   if (*simulate) return run_simulate(sim, format, progress);
   if (*bill)
     return run_query(db, format, [&](pevledger::engine& e) { return e.bill(account, period); },
@@ -738,6 +894,7 @@ int main(int argc, char** argv) {
                      pevledger::cli::report_text);
   if (*stats) return run_query(db, format, [](pevledger::engine& e) { return e.stats(); }, stats_text);
   if (*export_cmd) return run_export(db, export_options, progress);
+  if (*notifications) return run_notifications(db, outbox);
   if (*replay) return run_replay(db, until, verify, from_snapshots, replay_threads, format, progress);
   if (*backup) {
     int code = exit_ok;

@@ -39,6 +39,7 @@ rm -rf "$month"
 run latency "$bench/latency"
 run batch_path "$bench/batch_path"
 run gateway_load "$bench/gateway_load"
+run http_load "$bench/http_load"
 run memory "$bench/memory" --pevs 1000000
 
 "$root/scripts/bench_summary.sh" "$out" "$(( $(date +%s) - started ))" "$premises" >/dev/null

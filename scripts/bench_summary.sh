@@ -47,6 +47,11 @@ latency_p99() { sed -n 's/^ *"p99_ms": \([0-9.]*\),\?$/\1/p' "$out/latency.json"
       "$(sed -n '/"plug_ack_ms"/,/}/s/^ *"p99": \([0-9.]*\).*/\1/p' "$out/gateway_load.json")" \
       "$(sed -n '/"bind_ack_ms"/,/}/s/^ *"p99": \([0-9.]*\).*/\1/p' "$out/gateway_load.json")"
   fi
+  if [ -f "$out/http_load.json" ]; then
+    printf 'read API, bill endpoint requests/s on loopback\t%s\tin process %s/s (p99 %s ms)\t%s\t\n' \
+      "$(field http_load requests_per_second)" "$(field http_load api_in_process_per_second)" \
+      "$(field http_load latency_ms_p99)" "$(field http_load http_over_api_in_process)"
+  fi
   printf 'replay --verify, events/s\t%s\traw iteration %s events/s\t%s\t>= 0.5\n' \
     "$(field replay replay_events_per_s)" "$(field replay raw_iteration_events_per_s)" "$(field replay ratio)"
   printf 'bill run, bills/s\t%s\t(%s s for %s accounts)\t\t\n' \

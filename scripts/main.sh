@@ -55,3 +55,8 @@ echo "== one customer's bill"
 echo
 echo "== replay from the log alone"
 "$bin" replay --db "$db" --verify
+echo
+echo "== the customer's view: a token for u_west-a3 and the self-care page"
+"$bin" token --db "$db" --account u_west-a3
+echo "   serve the page: $bin serve --db $db --http 127.0.0.1:8080"
+echo "   and open http://127.0.0.1:8080/#token=TOKEN (the token above) in a browser"

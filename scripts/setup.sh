@@ -5,7 +5,8 @@ packages=(
   build-essential cmake ccache pkg-config tzdata openssl util-linux
   libcaf-dev librocksdb-dev libflatbuffers-dev flatbuffers-compiler liburing-dev
   librapidcheck-dev libgtest-dev libbenchmark-dev libhowardhinnant-date-dev libssl-dev
-  nlohmann-json3-dev libcli11-dev libsimdjson-dev clang libclang-rt-14-dev
+  nlohmann-json3-dev libcli11-dev libsimdjson-dev clang libclang-rt-14-dev libboost-dev
+  chromium
 )
 missing=()
 for p in "${packages[@]}"; do
