@@ -54,11 +54,12 @@ constexpr std::string_view watermark_key = "projection_watermark";
 // The on-disk format this code reads and writes; any change to keys, column families or the record
 // layout gets a new one, and a database of another format is refused, never misread.
 constexpr std::string_view format_key = "format";
-constexpr std::string_view format_version = "pevledger-log-4";
-// Older formats this code reads as they are: log-3 only added record kinds (batched records) and
-// log-4 events (an EUMD's open sessions), so an older database is a log-4 database that holds none
-// of them yet. Upgrading one only rewrites its format key.
-constexpr std::string_view format_versions_readable[] = {"pevledger-log-2", "pevledger-log-3"};
+constexpr std::string_view format_version = "pevledger-log-5";
+// Older formats this code reads as they are: log-3 only added record kinds (batched records),
+// log-4 events (an EUMD's open sessions) and log-5 events and an anomaly kind (access grants,
+// session summaries, interval-length flags), so an older database is a log-5 database that holds
+// none of them yet. Upgrading one only rewrites its format key.
+constexpr std::string_view format_versions_readable[] = {"pevledger-log-2", "pevledger-log-3", "pevledger-log-4"};
 void put_be64(std::string& out, std::uint64_t v) {
   for (int i = 7; i >= 0; --i) out.push_back(static_cast<char>((v >> (i * 8)) & 0xff));
 }
@@ -830,7 +831,7 @@ status event_log::impl::check_format(const std::string& dir, bool writing, bool 
     return status::ok();
   } else if (!readable_older) {
     return status(errc::corruption, dir + " holds format '" + stored + "'; this pevledger reads " +
-                                        std::string(format_version) + ", pevledger-log-3 and pevledger-log-2");
+                                        std::string(format_version) + ", pevledger-log-4, pevledger-log-3 and pevledger-log-2");
   } else {
     format = stored;
     if (!writing) return status::ok();
