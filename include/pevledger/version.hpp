@@ -8,12 +8,12 @@
 // (log_format_written() in engine.hpp): a build refuses a format it does not read.
 
 #define PEVLEDGER_VERSION_MAJOR 0
-#define PEVLEDGER_VERSION_MINOR 3
+#define PEVLEDGER_VERSION_MINOR 4
 #define PEVLEDGER_VERSION_PATCH 0
 
 namespace pevledger {
 
-// "0.3.0": the library the program runs with (which may be newer than the headers it was built with).
+// "0.4.0": the library the program runs with (which may be newer than the headers it was built with).
 [[nodiscard]] const char* library_version() noexcept;
 
 }  // namespace pevledger
