@@ -183,6 +183,12 @@ struct server::impl {
   // the devices that must sign, and the number of the key each signed with last.
   bytes device_secret;
   std::unordered_map<std::string, std::uint32_t> signing;
+  // The setups that issued keys since the start, by id: the ESCI and the EUMD they issued them to.
+  // A resend (a duplicate) is answered only from here, never from its own body.
+  struct keyed_setup {
+    std::string esci, eumd, pev;
+  };
+  std::unordered_map<std::string, keyed_setup> setups_keyed;
   // The connection each device spoke on last, and the EUMDs to be told a new interval when they
   // next speak (device.configure while they were not connected).
   std::unordered_map<std::string, std::pair<std::size_t, std::uint64_t>> device_connection;
@@ -296,10 +302,11 @@ struct server::impl {
   // let through only as the resend of the setup that issued the key the device holds (its sender
   // heard no answer, so it has no key to sign with). Any other Setup from it is signed.
   bool unsigned_setup_allowed(const std::string& device, const p::Envelope& e) const {
-    const auto found = signing.find(device);
-    if (found == signing.end()) return true;  // not known to sign: nothing to prove
-    return e.message_type() == p::Message::Setup && e.id() != nullptr &&
-           key_id_of_setup(e.id()->string_view()) == found->second;
+    if (signing.count(device) == 0) return true;  // not known to sign: nothing to prove
+    if (e.message_type() != p::Message::Setup || e.id() == nullptr) return false;
+    const auto keyed = setups_keyed.find(e.id()->str());
+    return keyed != setups_keyed.end() && keyed->second.esci == device &&
+           signing.at(device) == key_id_of_setup(keyed->first);
   }
 
   // An accepted setup (or its resend) issues the ESCI and the EUMD their key, after the ack: from
@@ -308,14 +315,21 @@ struct server::impl {
   // nothing of the body it was taken for) only to an ESCI whose key this setup issued since start.
   void issue_keys(const waiting_request& w, const commands::pev_setup& setup, command_outcome::kind what) {
     const std::uint32_t key_id = key_id_of_setup(w.id);
-    if (w.device != setup.esci) return;
+    keyed_setup devices{setup.esci, setup.eumd, setup.pev};
     if (what == command_outcome::kind::duplicate) {
-      const auto found = signing.find(setup.esci);
-      if (found == signing.end() || found->second != key_id) return;
+      const auto keyed = setups_keyed.find(w.id);
+      if (keyed == setups_keyed.end()) return;  // not keyed by this gateway: nothing to resend
+      devices = keyed->second;
+      const auto found = signing.find(devices.esci);
+      if (found == signing.end() || found->second != key_id) return;  // a later setup re-keyed it
+      if (w.device != devices.esci) return;
+    } else {
+      if (w.device != devices.esci) return;
+      if (setups_keyed.size() < signing_devices_max) setups_keyed[w.id] = devices;
     }
-    for (const std::string& device : {setup.esci, setup.eumd}) {
+    for (const std::string& device : {devices.esci, devices.eumd}) {
       signs_from_now(device, key_id);
-      queue_reply(w.slot, setup_done_reply(device, setup.pev, key_id, device_key(device_secret, device, key_id)));
+      queue_reply(w.slot, setup_done_reply(device, devices.pev, key_id, device_key(device_secret, device, key_id)));
     }
   }
 

@@ -355,6 +355,12 @@ TEST(serve, on_the_back_office_clock_the_timeout_falls_at_its_deadline_and_grant
   EXPECT_EQ(esci.ack(), "f3 accepted");
   EXPECT_EQ(esci.ack(), "grant s1 12000 Wh from " + std::to_string(load_control_end) + " to " +
                             std::to_string(plugged_at + 4 * 3600) + " (7200 s) price none");
+  // The request sent again (its sender heard no answer): a duplicate, answered with the grant
+  // recorded for it, not a new one.
+  esci.send(request("f3", plugged_at + 4 * 3600));
+  EXPECT_EQ(esci.ack(), "f3 duplicate");
+  EXPECT_EQ(esci.ack(), "grant s1 12000 Wh from " + std::to_string(load_control_end) + " to " +
+                            std::to_string(plugged_at + 4 * 3600) + " (7200 s) price none");
 
   // In time means at most 60 s after plug-in: at +60 nothing falls, at +61 the timeout does.
   office.send(clock_frame("c1", plugged_at + 60, key));
@@ -391,7 +397,7 @@ TEST(serve, on_the_back_office_clock_the_timeout_falls_at_its_deadline_and_grant
   const auto [code, summary] = server.stop();
   EXPECT_EQ(code, 0);
   EXPECT_EQ(summary["timeouts"], 1);
-  EXPECT_EQ(summary["grants"], 3);
+  EXPECT_EQ(summary["grants"], 4);
 }
 
 // Setup issues the ESCI and the EUMD their keys; from then on their frames must be signed, a bad
@@ -454,6 +460,16 @@ TEST(serve, setup_issues_device_keys_and_their_frames_must_be_signed_with_them) 
     device impostor(server.port());
     impostor.send(setup_from("esci-1", "k9", "esci-1"));
     EXPECT_EQ(impostor.ack(), "error missing_mac");
+    // The setup's id resent under the ESCI's name but naming another EUMD: the keys, if any, would
+    // be those the setup issued, never another device's; here the resend is answered as the first.
+    device renamer(server.port());
+    renamer.send(frame_of("esci-1", "k1", plugged_at - 3600, [](auto& fbb) {
+      return std::pair{p::Message::Setup, p::CreateSetupDirect(fbb, scenario::vin, "p1", "esci-1", "m-elsewhere").Union()};
+    }));
+    EXPECT_EQ(renamer.ack(), "k1 duplicate");
+    EXPECT_EQ(renamer.ack(), std::string("setup done esci-1 ") + scenario::vin);
+    EXPECT_EQ(renamer.ack(), std::string("setup done m1 ") + scenario::vin);
+    EXPECT_EQ(renamer.keys().count("m-elsewhere"), 0u);
     device victim(server.port());  // the forged setup named it: it need not sign
     victim.send(frame_of("victim", "v1", plugged_at, [](auto& fbb) {
       return std::pair{p::Message::Unplug, p::CreateUnplugDirect(fbb, "no-such-session").Union()};
