@@ -59,6 +59,23 @@ void mark_issued(const fb::EventBody& body, std::set<std::string>& issued) {
     issued.insert(core::settlement_key(parse_month(st->period()->string_view())->index()));
 }
 
+// The grant recorded for the energy request of command `id`, if it is durable and was granted.
+result<std::optional<core::device_answer::energy_grant>> grant_recorded_for(const storage::event_log& log,
+                                                                            std::string_view id) {
+  auto known = log.find_command(id);
+  if (!known) return known.error();
+  if (!known->has_value()) return std::optional<core::device_answer::energy_grant>();
+  const storage::command_outcome& where = **known;
+  for (std::uint32_t i = 0; i < where.events; ++i) {  // an energy request records one event
+    auto record = log.read(log_seq(where.first.value() + i));
+    if (!record) return record.error();
+    if (const auto* g = record->body().event_as_EnergyGranted())
+      return std::optional(core::device_answer::energy_grant{g->session()->str(), g->wh(), unix_seconds(g->start()),
+                                                             unix_seconds(g->depart()), g->price_micro_per_kwh()});
+  }
+  return std::optional<core::device_answer::energy_grant>();
+}
+
 }  // namespace
 
 struct engine::impl {
@@ -413,7 +430,17 @@ result<ingest_summary> engine::impl::sequence(const line_source_factory& open_li
       }
       if (seen) {
         ++summary.duplicates;
-        if (m.on_outcome) m.on_outcome(line_no, command_outcome::kind::duplicate, nullptr);
+        if (m.on_outcome) {
+          // A device that resends an energy request heard no answer: it hears the grant recorded
+          // for the first (when that is durable; one in flight is answered with its own ack).
+          std::optional<core::device_answer> again;
+          if (cmd->kind == fb::command_kind::energy_request) {
+            auto granted = grant_recorded_for(*m.log, cmd->id);
+            if (!granted) return granted.error();
+            if (granted->has_value()) again = core::device_answer{.grant = std::move(*granted)};
+          }
+          m.on_outcome(line_no, command_outcome::kind::duplicate, again ? &*again : nullptr);
+        }
         continue;
       }
       if (ahead.interval_looked_up && ahead.durable_groups >= intervals_forgotten_through) {

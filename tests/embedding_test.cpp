@@ -105,11 +105,16 @@ TEST(embedding, typed_commands_are_applied_and_answered_as_their_json_lines_are)
     EXPECT_EQ(granted.value()[2].grant->start, at(20, 17h, 5min));
     EXPECT_EQ(granted.value()[2].grant->depart, at(21, 7h));
     EXPECT_EQ(granted.value()[2].grant->price_micro_per_kwh, 120'000);
-    // Sent again: a duplicate, with no answer.
+    // Sent again: a duplicate, answered with the grant recorded for the first (its sender heard
+    // no answer), not with a new one.
     auto again = typed->submit(std::span(request).last(1));
     ASSERT_TRUE(again);
     EXPECT_EQ(again.value()[0].what, command_outcome::kind::duplicate);
-    EXPECT_FALSE(again.value()[0].grant);
+    ASSERT_TRUE(again.value()[0].grant);
+    EXPECT_EQ(again.value()[0].grant->start, granted.value()[2].grant->start);
+    EXPECT_EQ(again.value()[0].grant->depart, granted.value()[2].grant->depart);
+    EXPECT_EQ(again.value()[0].grant->price_micro_per_kwh, 120'000);
+    EXPECT_FALSE(again.value()[0].bind_deadline);
   }
   {
     auto text = open_or_fail(dir.file("text"));

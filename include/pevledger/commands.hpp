@@ -213,7 +213,9 @@ struct command_outcome {
   // session.plug at a residential premise: the business time past which, with no bind, the
   // session falls back to the main meter (plug-in + comm_timeout_s); see commands::session_timeout.
   std::optional<timestamp> bind_deadline;
-  std::optional<energy_grant> grant;  // energy.request
+  // energy.request; also for a duplicate of one, the grant recorded for the first once it is
+  // durable (a device that resends its request heard no answer).
+  std::optional<energy_grant> grant;
   // device.configure that changed an EUMD's interval: the EUMD is to report at interval_s now
   // (intervals of another length are flagged in the session report: interval_length_flags).
   struct eumd_interval {
