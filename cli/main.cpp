@@ -261,6 +261,14 @@ int run_token(const std::string& db, const std::string& account, const std::stri
     token = std::move(issued.value());
   }
   const std::string hash = pevledger::portal::token_sha256(token);
+  if (!revoke.empty()) {  // say so when there is nothing to revoke, rather than seem to
+    auto holder = pevledger::portal::token_holder(db, hash);
+    if (!holder) return fail(holder.error());
+    if (!holder->has_value() || (*holder)->account != account || (account.empty() && (*holder)->utility != utility))
+      return report_error(errc::usage, "that token gives no access to " +
+                                           (account.empty() ? "utility " + utility : "account " + account) +
+                                           " (never issued for it, or revoked already)");
+  }
   const auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
   std::optional<std::string> for_account, for_utility;
   if (!account.empty()) for_account = account;
@@ -271,7 +279,7 @@ int run_token(const std::string& db, const std::string& account, const std::stri
     c.id = "access-grant-" + hash;
     c.body = pevledger::commands::access_grant{hash, for_account, for_utility};
   } else {
-    c.id = "access-revoke-" + hash;
+    c.id = "access-revoke-" + pevledger::portal::token_sha256(hash + "\n" + account + "\n" + utility);
     c.body = pevledger::commands::access_revoke{hash, for_account, for_utility};
   }
   pevledger::engine_options options;
@@ -745,6 +753,7 @@ int main(int argc, char** argv) {
   add_db(notifications);
   add_format(notifications, error_format);
   notifications->add_option("--after", outbox.after, "the seq of the last notification handled (0: from the start)")
+      ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 62))
       ->capture_default_str();
   notifications->add_flag("--follow", outbox.follow,
                           "keep writing notifications as sessions close, until SIGINT or SIGTERM");

@@ -124,7 +124,7 @@ struct page_request {
   std::optional<std::size_t> after;
 };
 
-std::optional<page_request> page_of(const request_target& t) {
+std::optional<page_request> page_of(const request_target& t, bool position_cursor = true) {
   page_request p;
   auto number = [](const std::string& text) -> std::optional<std::size_t> {
     std::size_t v = 0;
@@ -137,7 +137,7 @@ std::optional<page_request> page_of(const request_target& t) {
     if (!v || *v == 0 || *v > api::page_limit_max) return std::nullopt;
     p.limit = *v;
   }
-  if (auto after = t.param("after")) {
+  if (auto after = t.param("after"); after && position_cursor) {
     auto v = number(*after);
     if (!v) return std::nullopt;
     p.after = *v;
@@ -183,13 +183,16 @@ struct api::impl {
     refreshed = now;
     auto head = log->catch_up();
     if (!head) return head.error();
-    if (head->value() != dir.folded()) {
+    if (head->value() != engine_head) {
       auto caught = engine->catch_up();
       if (!caught) return caught.error();
+      engine_head = caught.value();
     }
-    // A large backlog folds over several requests, each bounded.
+    // Folded whole at open; after that a request folds what the writer added since the last one,
+    // at most fold_records_max records.
     return dir.fold(*log);
   }
+  std::uint64_t engine_head = 0;
 
   const principal* authenticate(std::string_view authorization) const {
     // RFC 6750: the scheme's name in any case, then the token.
@@ -231,7 +234,9 @@ result<std::unique_ptr<api>> api::open(const std::string& db, api_options option
   auto log = storage::event_log::open(db, log_opts);
   if (!log) return log.error();
   p->log = std::move(log.value());
-  PEV_RETURN_IF_ERROR(p->dir.fold(*p->log));
+  p->engine_head = p->engine->log_size();
+  // Whole before the first request: a token granted long ago must open what it opens.
+  while (p->dir.folded() < p->log->last_seq().value()) PEV_RETURN_IF_ERROR(p->dir.fold(*p->log));
   return std::unique_ptr<api>(new api(std::move(p)));
 }
 
@@ -251,7 +256,8 @@ api_response api::handle(std::string_view method, std::string_view target, std::
     return r;
   }
   if (t->path.size() < 3 || t->path[0] != "api" || t->path[1] != "v1") return not_found();
-  if (status s = impl_->refresh(); !s.is_ok()) return error(500, "storage_error", s.message());
+  // The cause goes nowhere near an unauthenticated caller: it may name files.
+  if (status s = impl_->refresh(); !s.is_ok()) return error(500, "storage_error", "the database could not be read");
   if (authorization.empty()) return error(401, "unauthorized", "send Authorization: Bearer TOKEN");
   const principal* who = impl_->authenticate(authorization);
   if (who == nullptr) return error(401, "invalid_token", "the token is not one this utility issued, or was revoked");
@@ -394,8 +400,11 @@ struct session_view_rights {
 };
 
 session_view_rights rights_of(const directory& dir, const principal& who, const session_entry& ss) {
-  if (who.is_utility()) return {true, true};
   const premise_entry* p = dir.premise(ss.premise);
+  if (who.is_utility()) {  // a utility sees its own customers' part: the payer's, the host's
+    const account_entry* payer = dir.account(ss.payer_account);
+    return {payer != nullptr && payer->utility == who.utility, p != nullptr && p->utility == who.utility};
+  }
   return {who.account == ss.payer_account, p != nullptr && who.account == p->account};
 }
 
@@ -486,9 +495,18 @@ api_response api::impl::session_view(const principal& who, const std::string& id
   const session_view_rights may = rights_of(dir, who, *ss);
   if (!may.payer) {  // the engine's report is the utility's view: keep the payer's part from others
     if (j.contains("payer") && j["payer"] != "main_meter") j["payer"] = nullptr;
-    for (const char* field : {"pev", "tariff", "pev_total_wh"})
+    for (const char* field : {"pev", "tariff", "pev_total_wh", "card", "phone"})
       if (j.contains(field)) j[field] = nullptr;
     if (j.contains("grants")) j["grants"] = json::array();
+    // A reconciliation compares the PEV's own total: the payer's to know.
+    if (j.contains("anomaly_list")) {
+      json kept = json::array();
+      for (auto& a : j["anomaly_list"])
+        if (a.value("kind", "") != "reconciliation") kept.push_back(std::move(a));
+      if (j.contains("anomalies") && j["anomalies"].is_number_integer())
+        j["anomalies"] = j["anomalies"].get<std::int64_t>() - static_cast<std::int64_t>(j["anomaly_list"].size() - kept.size());
+      j["anomaly_list"] = std::move(kept);
+    }
   }
   j["began"] = format_timestamp(ss->began);
   j["ended"] = ss->ended ? json(format_timestamp(*ss->ended)) : json(nullptr);
@@ -499,7 +517,7 @@ api_response api::impl::session_view(const principal& who, const std::string& id
 }
 
 api_response api::impl::intervals(const std::string& id, const request_target& t) {
-  auto page = page_of(t);
+  auto page = page_of(t, /*position_cursor=*/false);
   if (!page) return bad_page();
   struct reading {
     std::int64_t start, seconds, wh;
@@ -519,13 +537,24 @@ api_response api::impl::intervals(const std::string& id, const request_target& t
                                          return status::ok();
                                        });
   if (!read.is_ok()) return error(500, "storage_error", read.message());
-  std::sort(readings.begin(), readings.end(), [](const reading& a, const reading& b) { return a.start < b.start; });
-  // In start order; the cursor is the start (UTC seconds) of the last one returned, so a reading
-  // that arrives late, with an earlier start, never shifts a later page.
+  std::stable_sort(readings.begin(), readings.end(), [](const reading& a, const reading& b) { return a.start < b.start; });
+  // In start order (readings of one start in arrival order: a station's EUMDs may share one); the
+  // cursor is "START.N", the start (UTC seconds) of the last one returned and how many of that start
+  // were returned, so a reading that arrives late, with an earlier start, never shifts a later page.
   auto from = readings.begin();
-  if (page->after)
-    from = std::upper_bound(readings.begin(), readings.end(), static_cast<std::int64_t>(*page->after),
-                            [](std::int64_t start, const reading& r) { return start < r.start; });
+  if (auto after = t.param("after")) {
+    const auto dot = after->find('.');
+    std::int64_t start = 0;
+    std::size_t of_start = 0;
+    const char* end = after->data() + after->size();
+    if (dot == std::string::npos ||
+        std::from_chars(after->data(), after->data() + dot, start).ptr != after->data() + dot ||
+        std::from_chars(after->data() + dot + 1, end, of_start).ptr != end || dot == 0 || dot + 1 == after->size())
+      return bad_page();
+    from = std::lower_bound(readings.begin(), readings.end(), start,
+                            [](const reading& r, std::int64_t s) { return r.start < s; });
+    for (std::size_t k = 0; k < of_start && from != readings.end() && from->start == start; ++k) ++from;
+  }
   const auto to = from + static_cast<std::ptrdiff_t>(std::min<std::size_t>(page->limit, readings.end() - from));
   json list = json::array();
   for (auto r = from; r != to; ++r) {
@@ -538,7 +567,14 @@ api_response api::impl::intervals(const std::string& id, const request_target& t
   }
   json j;
   j["intervals"] = std::move(list);
-  j["next"] = to != readings.end() ? json(std::to_string((to - 1)->start)) : json(nullptr);
+  json next = nullptr;
+  if (to != readings.end() && to != from) {
+    const std::int64_t last = (to - 1)->start;
+    const auto first_of_last = std::lower_bound(readings.begin(), to, last,
+                                                [](const reading& r, std::int64_t s) { return r.start < s; });
+    next = std::to_string(last) + "." + std::to_string(to - first_of_last);
+  }
+  j["next"] = std::move(next);
   return answer(std::move(j));
 }
 
@@ -607,6 +643,17 @@ result<std::string> new_access_token() {
   }
   if (bits > 0) token.push_back(alphabet[(acc << (6 - bits)) & 63]);
   return token;
+}
+
+result<std::optional<principal>> token_holder(const std::string& db, const std::string& hash) {
+  storage::log_options options;
+  options.access = storage::log_access::read_only;
+  auto log = storage::event_log::open(db, options);
+  if (!log) return log.error();
+  directory dir;
+  while (dir.folded() < log.value()->last_seq().value()) PEV_RETURN_IF_ERROR(dir.fold(*log.value()));
+  const principal* who = dir.token_principal(hash);
+  return who == nullptr ? std::optional<principal>() : std::optional<principal>(*who);
 }
 
 std::string token_sha256(std::string_view token) {

@@ -11,10 +11,12 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "base/status.hpp"
+#include "portal/principal.hpp"
 
 namespace pevledger {
 class engine;
@@ -64,5 +66,8 @@ class api {
 // a token as the log stores it (64 lower-case hex digits).
 [[nodiscard]] result<std::string> new_access_token();
 [[nodiscard]] std::string token_sha256(std::string_view token);
+
+// Whom the token with this SHA-256 speaks for in `db` now (read-only), if anyone.
+[[nodiscard]] result<std::optional<principal>> token_holder(const std::string& db, const std::string& token_sha256);
 
 }  // namespace pevledger::portal

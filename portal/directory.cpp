@@ -148,6 +148,7 @@ void directory::apply(const fb::EventBody& body, unix_seconds at) {
       ss.premise = s(e->premise());
       ss.utility = s(e->utility());
       ss.began = at;
+      if (const premise_entry* p = premise(ss.premise)) relate(ss, id, p->account);  // the station's operator
       relate(ss, id, s(e->account()));
       return;
     }

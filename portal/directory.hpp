@@ -23,6 +23,7 @@
 #include "base/status.hpp"
 #include "base/strong_types.hpp"
 #include "core/zone_rules.hpp"
+#include "portal/principal.hpp"
 #include "schema/events_generated.h"
 
 namespace pevledger::storage {
@@ -30,13 +31,6 @@ class event_log;
 }
 
 namespace pevledger::portal {
-
-// Who a token speaks for: one account, or (account empty) every account of a utility.
-struct principal {
-  std::string utility;
-  std::string account;
-  [[nodiscard]] bool is_utility() const { return account.empty(); }
-};
 
 struct premise_entry {
   std::string utility, account, default_tariff;

@@ -311,6 +311,89 @@ TEST(read_api, sessions_page_newest_first_and_a_live_session_shows_while_the_wri
   EXPECT_TRUE(r.get("/api/v1/accounts/owner/sessions?state=open", "tok-owner").body["sessions"].empty());
 }
 
+// A PEV of utility v roams to u's premise "home"; a card session at u's station "st" reads from its
+// two EUMDs. Each utility sees its own customer's part; the station's operator sees the session at
+// its station, not whose card it was.
+TEST(read_api, a_utility_sees_its_own_customers_part_and_an_operator_the_sessions_at_its_station) {
+  constexpr const char* vin2 = "JN1Z19E98N1134BRA";
+  scenario s;
+  world(s);
+  s.cmd("tariff.publish", "2024-03-01T00:01:00Z", R"("utility":"v","tariff":"vres","kind":"flat","price":100000)")
+      .cmd("tariff.publish", "2024-03-01T00:01:01Z", R"("utility":"v","tariff":"vev","kind":"flat","price":300000)")
+      .cmd("premise.register", "2024-03-01T00:01:02Z",
+           R"("utility":"v","premise":"vhome","account":"other","default_tariff":"vres")")
+      .cmd("pev.enroll", "2024-03-01T00:01:03Z",
+           R"("account":"other","pev":")" + std::string(vin2) + R"(","tariff":"vev","home_premise":"vhome")")
+      .cmd("session.plug", "2024-03-05T03:00:00Z", R"("session":"r1","premise":"home")")
+      .cmd("session.bind", "2024-03-05T03:00:10Z", R"("session":"r1","pev":")" + std::string(vin2) + "\"")
+      .cmd("meter.interval", "2024-03-05T03:30:00Z",
+           R"("device":"e_home","session":"r1","start":"2024-03-05T03:00:00Z","seconds":900,"wh":1000)")
+      .cmd("session.unplug", "2024-03-05T04:00:00Z", R"("session":"r1")");
+  s.cmd("account.open", "2024-03-01T00:02:00Z", R"("utility":"u","account":"op","customer":"Station Co")")
+      .cmd("premise.register", "2024-03-01T00:02:01Z",
+           R"("utility":"u","premise":"st","account":"op","default_tariff":"res","kind":"public")")
+      .cmd("device.commission", "2024-03-01T00:02:02Z", R"("premise":"st","device":"st_e1","kind":"eumd")")
+      .cmd("device.commission", "2024-03-01T00:02:03Z", R"("premise":"st","device":"st_e2","kind":"eumd")")
+      .cmd("station.boot", "2024-03-01T00:02:04Z", R"("premise":"st")")
+      .cmd("station.activate", "2024-03-01T00:02:05Z", R"("premise":"st")")
+      .cmd("card.assign", "2024-03-01T00:02:06Z", R"("card":"card-1","account":"owner")")
+      .cmd("access.grant", "2024-03-01T00:02:07Z", grant("tok-op", R"("account":"op")"))
+      .cmd("session.start", "2024-03-06T10:00:00Z", R"("session":"p1","premise":"st","card":"card-1","online":true)");
+  for (const char* eumd : {"st_e1", "st_e2"})
+    s.cmd("meter.interval", "2024-03-06T10:20:00Z",
+          R"("device":)" + q(eumd) + R"(,"session":"p1","start":"2024-03-06T10:00:00Z","seconds":900,"wh":500)");
+  s.cmd("session.unplug", "2024-03-06T11:00:00Z", R"("session":"p1")");
+  s.run_ok();
+  reader r(s);
+  auto as_u = r.get("/api/v1/sessions/r1", "tok-u");  // the host's utility
+  ASSERT_EQ(as_u.status, 200u);
+  EXPECT_TRUE(as_u.body["payer"].is_null());
+  EXPECT_TRUE(as_u.body["amount_micro"].is_null());
+  EXPECT_EQ(as_u.body["credit_micro"], -200000);  // 1,000 Wh at u's res, 0.20/kWh
+  auto as_v = r.get("/api/v1/sessions/r1", "tok-v");  // the payer's utility
+  ASSERT_EQ(as_v.status, 200u);
+  EXPECT_EQ(as_v.body["payer"], "other");
+  EXPECT_EQ(as_v.body["amount_micro"], 300000);  // 1,000 Wh at v's vev, 0.30/kWh
+  EXPECT_TRUE(as_v.body["credit_micro"].is_null());
+  EXPECT_EQ(r.get("/api/v1/sessions/r1", "tok-other").body["amount_micro"], 300000);
+
+  auto as_operator = r.get("/api/v1/sessions/p1", "tok-op");
+  ASSERT_EQ(as_operator.status, 200u);
+  EXPECT_EQ(as_operator.body["wh"], 1000);
+  EXPECT_TRUE(as_operator.body["card"].is_null());
+  EXPECT_TRUE(as_operator.body["payer"].is_null());
+  EXPECT_EQ(r.get("/api/v1/accounts/op/sessions", "tok-op").body["sessions"].size(), 1u);
+  EXPECT_EQ(r.get("/api/v1/sessions/p1", "tok-owner").body["card"], "card-1");
+  // Two readings of one start, one a page: neither is skipped.
+  auto first = r.get("/api/v1/sessions/p1/intervals?limit=1", "tok-owner");
+  ASSERT_EQ(first.body["intervals"].size(), 1u);
+  auto second = r.get("/api/v1/sessions/p1/intervals?limit=1&after=" + first.body["next"].get<std::string>(),
+                      "tok-owner");
+  ASSERT_EQ(second.body["intervals"].size(), 1u);
+  EXPECT_EQ(second.body["intervals"][0]["start"], first.body["intervals"][0]["start"]);
+  EXPECT_TRUE(second.body["next"].is_null());
+  EXPECT_EQ(r.get("/api/v1/sessions/p1/intervals?after=12", "tok-owner").status, 400u);
+}
+
+TEST(token_command, revokes_only_a_token_the_principal_holds_and_says_so_otherwise) {
+  scenario s;
+  world(s);
+  s.run_ok();
+  s.close();
+  const std::string db = s.dir().file("db");
+  const auto issued = testing::run_pevledger("token --db " + db + " --account owner --format json");
+  ASSERT_EQ(issued.exit_code, 0) << issued.err;
+  const std::string token = json::parse(issued.out)["token"];
+  const auto wrong = testing::run_pevledger("token --db " + db + " --account host --revoke " + token);
+  EXPECT_EQ(wrong.exit_code, 2);
+  EXPECT_NE(wrong.err.find("no access to account host"), std::string::npos) << wrong.err;
+  const auto revoked = testing::run_pevledger("token --db " + db + " --account owner --revoke " + token + " --format json");
+  ASSERT_EQ(revoked.exit_code, 0) << revoked.err;
+  EXPECT_EQ(json::parse(revoked.out)["revoked"], true);
+  EXPECT_EQ(testing::run_pevledger("token --db " + db + " --account owner --revoke " + token).exit_code, 2);
+  EXPECT_EQ(testing::run_pevledger("token --db " + db).exit_code, 2);  // neither --account nor --utility
+}
+
 TEST(read_api, a_revoked_token_reads_nothing_and_another_stays) {
   scenario s;
   world(s);
