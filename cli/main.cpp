@@ -658,7 +658,8 @@ int main(int argc, char** argv) {
   app.footer(
       "Exit codes: 0 success; 1 the account or session asked for does not exist; 2 usage or storage\n"
       "error; 3 ingest refused a line, or replay --verify / verify found a mismatch.\n"
-      "Only ingest and upgrade write; every other command opens the database read-only.\n"
+      "Only ingest, upgrade, token and serve --listen write; every other command opens the database\n"
+      "read-only.\n"
       "The database defaults to ./pevledger.db. See README.md and docs/auditing.md.");
   std::string db = "pevledger.db";
   std::string format = "text";

@@ -51,7 +51,7 @@ api_response from_engine(const result<std::string>& doc) {
   // Visibility was checked first, so what remains is a storage failure or a bad period.
   if (doc.error().code() == errc::usage) return error(400, "bad_request", doc.error().message());
   if (doc.error().code() == errc::unknown_account || doc.error().code() == errc::unknown_session) return not_found();
-  return error(500, "storage_error", doc.error().message());
+  return error(500, "storage_error", "the database could not be read");  // the cause may name files
 }
 
 // "%XX" escapes of one path segment or query value ('+' is a space in a query only); nullopt when
@@ -536,7 +536,7 @@ api_response api::impl::intervals(const std::string& id, const request_target& t
                                            for (const fb::IntervalReading* x : *many->readings()) keep(*x);
                                          return status::ok();
                                        });
-  if (!read.is_ok()) return error(500, "storage_error", read.message());
+  if (!read.is_ok()) return error(500, "storage_error", "the database could not be read");
   std::stable_sort(readings.begin(), readings.end(), [](const reading& a, const reading& b) { return a.start < b.start; });
   // In start order (readings of one start in arrival order: a station's EUMDs may share one); the
   // cursor is "START.N", the start (UTC seconds) of the last one returned and how many of that start
