@@ -262,9 +262,9 @@ int run_token(const std::string& db, const std::string& account, const std::stri
   }
   const std::string hash = pevledger::portal::token_sha256(token);
   if (!revoke.empty()) {  // say so when there is nothing to revoke, rather than seem to
-    auto holder = pevledger::portal::token_holder(db, hash);
-    if (!holder) return fail(holder.error());
-    if (!holder->has_value() || (*holder)->account != account || (account.empty() && (*holder)->utility != utility))
+    auto holds = pevledger::portal::token_gives_access(db, hash, {utility, account});
+    if (!holds) return fail(holds.error());
+    if (!holds.value())
       return report_error(errc::usage, "that token gives no access to " +
                                            (account.empty() ? "utility " + utility : "account " + account) +
                                            " (never issued for it, or revoked already)");

@@ -645,15 +645,23 @@ result<std::string> new_access_token() {
   return token;
 }
 
-result<std::optional<principal>> token_holder(const std::string& db, const std::string& hash) {
+result<bool> token_gives_access(const std::string& db, const std::string& hash, const principal& who) {
   storage::log_options options;
   options.access = storage::log_access::read_only;
   auto log = storage::event_log::open(db, options);
   if (!log) return log.error();
-  directory dir;
-  while (dir.folded() < log.value()->last_seq().value()) PEV_RETURN_IF_ERROR(dir.fold(*log.value()));
-  const principal* who = dir.token_principal(hash);
-  return who == nullptr ? std::optional<principal>() : std::optional<principal>(*who);
+  const std::string stream = who.is_utility() ? core::stream_of(core::stream_kind::utility, who.utility)
+                                              : core::stream_of(core::stream_kind::account, who.account);
+  bool granted = false;  // the last grant or revoke of this hash on the stream says
+  PEV_RETURN_IF_ERROR(log.value()->scan_stream(stream, 0, log.value()->last_seq(), [&](const fb::Record& r) -> status {
+    const fb::EventBody& body = *r.body_nested_root();
+    if (const auto* g = body.event_as_AccessGranted(); g != nullptr && g->token_sha256()->string_view() == hash)
+      granted = true;
+    if (const auto* v = body.event_as_AccessRevoked(); v != nullptr && v->token_sha256()->string_view() == hash)
+      granted = false;
+    return status::ok();
+  }));
+  return granted;
 }
 
 std::string token_sha256(std::string_view token) {

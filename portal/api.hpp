@@ -67,7 +67,9 @@ class api {
 [[nodiscard]] result<std::string> new_access_token();
 [[nodiscard]] std::string token_sha256(std::string_view token);
 
-// Whom the token with this SHA-256 speaks for in `db` now (read-only), if anyone.
-[[nodiscard]] result<std::optional<principal>> token_holder(const std::string& db, const std::string& token_sha256);
+// Whether the token with this SHA-256 gives `who` access in `db` now (read-only): read from the
+// grants and revokes on that account's or utility's stream alone.
+[[nodiscard]] result<bool> token_gives_access(const std::string& db, const std::string& token_sha256,
+                                              const principal& who);
 
 }  // namespace pevledger::portal
