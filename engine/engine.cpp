@@ -199,22 +199,12 @@ struct engine::impl {
   // The stored value of a projection, if any.
   result<std::optional<std::string>> stored(const std::string& key) { return log->get_projection(key); }
 
-  // The projections a group made stale: the balance of each account and the record of each session
-  // whose stream has events in it (the residency knows which), and the bills and settlements it
-  // issued. Streams are visited once per group, not once per event.
+  // The projections a group issued: its bills and settlements, stored once and never rewritten.
+  // Balances and sessions are not stored: a query renders them from the entity's durable state
+  // (docs/design.md, "Projections").
   std::vector<storage::projection_put> render(const std::set<std::string>& issued) {
     std::vector<storage::projection_put> puts;
-    puts.reserve(resident->changed_streams().size() + issued.size());
-    for (const std::string& stream : resident->changed_streams()) {
-      const core::stream_name name = core::stream_name::split(stream);
-      if (name.kind == core::stream_kind::account) {
-        const std::string id(name.id);
-        puts.push_back({core::balance_key(id), core::balance_json(state(), id)});
-      } else if (name.kind == core::stream_kind::session) {
-        const std::string id(name.id);
-        puts.push_back({core::session_key(id), core::session_json(state(), id)});
-      }
-    }
+    puts.reserve(issued.size());
     for (const std::string& key : issued) {
       const auto slash = key.find('/');
       const std::string kind = key.substr(0, slash);
@@ -643,10 +633,10 @@ result<std::string> engine::bill(std::string_view account, std::string_view peri
 
 result<std::string> engine::balance(std::string_view account) {
   const std::string id(account);
-  auto stored = impl_->stored(core::balance_key(id));
-  if (!stored) return stored.error();
-  if (!stored->has_value()) return status(errc::unknown_account, "unknown account '" + id + "'");
-  return std::move(**stored);
+  auto doc = impl_->ask_entity(core::stream_of(core::stream_kind::account, id), "balance");
+  if (!doc) return doc.error();
+  if (doc->empty()) return status(errc::unknown_account, "unknown account '" + id + "'");
+  return std::move(doc.value());
 }
 
 result<std::string> engine::settlement(std::string_view period) {
@@ -662,10 +652,10 @@ result<std::string> engine::settlement(std::string_view period) {
 
 result<std::string> engine::session(std::string_view session) {
   const std::string id(session);
-  auto stored = impl_->stored(core::session_key(id));
-  if (!stored) return stored.error();
-  if (!stored->has_value()) return status(errc::unknown_session, "unknown session '" + id + "'");
-  return std::move(**stored);
+  auto doc = impl_->ask_entity(core::stream_of(core::stream_kind::session, id), "session");
+  if (!doc) return doc.error();
+  if (doc->empty()) return status(errc::unknown_session, "unknown session '" + id + "'");
+  return std::move(doc.value());
 }
 
 result<std::string> engine::period_report(std::string_view period) {

@@ -54,12 +54,17 @@ constexpr std::string_view watermark_key = "projection_watermark";
 // The on-disk format this code reads and writes; any change to keys, column families or the record
 // layout gets a new one, and a database of another format is refused, never misread.
 constexpr std::string_view format_key = "format";
-constexpr std::string_view format_version = "pevledger-log-5";
+constexpr std::string_view format_version = "pevledger-log-6";
 // Older formats this code reads as they are: log-3 only added record kinds (batched records),
 // log-4 events (an EUMD's open sessions) and log-5 events and an anomaly kind (access grants,
-// session summaries, interval-length flags), so an older database is a log-5 database that holds
-// none of them yet. Upgrading one only rewrites its format key.
-constexpr std::string_view format_versions_readable[] = {"pevledger-log-2", "pevledger-log-3", "pevledger-log-4"};
+// session summaries, interval-length flags), so an older database is a log-6 database that holds
+// none of them yet. Log-6 stores no balance or session projections (queries render them from the
+// entity); an older database's are read by nothing and compared by replay --verify, and upgrading
+// deletes them (a writer would leave them stale) with the format key, in one write.
+constexpr std::string_view format_versions_readable[] = {"pevledger-log-2", "pevledger-log-3", "pevledger-log-4",
+                                                         "pevledger-log-5"};
+// Prefixes of the projections older formats stored for every account and session.
+constexpr std::string_view projection_prefixes_dropped[] = {"balance/", "session/"};
 void put_be64(std::string& out, std::uint64_t v) {
   for (int i = 7; i >= 0; --i) out.push_back(static_cast<char>((v >> (i * 8)) & 0xff));
 }
@@ -831,7 +836,7 @@ status event_log::impl::check_format(const std::string& dir, bool writing, bool 
     return status::ok();
   } else if (!readable_older) {
     return status(errc::corruption, dir + " holds format '" + stored + "'; this pevledger reads " +
-                                        std::string(format_version) + ", pevledger-log-4, pevledger-log-3 and pevledger-log-2");
+                                        std::string(format_version) + " and pevledger-log-5 down to pevledger-log-2");
   } else {
     format = stored;
     if (!writing) return status::ok();
@@ -839,9 +844,19 @@ status event_log::impl::check_format(const std::string& dir, bool writing, bool 
       return status(errc::usage, dir + " holds format '" + stored + "', which this pevledger reads but does not extend; " +
                                      "`pevledger upgrade --db " + dir + "` marks it " + std::string(format_version));
   }
+  rocksdb::WriteBatch marked;
+  if (readable_older)
+    for (std::string_view prefix : projection_prefixes_dropped) {
+      std::string end(prefix);
+      end.back() = static_cast<char>(end.back() + 1);  // '/' + 1: the first key past the prefix
+      s = marked.DeleteRange(cfs[cf_projections], std::string(prefix), end);
+      if (!s.ok()) return io_error(s, "dropping stored projections");
+    }
+  s = marked.Put(cfs[cf_default], std::string(format_key), std::string(format_version));
+  if (!s.ok()) return io_error(s, "writing the format version");
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  s = db->Put(wo, cfs[cf_default], std::string(format_key), std::string(format_version));
+  s = db->Write(wo, &marked);
   if (!s.ok()) return io_error(s, "writing the format version");
   format = std::string(format_version);
   return status::ok();

@@ -10,7 +10,7 @@
 //   snapshots    stream '\0' stream_seq          -> global_seq + entity state (engine's encoding)
 //   intervals    key chosen by the engine        -> value chosen by the engine (interval identity)
 //   default      "projection_watermark"          -> global_seq the projections include
-//                "format"                        -> "pevledger-log-5"; a log-2, -3 or -4 database
+//                "format"                        -> "pevledger-log-6"; a log-2 to -5 database
 //                                                   is read as it is and written only after an
 //                                                   explicit `upgrade_format`; others are refused
 //
@@ -122,8 +122,9 @@ struct log_options {
   // RocksDB secondary even when no writer runs yet. Without it, a reader opens strictly when no
   // writer has the database open (a missing file is then an error, not a shorter log).
   bool follow_writer = false;
-  // read_write only: a database of an older format this code reads (pevledger-log-2, -3 or -4) is
-  // opened for writing and marked pevledger-log-5. Without it such a database is refused for writing:
+  // read_write only: a database of an older format this code reads (pevledger-log-2 to -5) is
+  // opened for writing and marked pevledger-log-6 (a log-5 or older one's stored balances and
+  // sessions are deleted: log-6 renders them on query). Without it such a database is refused for writing:
   // an upgrade is an explicit command (`pevledger upgrade`), never a side effect of an ingest.
   bool upgrade_format = false;
   // RocksDB's block cache, shared by every column family: more keeps more of the indexes and
@@ -166,7 +167,7 @@ struct log_stats {
   std::uint64_t wal_bytes = 0;
 };
 
-// The format this build writes ("pevledger-log-5"); it also reads pevledger-log-2, -3 and -4.
+// The format this build writes ("pevledger-log-6"); it also reads pevledger-log-2 to -5.
 [[nodiscard]] std::string_view log_format_written();
 
 class event_log {

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "actors/recovery.hpp"
+#include "core/snapshot_codec.hpp"
 #include "replay/checkpoint.hpp"
 #include "replay/replay.hpp"
 #include "storage/event_log.hpp"
@@ -133,19 +135,19 @@ TEST_F(audit, point_in_time_replay_before_and_after_the_bill_run) {
   EXPECT_EQ(json::parse(replay::run(db, "", false)->json)["digest"], a["digest"]);
 }
 
-TEST_F(audit, verify_names_a_stored_projection_that_differs_from_the_log) {
+TEST_F(audit, verify_names_a_stored_bill_that_differs_from_the_log) {
   auto clean = replay::run(db, "", true);
   ASSERT_TRUE(clean.has_value());
   EXPECT_TRUE(clean->ok);
   {
     auto log = storage::event_log::open(db);
     ASSERT_TRUE(log.has_value());
-    auto stored = log.value()->get_projection("balance/a");
+    auto stored = log.value()->get_projection("bill/a/2024-03");
     ASSERT_TRUE(stored.has_value() && stored->has_value());
     json forged = json::parse(**stored);
-    forged["balance_micro"] = 999;  // one field changed behind the log's back
+    forged["total_micro"] = 999;  // one field changed behind the log's back
     storage::append_batch b;
-    b.projections.push_back({"balance/a", forged.dump()});
+    b.projections.push_back({"bill/a/2024-03", forged.dump()});
     ASSERT_TRUE(log.value()->append_and_wait(std::move(b)).has_value());
   }
   auto tampered = replay::run(db, "", true);
@@ -153,9 +155,35 @@ TEST_F(audit, verify_names_a_stored_projection_that_differs_from_the_log) {
   EXPECT_FALSE(tampered->ok);
   const json j = json::parse(tampered->json);
   ASSERT_EQ(j["mismatches"].size(), 1u);
-  EXPECT_EQ(j["mismatches"][0]["projection"], "balance/a");
+  EXPECT_EQ(j["mismatches"][0]["projection"], "bill/a/2024-03");
   EXPECT_EQ(j["mismatches"][0]["stream"], "account/a");
   EXPECT_GT(j["mismatches"][0]["seq"].get<std::uint64_t>(), 0u);
+  EXPECT_EQ(j["mismatches"][0]["field"], "/total_micro");
+}
+
+// A balance is not stored: a query renders it from the account's newest snapshot and the events
+// after it. A snapshot changed behind the log's back changes that answer, and verify says where.
+TEST_F(audit, verify_names_a_balance_whose_query_answer_differs_from_the_log) {
+  {
+    auto log = storage::event_log::open(db);
+    ASSERT_TRUE(log.has_value());
+    core::ledger_state state;
+    auto recovered = actors::recover_entity(*log.value(), "account/a", state);
+    ASSERT_TRUE(recovered.has_value());
+    ASSERT_GT(recovered->stream_seq, 0u);
+    core::account_state account = state.accounts.resident("a")->state;
+    account.posted_micro += 1;  // one micro-unit more posted than the log says
+    storage::append_batch b;
+    b.snapshots.push_back({"account/a", recovered->stream_seq, core::encode_snapshot(account)});
+    ASSERT_TRUE(log.value()->append_and_wait(std::move(b)).has_value());
+  }
+  auto tampered = replay::run(db, "", true);
+  ASSERT_TRUE(tampered.has_value());
+  EXPECT_FALSE(tampered->ok);
+  const json j = json::parse(tampered->json);
+  ASSERT_EQ(j["mismatches"].size(), 1u) << j["mismatches"].dump();
+  EXPECT_EQ(j["mismatches"][0]["projection"], "balance/a");
+  EXPECT_EQ(j["mismatches"][0]["stream"], "account/a");
   EXPECT_EQ(j["mismatches"][0]["field"], "/balance_micro");
 }
 

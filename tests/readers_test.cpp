@@ -253,7 +253,7 @@ TEST_F(readers, stats_count_the_records_and_the_entities) {
   const auto r = run_pevledger("stats --db " + db_ + " --format json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const json s = json::parse(r.out);
-  EXPECT_EQ(s["format"], "pevledger-log-5");
+  EXPECT_EQ(s["format"], "pevledger-log-6");
   EXPECT_EQ(s["records"].get<std::size_t>(), lines_of(run_pevledger("export --db " + db_).out).size());
   EXPECT_GE(s["entities"]["account"].get<std::size_t>(), 16u);
   EXPECT_GT(s["entities"]["session"].get<std::size_t>(), 0u);
@@ -446,7 +446,7 @@ TEST(format_version, a_foreign_format_is_refused_by_every_command_naming_it) {
 }
 
 TEST(format_version, an_older_format_is_read_as_it_is_and_written_only_after_an_explicit_upgrade) {
-  for (const std::string older : {"pevledger-log-2", "pevledger-log-3", "pevledger-log-4"}) {
+  for (const std::string older : {"pevledger-log-2", "pevledger-log-3", "pevledger-log-4", "pevledger-log-5"}) {
     SCOPED_TRACE(older);
     temp_dir dir;
     const std::string db = dir.file("db");
@@ -466,7 +466,7 @@ TEST(format_version, an_older_format_is_read_as_it_is_and_written_only_after_an_
     ASSERT_EQ(upgraded.exit_code, 0) << upgraded.err;
     EXPECT_EQ(json::parse(upgraded.out)["from"], older);
     EXPECT_EQ(run_pevledger("ingest --db " + db + " -", third_line).exit_code, 0);
-    EXPECT_EQ(json::parse(run_pevledger("stats --db " + db + " --format json").out)["format"], "pevledger-log-5");
+    EXPECT_EQ(json::parse(run_pevledger("stats --db " + db + " --format json").out)["format"], "pevledger-log-6");
     EXPECT_EQ(run_pevledger("replay --db " + db + " --verify").exit_code, 0);
   }
 }

@@ -122,14 +122,14 @@ struct export_options {
   std::function<void()> on_record;
 };
 
-// The on-disk format this build writes, e.g. "pevledger-log-5".
+// The on-disk format this build writes, e.g. "pevledger-log-6".
 [[nodiscard]] std::string_view log_format_written();
 
 class engine {
  public:
   [[nodiscard]] static result<std::unique_ptr<engine>> open(const std::string& dir, engine_options options = {});
-  // Marks a database of an older format this build reads (pevledger-log-2 to -4) with the format it
-  // writes (pevledger-log-5), so that it can be written again; returns the format it held. Opening
+  // Marks a database of an older format this build reads (pevledger-log-2 to -5) with the format it
+  // writes (pevledger-log-6), so that it can be written again; returns the format it held. Opening
   // never does this on its own: a writer refuses an older format until it is upgraded.
   [[nodiscard]] static result<std::string> upgrade(const std::string& dir);
   ~engine();
