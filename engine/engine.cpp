@@ -50,14 +50,6 @@ struct group_in_flight {
 // its session, its identity, its neighbours and the session's premise, the premise's account).
 constexpr int prefetch_rounds_max = 16;
 
-// The projections an event makes stale besides its stream's own (a balance, a session): what it
-// issued.
-void mark_issued(const fb::EventBody& body, std::set<std::string>& issued) {
-  if (const auto* bill = body.event_as_BillIssued())
-    issued.insert(core::bill_key(bill->account()->str(), parse_month(bill->period()->string_view())->index()));
-  if (const auto* st = body.event_as_SettlementIssued())
-    issued.insert(core::settlement_key(parse_month(st->period()->string_view())->index()));
-}
 
 // The grant recorded for the energy request of command `id`, if it is durable and was granted.
 result<std::optional<core::device_answer::energy_grant>> grant_recorded_for(const storage::event_log& log,
@@ -196,30 +188,6 @@ struct engine::impl {
     return slot == nullptr ? nullptr : &slot->state;
   }
 
-  // The stored value of a projection, if any.
-  result<std::optional<std::string>> stored(const std::string& key) { return log->get_projection(key); }
-
-  // The projections a group issued: its bills and settlements, stored once and never rewritten.
-  // Balances and sessions are not stored: a query renders them from the entity's durable state
-  // (docs/design.md, "Projections").
-  std::vector<storage::projection_put> render(const std::set<std::string>& issued) {
-    std::vector<storage::projection_put> puts;
-    puts.reserve(issued.size());
-    for (const std::string& key : issued) {
-      const auto slash = key.find('/');
-      const std::string kind = key.substr(0, slash);
-      const std::string rest = key.substr(slash + 1);
-      if (kind == "settlement") {
-        puts.push_back({key, core::settlement_json(state(), parse_month(rest)->index())});
-      } else {
-        PEV_ASSERT(kind == "bill");
-        const auto cut = rest.rfind('/');
-        puts.push_back(
-            {key, core::bill_json(state(), rest.substr(0, cut), parse_month(rest.substr(cut + 1))->index())});
-      }
-    }
-    return puts;
-  }
 };
 
 engine::engine(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
@@ -318,7 +286,6 @@ result<ingest_summary> engine::impl::sequence(const line_source_factory& open_li
     return m.resident->applied(stream);
   };
   std::vector<std::string> batch_ids;
-  std::set<std::string> issued;  // bills and settlements the group issued
   std::size_t batch_lines = 0;
   std::chrono::steady_clock::time_point group_opened;
   std::uint64_t line_no = 0;
@@ -338,7 +305,6 @@ result<ingest_summary> engine::impl::sequence(const line_source_factory& open_li
   auto submit = [&]() -> status {
     batcher.close_all(batch, record_added);
     if (batch.commands.empty()) return status::ok();
-    batch.projections = m.render(issued);
     const std::uint64_t number = ++m.groups;
     m.resident->end_group(number, batch);
     if (in_flight.size() >= groups_in_flight_max) PEV_RETURN_IF_ERROR(wait_oldest());
@@ -347,7 +313,6 @@ result<ingest_summary> engine::impl::sequence(const line_source_factory& open_li
     // A line adds at most one command and closes at most a few batches: sized once per group.
     batch.commands.reserve(m.options.group_lines + m.options.group_lines / 4);
     batch_ids.clear();
-    issued.clear();
     batch_lines = 0;
     if (m.resident->interval_cache_full()) {
       // Forget interval identities only once all of them are readable from the log.
@@ -389,7 +354,6 @@ result<ingest_summary> engine::impl::sequence(const line_source_factory& open_li
         if (r.register_wh()) content.register_wh = *r.register_wh();
         m.resident->interval_recorded(r.device()->str(), r.start(), content, batch);
       }
-      mark_issued(*body, issued);
       record.events.push_back({std::move(e.stream), std::move(e.body)});
     }
     return status::ok();
@@ -622,13 +586,11 @@ result<std::string> engine::bill(std::string_view account, std::string_view peri
   auto p = parse_month(period);
   if (!p) return status(errc::usage, "--period must be YYYY-MM");
   const std::string id(account);
-  auto stored = impl_->stored(core::bill_key(id, p->index()));
-  if (!stored) return stored.error();
-  if (stored->has_value()) return std::move(**stored);  // issued: immutable
-  auto preview = impl_->ask_entity(core::stream_of(core::stream_kind::account, id), "bill/" + p->to_string());
-  if (!preview) return preview.error();
-  if (preview->empty()) return status(errc::unknown_account, "unknown account '" + id + "'");
-  return std::move(preview.value());
+  // Issued or a preview: an issued bill's lines and totals are frozen in the account's state.
+  auto doc = impl_->ask_entity(core::stream_of(core::stream_kind::account, id), "bill/" + p->to_string());
+  if (!doc) return doc.error();
+  if (doc->empty()) return status(errc::unknown_account, "unknown account '" + id + "'");
+  return std::move(doc.value());
 }
 
 result<std::string> engine::balance(std::string_view account) {
@@ -642,12 +604,9 @@ result<std::string> engine::balance(std::string_view account) {
 result<std::string> engine::settlement(std::string_view period) {
   auto p = parse_month(period);
   if (!p) return status(errc::usage, "--period must be YYYY-MM");
-  auto stored = impl_->stored(core::settlement_key(p->index()));
-  if (!stored) return stored.error();
-  if (stored->has_value()) return std::move(**stored);
-  auto preview = impl_->ask_entity("clearinghouse", "settlement/" + p->to_string());
-  if (!preview) return preview.error();
-  return preview->empty() ? std::string("[]") : std::move(preview.value());  // no roaming yet: nothing owed
+  auto doc = impl_->ask_entity("clearinghouse", "settlement/" + p->to_string());
+  if (!doc) return doc.error();
+  return doc->empty() ? std::string("[]") : std::move(doc.value());  // no roaming yet: nothing owed
 }
 
 result<std::string> engine::session(std::string_view session) {

@@ -77,10 +77,6 @@ result<log_seq> replay_end(const storage::event_log& lg, const stop_rule& rule) 
   return log_seq(end);
 }
 
-// Whether the engine stores projection `key` (an issued bill or settlement). A balance or a session
-// is not stored: a query renders it from the entity's durable state.
-bool stored_kind(std::string_view key) { return key.starts_with("bill/") || key.starts_with("settlement/"); }
-
 // Folds records into partitions of the state, one thread each, while the caller reads and verifies
 // the log. Every stream goes to one partition, and an entity's state depends only on its own
 // stream, so the partitions together are the state a single fold builds: the same projections,
@@ -287,37 +283,78 @@ std::string difference(const std::string& replayed, const std::string& other) {
   return a.is_discarded() || b.is_discarded() ? "(document)" : first_difference(a, b, "");
 }
 
-// Holds every balance and session that a query answers from a snapshot against its replayed
-// rendering (`projections`, in key order): the stream's newest snapshot, then the events after it,
-// rendered as a query renders them. Calls `differs(key, field)` for each that differs. An entity with
-// no snapshot is answered by folding its whole stream, the fold replay did, so only snapshots can
+// The replayed projections of the entity of `stream`: (first, last) in `projections` (key order).
+using projection_list = std::vector<std::pair<std::string, std::string>>;
+std::pair<projection_list::const_iterator, projection_list::const_iterator> replayed_of(const projection_list& projections,
+                                                                                     std::string_view from,
+                                                                                     std::string_view to) {
+  auto at = [&](std::string_view key) {
+    return std::lower_bound(projections.begin(), projections.end(), key,
+                            [](const auto& p, std::string_view k) { return p.first < k; });
+  };
+  return {at(from), at(to)};
+}
+
+// Holds every projection that a query answers from a snapshot against its replayed rendering:
+// the stream's newest snapshot, then the events after it, rendered as a query renders them (an
+// account's balance and issued bills, a session's report, the clearinghouse's settlements). Calls
+// `differs(key, field)` for each that differs or that only one side has. An entity with no
+// snapshot is answered by folding its whole stream, the fold replay did, so only snapshots can
 // make a query's answer differ from the log's. One pass over the snapshots, newest of each stream
 // only; one entity in memory at a time.
-status compare_snapshot_answers(const storage::event_log& lg,
-                                const std::vector<std::pair<std::string, std::string>>& projections,
+status compare_snapshot_answers(const storage::event_log& lg, const projection_list& projections,
                                 const std::function<status(const std::string&, const std::string&)>& differs) {
   std::string stream;
   storage::entity_snapshot newest;
   auto answer = [&]() -> status {
     if (stream.empty()) return status::ok();
     const core::stream_name name = core::stream_name::split(stream);
-    std::string key;
-    if (name.kind == core::stream_kind::account) key = core::balance_key(std::string(name.id));
-    else if (name.kind == core::stream_kind::session) key = core::session_key(std::string(name.id));
-    else return status::ok();
+    const std::string id(name.id);
+    // The entity's keys, as a range [from, to) in key order ('0' follows '/').
+    std::string from, to;
+    if (name.kind == core::stream_kind::account) {
+      from = core::balance_key(id);  // "balance/ID", then "bill/ID/..." further on
+    } else if (name.kind == core::stream_kind::session) {
+      from = core::session_key(id);
+    } else if (name.kind == core::stream_kind::clearinghouse) {
+      from = "settlement/";
+      to = "settlement0";
+    } else {
+      return status::ok();  // renders no projection
+    }
     core::ledger_state one;
     PEV_RETURN_IF_ERROR(core::restore_entity(one, stream, newest.state));
     PEV_RETURN_IF_ERROR(lg.scan_stream(stream, newest.stream_seq, lg.last_seq(), [&](const schema::Record& r) {
       core::apply(one, *r.body_nested_root(), unix_seconds(r.at()));
       return status::ok();
     }));
-    const std::string answered =
-        core::render_projection(one, stream, name.kind == core::stream_kind::account ? "balance" : "session");
-    const auto replayed = std::lower_bound(projections.begin(), projections.end(), key,
-                                           [](const auto& p, const std::string& k) { return p.first < k; });
-    if (replayed == projections.end() || replayed->first != key) return differs(key, "(not in the log)");
-    const std::string field = difference(replayed->second, answered);
-    return field.empty() ? status::ok() : differs(key, field);
+    const projection_list answered = core::all_projections(one);
+    projection_list replayed;
+    auto add = [&](std::string_view a, std::string_view b) {
+      const auto [first, last] = replayed_of(projections, a, b);
+      replayed.insert(replayed.end(), first, last);
+    };
+    if (name.kind == core::stream_kind::account) {
+      add(from, from + '\0');  // the balance alone
+      add("bill/" + id + "/", "bill/" + id + "0");
+      std::sort(replayed.begin(), replayed.end());
+    } else {
+      add(from, to.empty() ? from + '\0' : to);
+    }
+    // Both in key order: one merging pass.
+    auto a = answered.begin();
+    for (const auto& [key, value] : replayed) {
+      for (; a != answered.end() && a->first < key; ++a) PEV_RETURN_IF_ERROR(differs(a->first, "(not in the log)"));
+      if (a == answered.end() || a->first != key) {
+        PEV_RETURN_IF_ERROR(differs(key, "(not in the snapshot's answer)"));
+        continue;
+      }
+      const std::string field = difference(value, a->second);
+      if (!field.empty()) PEV_RETURN_IF_ERROR(differs(key, field));
+      ++a;
+    }
+    for (; a != answered.end(); ++a) PEV_RETURN_IF_ERROR(differs(a->first, "(not in the log)"));
+    return status::ok();
   };
   PEV_RETURN_IF_ERROR(lg.scan_snapshots([&](std::string_view s, const storage::entity_snapshot& snap) -> status {
     if (s != stream) {
@@ -464,26 +501,16 @@ result<report> run(const std::string& db, const std::string& until, bool verify,
       mismatches.push_back(std::move(m));
       return status::ok();
     };
-    // Both sides in key order (RocksDB's bytewise order is std::string's): one merging pass.
-    std::size_t next = 0;
+    // Since log-6 nothing is stored; an older database may hold balances, bills, settlements and
+    // session reports, and each must equal the replayed one.
     PEV_RETURN_IF_ERROR(lg.scan_projections("", [&](std::string_view key, std::string_view value) -> status {
-      for (; next < projections.size() && projections[next].first < key; ++next)
-        if (stored_kind(projections[next].first))
-          PEV_RETURN_IF_ERROR(mismatch(projections[next].first, "(missing from the store)"));
-      if (next == projections.size() || projections[next].first != key)
-        return mismatch(std::string(key), "(stored, but not in the log)");
-      const std::string field = difference(projections[next++].second, std::string(value));
+      const auto [at, end] = replayed_of(projections, key, std::string(key) + '\0');
+      if (at == end) return mismatch(std::string(key), "(stored, but not in the log)");
+      const std::string field = difference(at->second, std::string(value));
       return field.empty() ? status::ok() : mismatch(std::string(key), field);
     }));
-    for (; next < projections.size(); ++next)
-      if (stored_kind(projections[next].first))
-        PEV_RETURN_IF_ERROR(mismatch(projections[next].first, "(missing from the store)"));
-    // Balances and sessions are not stored (a database of log-5 or older may still hold them, and
-    // they were compared above): what a query would answer from a snapshot is compared instead.
+    // What a query answers from a snapshot.
     PEV_RETURN_IF_ERROR(compare_snapshot_answers(lg, projections, mismatch));
-    auto watermark = lg.projection_watermark();
-    if (!watermark) return watermark.error();
-    j["projection_watermark"] = watermark->value();
     out.ok = mismatches.empty();
     j["verified"] = out.ok;
     j["mismatches"] = mismatches;

@@ -135,17 +135,22 @@ TEST_F(audit, point_in_time_replay_before_and_after_the_bill_run) {
   EXPECT_EQ(json::parse(replay::run(db, "", false)->json)["digest"], a["digest"]);
 }
 
+// Up to log-5 the engine stored every bill it issued; such a stored bill must still equal the log.
 TEST_F(audit, verify_names_a_stored_bill_that_differs_from_the_log) {
   auto clean = replay::run(db, "", true);
   ASSERT_TRUE(clean.has_value());
   EXPECT_TRUE(clean->ok);
+  auto e = engine::open(db, {.read_only = true});
+  ASSERT_TRUE(e.has_value());
+  auto issued = e.value()->bill("a", "2024-03");
+  ASSERT_TRUE(issued.has_value());
+  e.value().reset();
+  json forged = json::parse(issued.value());
+  ASSERT_EQ(forged["status"], "issued");
+  forged["total_micro"] = 999;  // one field changed behind the log's back
   {
     auto log = storage::event_log::open(db);
     ASSERT_TRUE(log.has_value());
-    auto stored = log.value()->get_projection("bill/a/2024-03");
-    ASSERT_TRUE(stored.has_value() && stored->has_value());
-    json forged = json::parse(**stored);
-    forged["total_micro"] = 999;  // one field changed behind the log's back
     storage::append_batch b;
     b.projections.push_back({"bill/a/2024-03", forged.dump()});
     ASSERT_TRUE(log.value()->append_and_wait(std::move(b)).has_value());
