@@ -1,7 +1,7 @@
 #pragma once
 // Projections: the JSON documents of SPEC section 7 (bill, balance, settlement, session report),
-// rendered from the ledger state. Pure functions: the live engine stores them with the events they
-// follow, and replay renders them again from the log alone to compare.
+// rendered from the ledger state. Pure functions: an entity's actor renders them on query, and
+// replay renders them again from the log alone to compare.
 
 #include <functional>
 #include <string>
@@ -11,7 +11,7 @@
 
 namespace pevledger::core {
 
-// Keys of the stored projections.
+// Keys of the projections: replay's names for them, and where databases before log-6 stored them.
 [[nodiscard]] std::string balance_key(const std::string& account);
 [[nodiscard]] std::string bill_key(const std::string& account, std::int32_t period);
 [[nodiscard]] std::string settlement_key(std::int32_t period);

@@ -1,9 +1,9 @@
 #pragma once
 // pevledger: an embeddable settlement core for plug-in electric vehicle charging.
 //
-// One engine owns one database directory: a RocksDB event log that is the only source of truth,
-// plus the projections (balances, bills, settlements, session reports) written with the events
-// they follow. Commands arrive typed (`submit`, include/pevledger/commands.hpp) or as JSON lines
+// One engine owns one database directory: a RocksDB event log that is the only source of truth.
+// The projections (balances, bills, settlements, session reports) are rendered from it when
+// queried. Commands arrive typed (`submit`, include/pevledger/commands.hpp) or as JSON lines
 // (`ingest`, SPEC section 6); queries answer typed (`bill_of`, `balance_of`, `settlement_of`) or as
 // JSON documents (SPEC section 7).
 //
