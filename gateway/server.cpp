@@ -189,6 +189,9 @@ struct server::impl {
     std::string esci, eumd, pev;
   };
   std::unordered_map<std::string, keyed_setup> setups_keyed;
+  // Each ESCI's last setup that issued keys: a resend of an earlier one issues nothing (its keys
+  // were superseded). Bounded like setups_keyed.
+  std::unordered_map<std::string, std::string> last_setup_of;
   // The connection each device spoke on last, and the EUMDs to be told a new interval when they
   // next speak (device.configure while they were not connected).
   std::unordered_map<std::string, std::pair<std::size_t, std::uint64_t>> device_connection;
@@ -313,23 +316,28 @@ struct server::impl {
   // then on their frames must be signed. The ESCI passes the EUMD's on at the premise. Keys go only
   // to the ESCI the setup names, speaking for itself; a duplicate (an id already taken, which says
   // nothing of the body it was taken for) only to an ESCI whose key this setup issued since start.
-  void issue_keys(const waiting_request& w, const commands::pev_setup& setup, command_outcome::kind what) {
+  // `heard`: the setup's connection is still open; if not, the keys are issued all the same and
+  // the device hears them when it sends the setup again.
+  void issue_keys(const waiting_request& w, const commands::pev_setup& setup, command_outcome::kind what, bool heard) {
     const std::uint32_t key_id = key_id_of_setup(w.id);
     keyed_setup devices{setup.esci, setup.eumd, setup.pev};
     if (what == command_outcome::kind::duplicate) {
       const auto keyed = setups_keyed.find(w.id);
       if (keyed == setups_keyed.end()) return;  // not keyed by this gateway: nothing to resend
       devices = keyed->second;
-      const auto found = signing.find(devices.esci);
-      if (found == signing.end() || found->second != key_id) return;  // a later setup re-keyed it
+      const auto last = last_setup_of.find(devices.esci);
+      if (last == last_setup_of.end() || last->second != w.id) return;  // a later setup re-keyed it
       if (w.device != devices.esci) return;
     } else {
       if (w.device != devices.esci) return;
-      if (setups_keyed.size() < signing_devices_max) setups_keyed[w.id] = devices;
+      if (setups_keyed.size() < signing_devices_max) {
+        setups_keyed[w.id] = devices;
+        last_setup_of[devices.esci] = w.id;
+      }
     }
     for (const std::string& device : {devices.esci, devices.eumd}) {
       signs_from_now(device, key_id);
-      queue_reply(w.slot, setup_done_reply(device, devices.pev, key_id, device_key(device_secret, device, key_id)));
+      if (heard) queue_reply(w.slot, setup_done_reply(device, devices.pev, key_id, device_key(device_secret, device, key_id)));
     }
   }
 
@@ -447,11 +455,13 @@ struct server::impl {
         ++decided;
         if (const auto* cmd = std::get_if<command>(&w.what)) follow_timers(*cmd, o);
         if (o.reconfigured) tell_interval(w, *o.reconfigured);
-        if (!connected(w.slot, w.generation)) continue;  // gone: the device resends
-        queue_reply(w.slot, ack_reply(w.device, w.id, o, decided));
+        const bool heard = connected(w.slot, w.generation);  // else gone: the device resends
+        if (heard) queue_reply(w.slot, ack_reply(w.device, w.id, o, decided));
+        // Keys are issued (and a resend answered from that record) whether or not this answer is heard.
         if (const auto* cmd = std::get_if<command>(&w.what); cmd != nullptr && !device_secret.empty() &&
                                                              o.what != command_outcome::kind::refused)
-          if (const auto* setup = std::get_if<commands::pev_setup>(&cmd->body)) issue_keys(w, *setup, o.what);
+          if (const auto* setup = std::get_if<commands::pev_setup>(&cmd->body)) issue_keys(w, *setup, o.what, heard);
+        if (!heard) continue;
         if (o.grant) {  // to whoever asked: a device, or the back office
           ++stats.grants;
           queue_reply(w.slot, grant_reply(w.device, *o.grant));

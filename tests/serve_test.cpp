@@ -521,6 +521,61 @@ TEST(serve, setup_issues_device_keys_and_their_frames_must_be_signed_with_them) 
   EXPECT_EQ(again.stop().first, 0);
 }
 
+// A setup whose answer was lost (its connection dropped): the gateway keys the devices all the
+// same, and the setup sent again, signed with the older key the ESCI still holds, brings the new
+// keys, whether the gateway decided the first copy before or after the drop.
+TEST(serve, a_setup_whose_answer_was_lost_brings_its_keys_when_sent_again) {
+  testing::temp_dir dir;
+  const std::string db = dir.file("served");
+  const bytes key = office_key(dir, "operator.key");
+  served server(db, {"--operator-key", dir.file("operator.key")});
+  device office(server.port());
+  set_up(office, key);
+  office.send(signed_line("e1", R"({"type":"device.commission","id":"e1","at":"2024-03-01T00:00:00Z",)"
+                                R"("premise":"p1","device":"esci-1","kind":"esci"})", key));
+  EXPECT_EQ(office.ack(), "e1 accepted");
+  auto setup = [](const std::string& id) {
+    return build_envelope("esci-1", id, plugged_at - 3600, [](auto& fbb) {
+      return std::pair{p::Message::Setup, p::CreateSetupDirect(fbb, scenario::vin, "p1", "esci-1", "m1").Union()};
+    });
+  };
+  device esci(server.port());
+  esci.send(encode_frame(setup("k1")));
+  EXPECT_EQ(esci.ack(), "k1 accepted");
+  EXPECT_EQ(esci.ack(), std::string("setup done esci-1 ") + scenario::vin);
+  EXPECT_EQ(esci.ack(), std::string("setup done m1 ") + scenario::vin);
+  auto first = esci.keys();
+  const auto signed_setup = [&](const std::string& id) {
+    return encode_frame(setup(id), std::span<const std::uint8_t>(first["esci-1"].second), first["esci-1"].first);
+  };
+  {
+    device lost(server.port());
+    lost.send(signed_setup("k2"));
+    lost.close();
+  }
+  device again(server.port());
+  again.send(signed_setup("k2"));
+  const std::string ack = again.ack();
+  EXPECT_TRUE(ack == "k2 accepted" || ack == "k2 duplicate") << ack;
+  EXPECT_EQ(again.ack(), std::string("setup done esci-1 ") + scenario::vin);
+  EXPECT_EQ(again.ack(), std::string("setup done m1 ") + scenario::vin);
+  auto second = again.keys();
+  ASSERT_EQ(second.size(), 2u);
+  EXPECT_NE(second["esci-1"].first, first["esci-1"].first) << "the keys of k2, not of k1";
+  // The earlier setup sent again now issues nothing: its keys were superseded.
+  const auto signed_anew = [&](const std::string& id) {
+    return encode_frame(setup(id), std::span<const std::uint8_t>(second["esci-1"].second), second["esci-1"].first);
+  };
+  again.send(signed_anew("k1"));
+  EXPECT_EQ(again.ack(), "k1 duplicate");
+  again.send(signed_anew("k2"));
+  EXPECT_EQ(again.ack(), "k2 duplicate");
+  EXPECT_EQ(again.ack(), std::string("setup done esci-1 ") + scenario::vin);
+  EXPECT_EQ(again.ack(), std::string("setup done m1 ") + scenario::vin);
+  EXPECT_EQ(again.keys(), second);
+  EXPECT_EQ(server.stop().first, 0);
+}
+
 // device.configure from the back office reaches the EUMD as EumdConfigure: at once when it is
 // connected, else with the next frame it sends; readings of another length are then flagged.
 TEST(serve, a_reconfigured_eumd_hears_its_new_interval_and_other_lengths_are_flagged) {
