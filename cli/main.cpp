@@ -491,7 +491,9 @@ int run_simulate(const simulate_flags& f, const std::string& format, const progr
   j["accepted"] = r.accepted;
   j["duplicates"] = r.duplicates;
   j["refused"] = r.refused;
-  j["faults"] = {{"resends", r.resends}, {"drops", r.drops}, {"restarts", r.restarts}, {"reconnects", r.reconnects}};
+  j["faults"] = {{"resends", r.resends},         {"drops", r.drops},
+                {"restarts", r.restarts},       {"reconnects", r.reconnects},
+                {"reconfigures", r.reconfigures}, {"configures_heard", r.configures_heard}};
   j["clock_frames"] = r.clock_frames;
   j["timeouts"] = r.timeouts;
   j["grants"] = r.grants;
@@ -516,7 +518,8 @@ int run_simulate(const simulate_flags& f, const std::string& format, const progr
             << "  acks: " << thousands_text(r.accepted) << " accepted, " << thousands_text(r.duplicates)
             << " duplicates, " << thousands_text(r.refused) << " refused\n"
             << "  faults: " << r.resends << " resends, " << r.drops << " connections dropped before the ack, "
-            << r.restarts << " EUMD restarts, " << r.reconnects << " reconnects\n"
+            << r.restarts << " EUMD restarts, " << r.reconnects << " reconnects, " << r.reconfigures
+            << " EUMDs reconfigured to 5-minute intervals (" << r.configures_heard << " told)\n"
             << "  bind timeouts decided by the gateway's timer: " << thousands_text(r.timeouts) << " (clock moved "
             << thousands_text(r.clock_frames) << " times); energy grants: " << thousands_text(r.grants)
             << "; device keys from setups: " << thousands_text(r.keys) << "\n"
@@ -855,7 +858,7 @@ int main(int argc, char** argv) {
                        "default month")
       ->check(CLI::IsMember({"on", "off"}))
       ->capture_default_str();
-  simulate->add_flag("--no-faults", sim.no_faults, "no resends, dropped connections, restarts or reconnects");
+  simulate->add_flag("--no-faults", sim.no_faults, "no resends, dropped connections, restarts, reconnects or reconfigurations");
   simulate->add_option("--record", sim.record_file,
                        "write every command the simulation caused, as JSON lines in the order the gateway decided "
                        "them (for pevledger ingest)");

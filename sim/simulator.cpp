@@ -81,6 +81,9 @@ std::uint64_t fnv1a(std::string_view s) {
   return h;
 }
 
+// The interval the back office sets a reconfigured EUMD to.
+constexpr std::int64_t reconfigured_interval_s = 300;
+
 bool is_device_command(std::string_view type) {
   static constexpr std::string_view types[] = {"session.plug",  "session.bind",   "energy.request", "pev.total",
                                                "session.unplug", "session.start", "pev.setup"};
@@ -89,7 +92,8 @@ bool is_device_command(std::string_view type) {
 
 class driver {
  public:
-  explicit driver(const simulation_options& o) : o_(o), rng_(o.fleet.seed ^ 0x51a7'1a7e'0000'0001ull) {
+  explicit driver(const simulation_options& o)
+      : o_(o), rng_(o.fleet.seed ^ 0x51a7'1a7e'0000'0001ull), reconfigure_rng_(o.fleet.seed ^ 0x51a7'1a7e'0000'0002ull) {
     links_.resize(o.connections + 1);  // the last is the back office's
   }
 
@@ -132,9 +136,10 @@ class driver {
   }
 
  private:
-  bool draw(std::uint32_t per_million) {
-    return o_.faults && std::uniform_int_distribution<std::uint32_t>(0, 999'999)(rng_) < per_million;
+  bool draw(std::uint32_t per_million, std::mt19937_64& rng) {
+    return o_.faults && std::uniform_int_distribution<std::uint32_t>(0, 999'999)(rng) < per_million;
   }
+  bool draw(std::uint32_t per_million) { return draw(per_million, rng_); }
 
   std::size_t back_office() const { return links_.size() - 1; }
   std::size_t link_of(std::string_view premise) const { return fnv1a(premise) % o_.connections; }
@@ -161,18 +166,13 @@ class driver {
     follow_deadlines(j, type, at);
     if (summary_.lines % progress_every_lines == 0 && o_.on_progress) o_.on_progress(progress());
 
-    if (type == "meter.interval") return gather(j, std::string(text), at);
+    if (type == "meter.interval") return report(j, std::string(text), at);
     if (!is_device_command(type)) {
       if (type == "bill.run" || type == "settlement.run") {
         PEV_RETURN_IF_ERROR(flush_all());
         PEV_RETURN_IF_ERROR(drain_all());
       }
-      ++summary_.operator_frames;
-      const auto envelope = gateway::build_envelope(gateway::back_office_device, id, at, [&](auto& fbb) {
-        return std::pair{p::Message::OperatorCommand, p::CreateOperatorCommandDirect(fbb, std::string(text).c_str()).Union()};
-      });
-      return send(back_office(), sent_frame{id, gateway::encode_frame(envelope, std::span(o_.operator_key)),
-                                            {std::string(text)}, false, false, {}});
+      return send_operator_line(id, at, std::string(text));
     }
 
     // A device command: the back office's earlier lines (the premise, the PEV, a price) first.
@@ -231,6 +231,28 @@ class driver {
     // Set up, the ESCI and the EUMD sign their frames with the keys SetupDone brings (after the
     // ack): wait for them.
     return type == "pev.setup" ? drain(l) : status::ok();
+  }
+
+  // A command line of the back office, signed with the operator key.
+  status send_operator_line(const std::string& id, std::int64_t at, std::string text) {
+    ++summary_.operator_frames;
+    const auto envelope = gateway::build_envelope(gateway::back_office_device, id, at, [&](auto& fbb) {
+      return std::pair{p::Message::OperatorCommand, p::CreateOperatorCommandDirect(fbb, text.c_str()).Union()};
+    });
+    return send(back_office(), sent_frame{id, gateway::encode_frame(envelope, std::span(o_.operator_key)),
+                                          {std::move(text)}, false, false, {}});
+  }
+
+  // The back office sets `eumd` to 5-minute intervals; the EUMD changes when the gateway tells it.
+  status reconfigure(const std::string& eumd, std::int64_t at) {
+    ++summary_.reconfigures;
+    nlohmann::ordered_json line;
+    line["id"] = "configure-" + std::to_string(summary_.reconfigures) + "-" + eumd;
+    line["at"] = format_timestamp(unix_seconds(at));
+    line["type"] = "device.configure";
+    line["device"] = eumd;
+    line["interval_s"] = reconfigured_interval_s;
+    return send_operator_line(line["id"].get<std::string>(), at, line.dump());
   }
 
   status wait_readable(std::size_t l) {
@@ -295,6 +317,35 @@ class driver {
     while (!awaiting_bind_.empty() && awaiting_bind_.begin()->first < at) {
       deadline_of_.erase(awaiting_bind_.begin()->second);
       awaiting_bind_.erase(awaiting_bind_.begin());
+    }
+    return status::ok();
+  }
+
+  // A reading of the fleet, as the EUMD reports it: itself, or, once the EUMD was told a shorter
+  // interval that divides it, that many readings of the new length (the energy split evenly, the
+  // rest in the last, the register counted at each one's end), each line's id the fleet line's
+  // with "#1", "#2", ... after it.
+  status report(const nlohmann::json& j, std::string text, std::int64_t at) {
+    const auto told = interval_of_.find(j.at("device").get<std::string>());
+    const std::int64_t seconds = j.at("seconds").get<std::int64_t>();
+    if (told == interval_of_.end() || told->second <= 0 || told->second >= seconds || seconds % told->second != 0)
+      return gather(j, std::move(text), at);
+    const std::int64_t parts = seconds / told->second;  // at most 900 / 1: bounded by a day's seconds
+    const std::int64_t wh = j.at("wh").get<std::int64_t>();
+    const std::int64_t start = parse_timestamp(j.at("start").get<std::string>()).value().value();
+    std::int64_t counted = 0;
+    for (std::int64_t k = 0; k < parts; ++k) {
+      nlohmann::ordered_json part = nlohmann::ordered_json::parse(text);
+      const std::int64_t share = k + 1 < parts ? wh / parts : wh - counted;
+      counted += share;
+      part["id"] = j.at("id").get<std::string>() + "#" + std::to_string(k + 1);
+      part["start"] = format_timestamp(unix_seconds(start + k * told->second));
+      part["seconds"] = told->second;
+      part["wh"] = share;
+      if (j.contains("register_wh")) part["register_wh"] = j["register_wh"].get<std::int64_t>() - (wh - counted);
+      std::string line = part.dump();  // in the fleet line's field order
+      const nlohmann::json fields = nlohmann::json::parse(line);
+      PEV_RETURN_IF_ERROR(gather(fields, std::move(line), at));
     }
     return status::ok();
   }
@@ -385,6 +436,8 @@ class driver {
     }
     PEV_RETURN_IF_ERROR(send_batch(b.link, sent));
     last_batch_[b.device] = std::move(sent);
+    if (draw(o_.rates.reconfigure, reconfigure_rng_) && reconfigured_.insert(b.device).second)
+      PEV_RETURN_IF_ERROR(reconfigure(b.device, b.last_at));
     return status::ok();
   }
 
@@ -516,6 +569,11 @@ class driver {
         record_.push_back({timed_out->decided(), {line.dump()}});
         continue;
       }
+      if (const auto* configure = envelope.message_as_EumdConfigure()) {
+        interval_of_[configure->eumd()->str()] = configure->interval_s();
+        ++summary_.configures_heard;
+        continue;
+      }
       if (const auto* done = envelope.message_as_SetupDone()) {
         keys_[envelope.device()->str()] = {done->key_id(), bytes(done->key()->begin(), done->key()->end())};
         ++summary_.keys;
@@ -567,6 +625,7 @@ class driver {
 
   const simulation_options& o_;
   std::mt19937_64 rng_;
+  std::mt19937_64 reconfigure_rng_;
   std::vector<link> links_;
   std::unordered_map<std::string, std::string> sessions_;  // session -> premise
   std::map<std::string, pending_batch> pending_;            // by session
@@ -580,6 +639,8 @@ class driver {
   std::unordered_map<std::string, std::int64_t> deadline_of_;           // of the sessions in awaiting_bind_
   bool clock_checked_ = false;
   std::unordered_map<std::string, std::pair<std::uint32_t, bytes>> keys_;  // a set-up device's key: its id, its bytes
+  std::unordered_set<std::string> reconfigured_;                  // EUMDs the back office reconfigured
+  std::unordered_map<std::string, std::int64_t> interval_of_;     // what the gateway told an EUMD
   std::vector<std::uint64_t> latencies_;
   simulation_summary summary_;
   clock_type::time_point started_;

@@ -18,7 +18,11 @@
 //   a frame, before its ack (read unheard until the gateway closes, so it decided the frame), then
 //   the frame resent on a new connection (the other connections quiet meanwhile, so the record's
 //   order stays the order of decision); EUMD restarts with their register intact, resending the
-//   last batch they sent under a new id; reconnects.
+//   last batch they sent under a new id; reconnects; EUMDs reconfigured to 5-minute intervals (the
+//   back office sends `device.configure` after one of the EUMD's batches, the gateway tells the
+//   EUMD with EumdConfigure, and from when it hears that on, the EUMD reports each quarter hour of
+//   the fleet as three 5-minute readings, the energy split and the register counted at each end).
+//   Reconfigurations are drawn from a generator of their own, so the other faults fall as before.
 //   The fleet itself brings late and reordered readings, late binds and unknown PEVs.
 // - Setup (pev.setup) gives the premise's ESCI and EUMD their keys (SetupDone): the connection is
 //   drained until they arrive, and from then on those devices sign every frame.
@@ -57,6 +61,7 @@ struct fault_rates {
   std::uint32_t drop_before_ack = 1'000;
   std::uint32_t restart = 2'000;
   std::uint32_t reconnect = 1'000;
+  std::uint32_t reconfigure = 3'000;  // per million interval batches; each EUMD at most once
 };
 
 struct simulation_progress {
@@ -87,6 +92,8 @@ struct simulation_summary {
   std::uint64_t intervals = 0;  // readings sent in batches, resends included
   std::uint64_t accepted = 0, duplicates = 0, refused = 0;  // the gateway's acks
   std::uint64_t resends = 0, drops = 0, restarts = 0, reconnects = 0;
+  std::uint64_t reconfigures = 0;       // device.configure lines the back office sent
+  std::uint64_t configures_heard = 0;   // EumdConfigure frames EUMDs received from the gateway
   std::uint64_t recorded = 0;  // lines written to the record
   std::uint64_t clock_frames = 0;  // Clock frames the back office sent (before bind deadlines)
   std::uint64_t timeouts = 0;      // sessions the gateway's timer decided (SessionTimedOut)

@@ -83,23 +83,56 @@ TEST(simulate, a_fleet_through_the_gateway_bills_as_its_record_through_ingest) {
     for (const std::string& line : lines_of(testing::detail::slurp(out))) fleet_lines.insert(line);
   }
   std::set<std::string> first_sent;
-  std::size_t sent_again = 0, timeouts = 0;
+  std::size_t sent_again = 0, timeouts = 0, configures = 0;
+  // A reconfigured EUMD's 5-minute readings: "<line id>#<k>", put back together into the fleet's line.
+  std::map<std::string, std::vector<nlohmann::ordered_json>> parts;
+  auto rejoined = [](const std::vector<nlohmann::ordered_json>& readings, const std::string& id) {
+    nlohmann::ordered_json whole = readings.front();
+    whole["id"] = id;
+    std::int64_t wh = 0, seconds = 0;
+    for (const auto& r : readings) {
+      wh += r["wh"].get<std::int64_t>();
+      seconds += r["seconds"].get<std::int64_t>();
+    }
+    whole["seconds"] = seconds;
+    whole["wh"] = wh;
+    if (whole.contains("register_wh")) whole["register_wh"] = readings.back()["register_wh"];
+    return whole.dump();
+  };
   for (const std::string& line : recorded) {
     nlohmann::ordered_json j = nlohmann::ordered_json::parse(line);
     const std::string id = j["id"];
     if (j["type"] == "session.timeout") {  // the gateway's own decision, not a fleet line
       ++timeouts;
       EXPECT_EQ(id, "timeout:" + j["session"].get<std::string>());
+    } else if (j["type"] == "device.configure") {  // the back office's fault, not a fleet line
+      ++configures;
+      EXPECT_EQ(id.rfind("configure-", 0), 0u) << line;
+      EXPECT_EQ(j["interval_s"], 300) << line;
     } else if (id[0] == 'r') {  // a restarted EUMD's resend: "r<n>-<batch id>.<line id>", a fleet line under a new id
       ++sent_again;
       j["id"] = id.substr(id.find('.') + 1);
-      EXPECT_EQ(fleet_lines.count(j.dump()), 1u) << line;
+      if (j["id"].get<std::string>().find('#') == std::string::npos) {
+        EXPECT_EQ(fleet_lines.count(j.dump()), 1u) << line;
+      }
+    } else if (const auto hash = id.find('#'); hash != std::string::npos) {
+      EXPECT_EQ(j["seconds"], 300) << line;
+      parts[id.substr(0, hash)].push_back(j);
     } else {
       first_sent.insert(line);
     }
   }
+  for (const auto& [id, readings] : parts) {
+    ASSERT_EQ(readings.size() % 3, 0u) << id;  // three for each time the line was sent and applied
+    std::vector<nlohmann::ordered_json> once(readings.begin(), readings.begin() + 3);
+    first_sent.insert(rejoined(once, id));
+  }
   EXPECT_GT(sent_again, 0u);
   EXPECT_EQ(timeouts, summary["timeouts"].get<std::size_t>());
+  EXPECT_EQ(configures, summary["faults"]["reconfigures"].get<std::size_t>());
+  EXPECT_GT(configures, 0u) << summary;
+  EXPECT_GT(summary["faults"]["configures_heard"].get<int>(), 0) << summary;
+  EXPECT_GT(parts.size(), 0u) << "a reconfigured EUMD reports every 5 minutes";
   EXPECT_EQ(first_sent, fleet_lines);
 
   const auto ingested = testing::run_pevledger("ingest --db " + ingested_db + " " + record);
