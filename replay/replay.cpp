@@ -336,7 +336,12 @@ status compare_snapshot_answers(const storage::event_log& lg, const projection_l
     };
     if (name.kind == core::stream_kind::account) {
       add(from, from + '\0');  // the balance alone
-      add("bill/" + id + "/", "bill/" + id + "0");
+      // "bill/ID/YYYY-MM": an id may hold '/', so the range may also hold another account's
+      // ("bill/ID/x/YYYY-MM"), which has a '/' after the prefix.
+      const std::string bills = "bill/" + id + "/";
+      const auto [first, last] = replayed_of(projections, bills, "bill/" + id + "0");
+      for (auto it = first; it != last; ++it)
+        if (it->first.find('/', bills.size()) == std::string::npos) replayed.push_back(*it);
       std::sort(replayed.begin(), replayed.end());
     } else {
       add(from, to.empty() ? from + '\0' : to);

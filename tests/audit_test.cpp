@@ -166,6 +166,34 @@ TEST_F(audit, verify_names_a_stored_bill_that_differs_from_the_log) {
   EXPECT_EQ(j["mismatches"][0]["field"], "/total_micro");
 }
 
+// An id may hold '/': account "a"'s snapshot answers its own bills, not those of account "a/x".
+TEST(audit_ids, verify_tells_apart_accounts_whose_ids_extend_each_other) {
+  testing::temp_dir dir;
+  const std::string db = dir.file("db");
+  std::string lines = world;
+  lines.insert(lines.find(R"({"type":"bill.run")"),
+               R"({"type":"account.open","id":"3x","at":"2024-03-01T00:00:02Z","utility":"u","account":"a/x","customer":"c"})"
+               "\n");
+  ingest(db, lines);
+  {
+    auto log = storage::event_log::open(db);
+    ASSERT_TRUE(log.has_value());
+    core::ledger_state state;
+    auto recovered = actors::recover_entity(*log.value(), "account/a", state);
+    ASSERT_TRUE(recovered.has_value());
+    storage::append_batch b;  // a true snapshot: the answer it gives is the log's
+    b.snapshots.push_back({"account/a", recovered->stream_seq, core::encode_snapshot(state.accounts.resident("a")->state)});
+    ASSERT_TRUE(log.value()->append_and_wait(std::move(b)).has_value());
+  }
+  auto verified = replay::run(db, "", true);
+  ASSERT_TRUE(verified.has_value());
+  const json j = json::parse(verified->json);
+  EXPECT_TRUE(verified->ok) << j["mismatches"].dump();
+  std::size_t bills = 0;
+  for (const json& bill : j["bills"]) bills += bill["status"] == "issued";
+  EXPECT_EQ(bills, 2u);
+}
+
 // A balance is not stored: a query renders it from the account's newest snapshot and the events
 // after it. A snapshot changed behind the log's back changes that answer, and verify says where.
 TEST_F(audit, verify_names_a_balance_whose_query_answer_differs_from_the_log) {
