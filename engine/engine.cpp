@@ -50,7 +50,6 @@ struct group_in_flight {
 // its session, its identity, its neighbours and the session's premise, the premise's account).
 constexpr int prefetch_rounds_max = 16;
 
-
 // The grant recorded for the energy request of command `id`, if it is durable and was granted.
 result<std::optional<core::device_answer::energy_grant>> grant_recorded_for(const storage::event_log& log,
                                                                             std::string_view id) {
