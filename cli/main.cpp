@@ -769,7 +769,7 @@ int main(int argc, char** argv) {
   add_format(replay, output_format);
   add_progress(replay);
   replay->add_option("--until", until, "stop after this sequence number, or at this time (YYYY-MM-DDTHH:MM:SSZ)");
-  replay->add_flag("--verify", verify, "check the hash chain and compare with the stored projections");
+  replay->add_flag("--verify", verify, "check the hash chain and compare every projection a query answers (and any an older database stored)");
   bool from_snapshots = false;
   std::size_t replay_threads = 0;
   replay->add_option("--threads", replay_threads,

@@ -37,7 +37,7 @@ namespace pevledger::core {
     const ledger_state& state, std::int32_t period,
     const std::function<const account_state*(const std::string&)>& account);
 
-// Every projection the state holds, as (key, JSON): what a replay compares with the stored ones.
+// Every projection the state holds, as (key, JSON): what a replay compares with a query's answers.
 [[nodiscard]] std::vector<std::pair<std::string, std::string>> all_projections(const ledger_state& state);
 
 }  // namespace pevledger::core

@@ -330,10 +330,10 @@ struct server::impl {
       if (w.device != devices.esci) return;
     } else {
       if (w.device != devices.esci) return;
-      if (setups_keyed.size() < signing_devices_max) {
-        setups_keyed[w.id] = devices;
+      if (setups_keyed.size() < signing_devices_max) setups_keyed[w.id] = devices;
+      // Even when the record is full: an earlier setup of this ESCI must not be answered again.
+      if (last_setup_of.size() < signing_devices_max || last_setup_of.count(devices.esci) != 0)
         last_setup_of[devices.esci] = w.id;
-      }
     }
     for (const std::string& device : {devices.esci, devices.eumd}) {
       signs_from_now(device, key_id);

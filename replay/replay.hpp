@@ -1,7 +1,7 @@
 #pragma once
 // Replay: folds the event log alone into a fresh ledger state with the same `apply` as the live
 // engine (no actor system), renders every projection, and with `verify` compares them with the
-// projections the engine stored. Every record is verified on the way (structure, hash, chain,
+// answers a query would give from the snapshots (and any projection an older database stored). Every record is verified on the way (structure, hash, chain,
 // contiguous sequences).
 
 #include <cstddef>
@@ -14,7 +14,7 @@
 namespace pevledger::replay {
 
 struct report {
-  bool ok = true;      // false: a stored projection differs from the replayed one
+  bool ok = true;      // false: a query's answer or a stored projection differs from the replayed one
   std::string json;    // for programs
   std::string text;    // for people
 };

@@ -161,6 +161,7 @@ class driver {
     const auto at_parsed = parse_timestamp(j.at("at").get<std::string>());
     PEV_ASSERT(at_parsed.has_value());
     const std::int64_t at = at_parsed.value().value();
+    now_ = at;
     PEV_RETURN_IF_ERROR(set_clock_before(at));
     PEV_RETURN_IF_ERROR(flush_older_than(at));
     follow_deadlines(j, type, at);
@@ -321,26 +322,28 @@ class driver {
     return status::ok();
   }
 
-  // A reading of the fleet, as the EUMD reports it: itself, or, once the EUMD was told a shorter
-  // interval that divides it, that many readings of the new length (the energy split evenly, the
-  // rest in the last, the register counted at each one's end), each line's id the fleet line's
-  // with "#1", "#2", ... after it.
+  // A reading of the fleet, as the EUMD reports it: itself, or, when it began after the EUMD was
+  // told a shorter interval that divides it, that many readings of the new length (the energy
+  // split evenly, the rest in the last, the register counted at each one's end), each line's id the
+  // fleet line's with "#1", "#2", ... after it. A quarter hour that began before is reported as it
+  // was measured, however late (the fleet sends some again).
   status report(const nlohmann::json& j, std::string text, std::int64_t at) {
     const auto told = interval_of_.find(j.at("device").get<std::string>());
     const std::int64_t seconds = j.at("seconds").get<std::int64_t>();
-    if (told == interval_of_.end() || told->second <= 0 || told->second >= seconds || seconds % told->second != 0)
-      return gather(j, std::move(text), at);
-    const std::int64_t parts = seconds / told->second;  // at most 900 / 1: bounded by a day's seconds
-    const std::int64_t wh = j.at("wh").get<std::int64_t>();
     const std::int64_t start = parse_timestamp(j.at("start").get<std::string>()).value().value();
+    if (told == interval_of_.end() || start < told->second.second) return gather(j, std::move(text), at);
+    const std::int64_t interval = told->second.first;
+    if (interval <= 0 || interval >= seconds || seconds % interval != 0) return gather(j, std::move(text), at);
+    const std::int64_t parts = seconds / interval;  // at most 900 / 1: bounded by a day's seconds
+    const std::int64_t wh = j.at("wh").get<std::int64_t>();
     std::int64_t counted = 0;
     for (std::int64_t k = 0; k < parts; ++k) {
       nlohmann::ordered_json part = nlohmann::ordered_json::parse(text);
       const std::int64_t share = k + 1 < parts ? wh / parts : wh - counted;
       counted += share;
       part["id"] = j.at("id").get<std::string>() + "#" + std::to_string(k + 1);
-      part["start"] = format_timestamp(unix_seconds(start + k * told->second));
-      part["seconds"] = told->second;
+      part["start"] = format_timestamp(unix_seconds(start + k * interval));
+      part["seconds"] = interval;
       part["wh"] = share;
       if (j.contains("register_wh")) part["register_wh"] = j["register_wh"].get<std::int64_t>() - (wh - counted);
       std::string line = part.dump();  // in the fleet line's field order
@@ -570,7 +573,7 @@ class driver {
         continue;
       }
       if (const auto* configure = envelope.message_as_EumdConfigure()) {
-        interval_of_[configure->eumd()->str()] = configure->interval_s();
+        interval_of_[configure->eumd()->str()] = {configure->interval_s(), now_};
         ++summary_.configures_heard;
         continue;
       }
@@ -640,7 +643,9 @@ class driver {
   bool clock_checked_ = false;
   std::unordered_map<std::string, std::pair<std::uint32_t, bytes>> keys_;  // a set-up device's key: its id, its bytes
   std::unordered_set<std::string> reconfigured_;                  // EUMDs the back office reconfigured
-  std::unordered_map<std::string, std::int64_t> interval_of_;     // what the gateway told an EUMD
+  // What the gateway told an EUMD, and the business time it heard it.
+  std::unordered_map<std::string, std::pair<std::int64_t, std::int64_t>> interval_of_;
+  std::int64_t now_ = 0;  // the business time of the fleet line taken last
   std::vector<std::uint64_t> latencies_;
   simulation_summary summary_;
   clock_type::time_point started_;

@@ -21,8 +21,8 @@
 //   last batch they sent under a new id; reconnects; EUMDs reconfigured to 5-minute intervals (the
 //   back office sends `device.configure` after one of the EUMD's batches, the gateway tells the
 //   EUMD with EumdConfigure, and from when it hears that on, the EUMD reports each quarter hour of
-//   the fleet as three 5-minute readings, the energy split and the register counted at each end).
-//   Reconfigurations are drawn from a generator of their own, so the other faults fall as before.
+//   the fleet that begins after that as three 5-minute readings, the energy split and the register
+//   counted at each end). Reconfigurations are drawn from a generator of their own.
 //   The fleet itself brings late and reordered readings, late binds and unknown PEVs.
 // - Setup (pev.setup) gives the premise's ESCI and EUMD their keys (SetupDone): the connection is
 //   drained until they arrive, and from then on those devices sign every frame.

@@ -58,9 +58,10 @@ constexpr std::string_view format_version = "pevledger-log-6";
 // Older formats this code reads as they are: log-3 only added record kinds (batched records),
 // log-4 events (an EUMD's open sessions) and log-5 events and an anomaly kind (access grants,
 // session summaries, interval-length flags), so an older database is a log-6 database that holds
-// none of them yet. Log-6 stores no balance or session projections (queries render them from the
-// entity); an older database's are read by nothing and compared by replay --verify, and upgrading
-// deletes them (a writer would leave them stale) with the format key, in one write.
+// none of them yet. Log-6 stores no projections (queries render them from the entity); an older
+// database's are read by nothing and compared by replay --verify, and upgrading deletes its
+// balances and session reports (a writer would leave them stale; issued bills and settlements
+// never change) with the format key, in one write.
 constexpr std::string_view format_versions_readable[] = {"pevledger-log-2", "pevledger-log-3", "pevledger-log-4",
                                                          "pevledger-log-5"};
 // Prefixes of the projections older formats stored for every account and session.

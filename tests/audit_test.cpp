@@ -166,6 +166,14 @@ TEST_F(audit, verify_names_a_stored_bill_that_differs_from_the_log) {
   EXPECT_EQ(j["mismatches"][0]["field"], "/total_micro");
 }
 
+// Verify holds the snapshots against a fold of the whole log; folding from them would agree with them.
+TEST_F(audit, verify_from_snapshots_is_refused) {
+  auto r = replay::run(db, "", true, true);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code(), errc::usage);
+  EXPECT_TRUE(replay::run(db, "", false, true).has_value());
+}
+
 // An id may hold '/': account "a"'s snapshot answers its own bills, not those of account "a/x".
 TEST(audit_ids, verify_tells_apart_accounts_whose_ids_extend_each_other) {
   testing::temp_dir dir;
