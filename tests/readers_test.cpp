@@ -407,8 +407,9 @@ TEST(readers_and_a_writer, export_follow_delivers_what_is_committed_after_it_sta
   EXPECT_EQ(follower.out(), run_pevledger("export --db " + db).out);
 }
 
-// Writes the format key of a closed database directly, as an older or a foreign build would have.
-void set_format(const std::string& db, const std::string& format) {
+// Writes `value` under `key` in column family `family` of a closed database directly, as an older
+// or a foreign build would have.
+void put_raw(const std::string& db, const std::string& family, const std::string& key, const std::string& value) {
   std::vector<std::string> names;
   ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), db, &names).ok());
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
@@ -416,30 +417,16 @@ void set_format(const std::string& db, const std::string& format) {
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), db, descriptors, &handles, &raw).ok());
+  const auto at = std::find(names.begin(), names.end(), family) - names.begin();
+  ASSERT_LT(at, static_cast<std::ptrdiff_t>(handles.size()));
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  EXPECT_TRUE(raw->Put(wo, "format", format).ok());
+  EXPECT_TRUE(raw->Put(wo, handles[at], key, value).ok());
   for (auto* h : handles) EXPECT_TRUE(raw->DestroyColumnFamilyHandle(h).ok());
   delete raw;
 }
 
-// Writes `value` under `key` in the projections column family, as an older writer would have.
-void put_projection(const std::string& db, const std::string& key, const std::string& value) {
-  std::vector<std::string> names;
-  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), db, &names).ok());
-  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  for (const auto& n : names) descriptors.emplace_back(n, rocksdb::ColumnFamilyOptions());
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* raw = nullptr;
-  ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), db, descriptors, &handles, &raw).ok());
-  const auto projections = std::find(names.begin(), names.end(), "projections") - names.begin();
-  ASSERT_LT(projections, static_cast<std::ptrdiff_t>(handles.size()));
-  rocksdb::WriteOptions wo;
-  wo.sync = true;
-  EXPECT_TRUE(raw->Put(wo, handles[projections], key, value).ok());
-  for (auto* h : handles) EXPECT_TRUE(raw->DestroyColumnFamilyHandle(h).ok());
-  delete raw;
-}
+void set_format(const std::string& db, const std::string& format) { put_raw(db, "default", "format", format); }
 
 const std::string two_lines =
     R"({"type":"utility.register","id":"f1","at":"2024-03-01T00:00:00Z","utility":"u","timezone":"UTC"})" "\n"
@@ -471,8 +458,8 @@ TEST(format_version, an_older_format_is_read_as_it_is_and_written_only_after_an_
     ASSERT_EQ(run_pevledger("ingest --db " + db + " -", two_lines).exit_code, 0);
     set_format(db, older);
     // Up to log-5 a writer stored every balance; one left from before the topup below goes stale.
-    put_projection(db, "balance/a", R"({"account":"a","utility":"u","kind":"postpaid","balance_micro":0,)"
-                                    R"("reserved_micro":0,"available_micro":0})");
+    put_raw(db, "projections", "balance/a", R"({"account":"a","utility":"u","kind":"postpaid","balance_micro":0,)"
+                                             R"("reserved_micro":0,"available_micro":0})");
     const auto exported = run_pevledger("export --db " + db);
     EXPECT_EQ(exported.exit_code, 0) << exported.err;
     EXPECT_EQ(json::parse(run_pevledger("stats --db " + db + " --format json").out)["format"], older);
